@@ -1,0 +1,1 @@
+"""Deployment: local (no Docker) infrastructure launchers, compose files, configs."""

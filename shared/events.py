@@ -1,0 +1,183 @@
+"""The event contract: one versioned envelope for every message on Kafka.
+
+Pydantic models here are the single source of truth for what travels between services.
+Every payload type has its own model; `Envelope.payload` holds it as plain JSON so a
+consumer that does not know a newer payload field still decodes the envelope.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+class EventType(StrEnum):
+    TRACK = "track"
+    PAGE = "page"
+    SCREEN = "screen"
+    IDENTIFY = "identify"
+    GROUP = "group"
+    TICKET = "ticket"
+    SURVEY_RESPONSE = "survey_response"
+    HEALTH_SCORE = "health_score"
+    RISK_SIGNAL = "risk_signal"
+
+
+class Band(StrEnum):
+    RED = "red"
+    YELLOW = "yellow"
+    GREEN = "green"
+
+
+class SurveyType(StrEnum):
+    NPS = "nps"
+    CSAT = "csat"
+    CES = "ces"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(min_length=1, max_length=200, description="idempotency key")
+    type: EventType
+    account_id: str | None = Field(default=None, description="partition key; None = unattributed")
+    user_id: str | None = None
+    occurred_at: AwareDatetime = Field(description="event time, from the client")
+    received_at: AwareDatetime
+    source: str = Field(min_length=1, max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at", "received_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def payload_as(self, model: type[PayloadT]) -> PayloadT:
+        return model.model_validate(self.payload)
+
+    def partition_key(self) -> bytes:
+        # Unattributed events still need a stable key so one user's events stay in order.
+        key = self.account_id or f"user:{self.user_id or self.event_id}"
+        return key.encode()
+
+
+def encode(envelope: Envelope) -> bytes:
+    return orjson.dumps(envelope.model_dump(mode="json"))
+
+
+class InvalidEvent(ValueError):
+    """A message on Kafka that is not a valid envelope: it belongs on the dead-letter topic."""
+
+
+def decode(raw: bytes | None) -> Envelope:
+    if raw is None:
+        raise InvalidEvent("empty message")
+    try:
+        return Envelope.model_validate(orjson.loads(raw))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise InvalidEvent(str(exc)) from exc
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+class UsagePayload(BaseModel):
+    """track / page / screen: something a user did in the product."""
+
+    event: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+    anonymous_id: str | None = None
+
+
+class TraitsPayload(BaseModel):
+    """identify / group: facts about a user or an account (plan, seats, owner CSM, ...)."""
+
+    traits: dict[str, Any] = Field(default_factory=dict)
+    group_id: str | None = None
+    anonymous_id: str | None = None
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    HOLD = "hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (TicketStatus.SOLVED, TicketStatus.CLOSED)
+
+
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class TicketPayload(BaseModel):
+    ticket_id: str = Field(min_length=1, max_length=200)
+    status: TicketStatus
+    priority: TicketPriority = TicketPriority.NORMAL
+    subject: str | None = Field(default=None, max_length=2_000)
+    tags: list[str] = Field(default_factory=list)
+
+
+class SurveyResponsePayload(BaseModel):
+    response_id: str
+    survey_type: SurveyType
+    score: int
+    comment: str | None = None
+
+
+class Factor(BaseModel):
+    """One measure's part in a health score, in words a CSM can read."""
+
+    measure: str
+    value: float | None = Field(description="0-100, or None when the measure has no data")
+    weight: float = Field(description="share of the score after renormalisation, 0-1")
+    contribution: float = Field(description="points this measure adds to the score")
+    detail: str
+
+
+class HealthScorePayload(BaseModel):
+    score: float
+    band: Band
+    previous_score: float | None
+    previous_band: Band | None
+    factors: list[Factor]
+    caused_by_event_id: str
+
+
+class RiskSignalPayload(BaseModel):
+    signal_type: str
+    severity: Severity
+    dedupe_key: str = Field(description="same key = same signal; alerts notify once per key")
+    summary: str
+    score: float | None = None
+    band: Band | None = None
+    previous_band: Band | None = None
+    factors: list[Factor] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+def utcnow() -> datetime:
+    """Wall-clock time: only for `received_at` and operational bookkeeping, never scoring."""
+    return datetime.now(UTC)

@@ -1,0 +1,112 @@
+"""Publishing envelopes to Kafka with the durability the HTTP contract promises.
+
+`publish()` returns only once Kafka has acknowledged every event (idempotent producer,
+acks=all) or raises `PublishFailed`; callers answer 200 only after it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from shared.events import Envelope, encode
+from shared.metrics import EVENTS_PRODUCED, PRODUCE_FAILURES, PRODUCE_LATENCY
+from shared.settings import Settings
+from shared.topics import Topics
+
+log = structlog.get_logger(__name__)
+
+
+class PublishFailed(RuntimeError):
+    """Kafka did not acknowledge every event in time; nothing may be reported as accepted."""
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings, service: str) -> None:
+        self._settings = settings
+        self._service = service
+        self.topics = Topics.from_settings(settings)
+        self._producer: AIOKafkaProducer | None = None
+        self._start_lock = asyncio.Lock()
+
+    async def _ensure_started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._start_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                    enable_idempotence=True,  # implies acks=all; retries cannot duplicate
+                    linger_ms=2,
+                    compression_type="lz4",
+                    max_batch_size=256 * 1024,
+                    request_timeout_ms=int(self._settings.produce_timeout_seconds * 1000),
+                )
+                try:
+                    await asyncio.wait_for(
+                        producer.start(), timeout=self._settings.produce_timeout_seconds
+                    )
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+        assert self._producer is not None
+        return self._producer
+
+    async def start(self) -> None:
+        """Connect now if Kafka is there; if not, the first publish retries the connection."""
+        try:
+            await self._ensure_started()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("kafka_unavailable_at_start", error=str(exc))
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def publish(self, envelopes: Sequence[Envelope], topic: str | None = None) -> None:
+        """Send every envelope to its topic (or `topic`) and wait until Kafka has acked all."""
+        if not envelopes:
+            return
+        started = time.perf_counter()
+        try:
+            producer = await self._ensure_started()
+            futures = [
+                await producer.send(
+                    topic or self.topics.for_event(envelope.type),
+                    value=encode(envelope),
+                    key=envelope.partition_key(),
+                )
+                for envelope in envelopes
+            ]
+            await asyncio.wait_for(
+                asyncio.gather(*futures), timeout=self._settings.produce_timeout_seconds
+            )
+        except TimeoutError as exc:
+            PRODUCE_FAILURES.labels(self._service, "timeout").inc()
+            raise PublishFailed("Kafka did not acknowledge the events in time") from exc
+        except (KafkaError, OSError) as exc:
+            PRODUCE_FAILURES.labels(self._service, type(exc).__name__).inc()
+            raise PublishFailed(f"Kafka is unavailable: {exc}") from exc
+        PRODUCE_LATENCY.labels(self._service).observe(time.perf_counter() - started)
+        for envelope in envelopes:
+            EVENTS_PRODUCED.labels(
+                self._service, topic or self.topics.for_event(envelope.type)
+            ).inc()
+
+    async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None,
+                          headers: list[tuple[str, bytes]]) -> None:
+        """Send bytes as they are (the dead-letter path, where the message may not decode)."""
+        producer = await self._ensure_started()
+        future = await producer.send(topic, value=value, key=key, headers=headers)
+        await asyncio.wait_for(future, timeout=self._settings.produce_timeout_seconds)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from shared.settings import Settings
+from tests.support.infra import Infra, running_infra
+
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """One real Kafka broker and one real PostgreSQL server for the whole session."""
+    with running_infra() as started:
+        yield started
+
+
+@pytest.fixture
+def settings(infra: Infra) -> Settings:
+    """Settings with a database and topics of this test's own."""
+    return infra.fresh_settings()

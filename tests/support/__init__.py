@@ -1,0 +1,1 @@
+"""Test helpers: real infrastructure, service processes, and local Slack/SMTP receivers."""

@@ -1,0 +1,63 @@
+"""Real Kafka and PostgreSQL for the test session, stopped by pid when the session ends."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.local.kafka import KafkaBroker
+from deploy.local.postgres import LocalPostgres
+from deploy.local.processes import free_port
+from shared.settings import Settings
+
+
+@dataclass
+class Infra:
+    kafka: KafkaBroker
+    postgres: LocalPostgres
+
+    def fresh_settings(self, **overrides: object) -> Settings:
+        """Settings pointing at a new database and a new set of topics: tests never share state."""
+        name = "t_" + uuid.uuid4().hex[:12]
+        database_url = self.postgres.create_database(name)
+        values: dict[str, object] = {
+            "kafka_bootstrap_servers": self.kafka.bootstrap_servers,
+            "database_url": database_url,
+            "topic_prefix": f"{name}.",
+            "topic_partitions": 3,
+            "bootstrap_write_key": "test-write-key",
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as CHURNWATCH_* variables, for a service run as a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")}
+    for key, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CHURNWATCH_{key.upper()}"] = str(value)
+    return env
+
+
+@contextmanager
+def running_infra() -> Iterator[Infra]:
+    root = Path(tempfile.mkdtemp(prefix="churnwatch-test-"))
+    kafka = KafkaBroker(root / "kafka", port=free_port(), controller_port=free_port())
+    postgres = LocalPostgres(root / "postgres", port=free_port(), database="churnwatch")
+    try:
+        kafka.start()
+        postgres.start()
+        yield Infra(kafka=kafka, postgres=postgres)
+    finally:
+        kafka.stop()
+        postgres.stop()
