@@ -7,6 +7,7 @@ consumer that does not know a newer payload field still decodes the envelope.
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
@@ -14,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
@@ -67,7 +68,7 @@ class Envelope(BaseModel):
     def _in_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
 
-    def payload_as(self, model: type[PayloadT]) -> PayloadT:
+    def payload_as(self, model: builtins.type[PayloadT]) -> PayloadT:
         return model.model_validate(self.payload)
 
     def partition_key(self) -> bytes:

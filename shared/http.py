@@ -53,11 +53,20 @@ def error_response(
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def field_errors(exc: ValidationError | RequestValidationError, prefix: str = "") -> list[dict[str, str]]:
-    """Pydantic's errors as `{field: "batch[2].userId", message: ...}`."""
+def field_errors(
+    exc: ValidationError | RequestValidationError, prefix: str = "", union_tag: str | None = None
+) -> list[dict[str, str]]:
+    """Pydantic's errors as `{field: "batch[2].userId", message: ...}`.
+
+    `union_tag`: for a tagged union, pydantic puts the member's tag first in the location;
+    it tells a client nothing, so it is left out.
+    """
     out = []
     for err in exc.errors():
-        loc = [part for part in err.get("loc", ()) if part not in ("body",)]
+        loc = list(err.get("loc", ()))
+        if union_tag is not None and loc[:1] == [union_tag]:
+            loc = loc[1:]
+        loc = [part for part in loc if part != "body"]
         path = prefix
         for part in loc:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))

@@ -43,7 +43,6 @@ class EventPublisher:
                     bootstrap_servers=self._settings.kafka_bootstrap_servers,
                     enable_idempotence=True,  # implies acks=all; retries cannot duplicate
                     linger_ms=2,
-                    compression_type="lz4",
                     max_batch_size=256 * 1024,
                     request_timeout_ms=int(self._settings.produce_timeout_seconds * 1000),
                 )

@@ -24,20 +24,39 @@ from shared.topics import ensure_topics
 log = structlog.get_logger(__name__)
 
 
-async def prepare_infrastructure(settings: Settings) -> None:
-    """Schema migrations and topics: idempotent, so every service runs them at start."""
+async def prepare_infrastructure(settings: Settings) -> asyncio.Task[None] | None:
+    """Schema migrations, then topics. Both idempotent, so every service runs them at start.
+
+    The database must be there (migrations block). Kafka may not be yet (compose starts
+    everything at once, or the broker is down): then topics are created in the background
+    as soon as it answers, and the returned task (cancel it on shutdown) keeps trying, while
+    the service starts and reports itself not ready.
+    """
     await migrate(settings)
-    delay = 0.5
+    try:
+        await _create_topics(settings)
+        return None
+    except Exception as exc:
+        log.warning("kafka_not_ready_for_topics", error=str(exc))
+        return asyncio.create_task(_create_topics_eventually(settings), name="ensure-topics")
+
+
+async def _create_topics(settings: Settings) -> None:
+    created = await asyncio.wait_for(ensure_topics(settings), timeout=settings.produce_timeout_seconds)
+    if created:
+        log.info("topics_created", topics=created)
+
+
+async def _create_topics_eventually(settings: Settings) -> None:
+    delay = 1.0
     while True:
+        await asyncio.sleep(delay)
         try:
-            created = await ensure_topics(settings)
-            if created:
-                log.info("topics_created", topics=created)
+            await _create_topics(settings)
             return
-        except Exception as exc:  # Kafka may come up after us (compose); keep trying.
+        except Exception as exc:
+            delay = min(delay * 2, 30.0)
             log.warning("kafka_not_ready_for_topics", error=str(exc), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 def serve(app: FastAPI, service: str, port: int, settings: Settings | None = None) -> None:

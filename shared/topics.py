@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -68,7 +69,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in topics.all() if name not in existing]
         if missing:
-            try:
+            # Another service may create them between our list and create.
+            with suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(
@@ -79,8 +81,6 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         for name in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another service created them between our list and create
         return missing
     finally:
         await admin.close()

@@ -19,8 +19,9 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> l
     )
     await consumer.start()
     try:
-        partitions = await consumer._client.fetch_all_metadata()  # noqa: SLF001
-        tps = [TopicPartition(topic, p) for p in partitions.partitions_for_topic(topic) or []]
+        # The consumer's public partitions_for_topic() only knows subscribed topics.
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
         if not tps:
             return []
         consumer.assign(tps)
@@ -28,7 +29,7 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> l
         end = await consumer.end_offsets(tps)
         events: list[Envelope] = []
         deadline = asyncio.get_running_loop().time() + timeout
-        while any(await consumer.position(tp) < end[tp] for tp in tps):
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end in {timeout}s")
             batch = await consumer.getmany(timeout_ms=200)

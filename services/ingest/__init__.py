@@ -1,0 +1,1 @@
+"""Ingest: Segment-compatible tracking API and ticket events in, Kafka envelopes out."""

@@ -1,0 +1,169 @@
+"""Ingest's HTTP routes: the Segment tracking API and generic ticket events.
+
+Every route answers 200 only after Kafka has acknowledged every event of the request;
+while Kafka is unreachable it answers 503, which Segment clients retry.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.attribution import attribute, users_to_look_up
+from services.ingest.metrics import (
+    EVENTS_ACCEPTED,
+    REJECTED_REQUESTS,
+    REQUEST_BYTES,
+    UNATTRIBUTED_EVENTS,
+)
+from services.ingest.segment import derive_message_id, occurred_at, to_envelope
+from services.ingest.store import load_memberships, save_memberships
+from services.ingest.tickets import TicketEvent, ticket_envelope
+from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
+from shared.events import Envelope, utcnow
+from shared.http import ApiError, field_errors, parse_json, read_body_limited
+from shared.publisher import EventPublisher, PublishFailed
+from shared.settings import Settings
+from shared.write_keys import key_from_headers, source_for_key
+
+SUCCESS = {"success": True}
+
+
+class IngestApi:
+    def __init__(self, settings: Settings, engine: AsyncEngine, publisher: EventPublisher) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.publisher = publisher
+        self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
+
+    async def read_json(self, request: Request) -> Any:
+        raw = await read_body_limited(request, self.settings.max_request_bytes)
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            raw = self._gunzip(raw)
+        REQUEST_BYTES.inc(len(raw))
+        return parse_json(raw)
+
+    def _gunzip(self, raw: bytes) -> bytes:
+        limit = self.settings.max_request_bytes
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            body = decompressor.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            raise ApiError(400, "invalid_gzip", f"body is not valid gzip: {exc}") from exc
+        if len(body) > limit or decompressor.unconsumed_tail:
+            raise ApiError(400, "payload_too_large",
+                           f"decompressed body exceeds the limit of {limit} bytes")
+        return body
+
+    async def authenticate(self, request: Request, body: Any) -> str:
+        key = key_from_headers(request)
+        if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+            key = body["writeKey"]
+        return await source_for_key(self.engine, key)
+
+    async def accept_messages(self, items: list[ValidatedMessage], source: str) -> None:
+        received_at = utcnow()
+        messages = [item.message for item in items]
+        occurred = [occurred_at(m, received_at) for m in messages]
+        known = await load_memberships(self.engine, users_to_look_up(messages))
+        accounts, changed = attribute(messages, occurred, known)
+        envelopes = [
+            to_envelope(
+                item.message,
+                event_id=item.message.message_id or derive_message_id(item.raw),
+                account_id=account,
+                source=source,
+                received_at=received_at,
+            )
+            for item, account in zip(items, accounts, strict=True)
+        ]
+        await self.publish(envelopes)
+        await save_memberships(self.engine, changed)
+        counts = Counter((e.type.value, e.account_id is None) for e in envelopes)
+        for (event_type, unattributed), count in counts.items():
+            EVENTS_ACCEPTED.labels(event_type, source).inc(count)
+            if unattributed:
+                UNATTRIBUTED_EVENTS.labels(event_type).inc(count)
+
+    async def publish(self, envelopes: list[Envelope]) -> None:
+        try:
+            await self.publisher.publish(envelopes)
+        except PublishFailed as exc:
+            REJECTED_REQUESTS.labels("kafka_unavailable").inc()
+            raise ApiError(503, "kafka_unavailable",
+                           f"{exc}; nothing was accepted, retry later",
+                           headers={"Retry-After": "5"}) from exc
+
+
+def build_router(api: IngestApi) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    async def single(request: Request, message_type: str) -> dict[str, bool]:
+        try:
+            body = await api.read_json(request)
+            source = await api.authenticate(request, body)
+            items = validate_single(body, message_type, api.limits)
+        except ApiError as exc:
+            REJECTED_REQUESTS.labels(exc.code).inc()
+            raise
+        await api.accept_messages(items, source)
+        return SUCCESS
+
+    @router.post("/track")
+    async def track(request: Request) -> dict[str, bool]:
+        return await single(request, "track")
+
+    @router.post("/identify")
+    async def identify(request: Request) -> dict[str, bool]:
+        return await single(request, "identify")
+
+    @router.post("/group")
+    async def group(request: Request) -> dict[str, bool]:
+        return await single(request, "group")
+
+    @router.post("/page")
+    async def page(request: Request) -> dict[str, bool]:
+        return await single(request, "page")
+
+    @router.post("/screen")
+    async def screen(request: Request) -> dict[str, bool]:
+        return await single(request, "screen")
+
+    @router.post("/batch")
+    async def batch(request: Request) -> dict[str, bool]:
+        try:
+            body = await api.read_json(request)
+            source = await api.authenticate(request, body)
+            items = validate_batch(body, api.limits)
+        except ApiError as exc:
+            REJECTED_REQUESTS.labels(exc.code).inc()
+            raise
+        await api.accept_messages(items, source)
+        return SUCCESS
+
+    @router.post("/tickets")
+    async def tickets(request: Request) -> dict[str, bool]:
+        try:
+            body = await api.read_json(request)
+            source = await api.authenticate(request, body)
+            try:
+                ticket = TicketEvent.model_validate(body)
+            except ValidationError as exc:
+                errors = field_errors(exc)
+                raise ApiError(400, "invalid_request",
+                               "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+                               errors) from exc
+        except ApiError as exc:
+            REJECTED_REQUESTS.labels(exc.code).inc()
+            raise
+        envelope = ticket_envelope(ticket, source=source, received_at=utcnow())
+        await api.publish([envelope])
+        EVENTS_ACCEPTED.labels("ticket", source).inc()
+        return SUCCESS
+
+    return router

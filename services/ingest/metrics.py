@@ -1,0 +1,23 @@
+"""Ingest-specific metrics (the shared ones cover requests and produce latency)."""
+
+from prometheus_client import Counter
+
+EVENTS_ACCEPTED = Counter(
+    "churnwatch_ingest_events_accepted_total",
+    "Events acknowledged to a client, by event type and write-key source.",
+    ["type", "source"],
+)
+UNATTRIBUTED_EVENTS = Counter(
+    "churnwatch_ingest_unattributed_events_total",
+    "Accepted events that name no account and whose user has no group call yet (kept, not dropped).",
+    ["type"],
+)
+REJECTED_REQUESTS = Counter(
+    "churnwatch_ingest_rejected_requests_total",
+    "Requests refused before anything reached Kafka, by reason code.",
+    ["reason"],
+)
+REQUEST_BYTES = Counter(
+    "churnwatch_ingest_request_bytes_total",
+    "Bytes of request bodies received (after gzip decoding).",
+)

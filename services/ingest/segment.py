@@ -1,0 +1,146 @@
+"""The Segment HTTP Tracking API message formats, and their translation to envelopes.
+
+Pure: no I/O here, so every rule about what a client may send is unit-testable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from shared.events import Envelope, EventType, TraitsPayload, UsagePayload
+
+MAX_ID_LENGTH = 200
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    user_id: str | None = Field(default=None, alias="userId", max_length=MAX_ID_LENGTH)
+    anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=MAX_ID_LENGTH)
+    message_id: str | None = Field(default=None, alias="messageId", min_length=1, max_length=100)
+    timestamp: datetime | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    integrations: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _someone_did_it(self) -> _Message:
+        if not self.user_id and not self.anonymous_id:
+            raise ValueError("userId or anonymousId is required")
+        return self
+
+    def context_group_id(self) -> str | None:
+        value = self.context.get("groupId")
+        return str(value) if value not in (None, "") else None
+
+
+class TrackMessage(_Message):
+    type: Literal["track"]
+    event: str = Field(min_length=1, max_length=500)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class PageMessage(_Message):
+    type: Literal["page"]
+    name: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScreenMessage(_Message):
+    type: Literal["screen"]
+    name: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class IdentifyMessage(_Message):
+    type: Literal["identify"]
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+class GroupMessage(_Message):
+    type: Literal["group"]
+    group_id: str = Field(alias="groupId", min_length=1, max_length=MAX_ID_LENGTH)
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+SegmentMessage = Annotated[
+    TrackMessage | PageMessage | ScreenMessage | IdentifyMessage | GroupMessage,
+    Field(discriminator="type"),
+]
+MESSAGE_ADAPTER: TypeAdapter[SegmentMessage] = TypeAdapter(SegmentMessage)
+SUPPORTED_TYPES = ("track", "page", "screen", "identify", "group")
+
+
+def derive_message_id(raw: dict[str, Any]) -> str:
+    """An idempotency key for a message sent without `messageId`.
+
+    Derived from the message's own content (minus transport fields), so a client that
+    retries the same message gets the same key and the event is not counted twice.
+    """
+    content = {k: v for k, v in raw.items() if k not in ("sentAt", "writeKey", "messageId")}
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"derived-{digest[:40]}"
+
+
+def _as_utc(moment: datetime | None, fallback: datetime) -> datetime:
+    if moment is None:
+        return fallback
+    if moment.tzinfo is None:  # Segment treats a timestamp without zone as UTC
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def occurred_at(message: _Message, received_at: datetime) -> datetime:
+    """Event time: the client's `timestamp`, or when we received it if the client sent none."""
+    return _as_utc(message.timestamp, received_at)
+
+
+def explicit_account(message: TrackMessage | PageMessage | ScreenMessage | IdentifyMessage
+                     | GroupMessage) -> str | None:
+    """The account a message names itself: its group, `context.groupId`, or an `account_id`."""
+    if isinstance(message, GroupMessage):
+        return message.group_id
+    if group := message.context_group_id():
+        return group
+    bag = message.traits if isinstance(message, IdentifyMessage) else message.properties
+    account = bag.get("account_id")
+    return str(account) if account not in (None, "") else None
+
+
+def to_envelope(
+    message: TrackMessage | PageMessage | ScreenMessage | IdentifyMessage | GroupMessage,
+    *,
+    event_id: str,
+    account_id: str | None,
+    source: str,
+    received_at: datetime,
+) -> Envelope:
+    payload: BaseModel
+    if isinstance(message, TrackMessage):
+        payload = UsagePayload(event=message.event, properties=message.properties,
+                               anonymous_id=message.anonymous_id)
+    elif isinstance(message, PageMessage | ScreenMessage):
+        kind = "Page Viewed" if isinstance(message, PageMessage) else "Screen Viewed"
+        properties = dict(message.properties)
+        if message.name:
+            properties.setdefault("name", message.name)
+        payload = UsagePayload(event=kind, properties=properties, anonymous_id=message.anonymous_id)
+    elif isinstance(message, GroupMessage):
+        payload = TraitsPayload(traits=message.traits, group_id=message.group_id,
+                                anonymous_id=message.anonymous_id)
+    else:
+        payload = TraitsPayload(traits=message.traits, anonymous_id=message.anonymous_id)
+    return Envelope(
+        event_id=event_id,
+        type=EventType(message.type),
+        account_id=account_id,
+        user_id=message.user_id or None,
+        occurred_at=occurred_at(message, received_at),
+        received_at=received_at,
+        source=source,
+        payload=payload.model_dump(mode="json"),
+    )

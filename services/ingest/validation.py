@@ -1,0 +1,97 @@
+"""Turning a request body into validated Segment messages, or a 400 that names each problem.
+
+A batch is all or nothing: one bad item rejects the request before anything reaches Kafka,
+so a client never has to guess which items of a batch were kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from services.ingest.segment import MESSAGE_ADAPTER, SUPPORTED_TYPES, SegmentMessage
+from shared.http import ApiError, field_errors
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_event_bytes: int
+    max_batch_items: int
+
+
+@dataclass(frozen=True)
+class ValidatedMessage:
+    raw: dict[str, Any]
+    message: SegmentMessage
+
+
+def _reject(errors: list[dict[str, str]]) -> ApiError:
+    message = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    if len(errors) > 5:
+        message += f" (and {len(errors) - 5} more)"
+    return ApiError(400, "invalid_request", message, errors)
+
+
+def _validate_item(raw: Any, field: str, forced_type: str | None, limits: Limits,
+                   errors: list[dict[str, str]]) -> ValidatedMessage | None:
+    if not isinstance(raw, dict):
+        errors.append({"field": field or "body", "message": "must be a JSON object"})
+        return None
+    if forced_type is not None:
+        raw = {**raw, "type": forced_type}
+    elif raw.get("type") not in SUPPORTED_TYPES:
+        errors.append({"field": f"{field}.type" if field else "type",
+                       "message": f"must be one of {', '.join(SUPPORTED_TYPES)}"})
+        return None
+    size = len(orjson.dumps(raw))
+    if size > limits.max_event_bytes:
+        errors.append({"field": field or "body",
+                       "message": f"event is {size} bytes; the limit is {limits.max_event_bytes}"})
+        return None
+    # Checked here as well as in the model, so the client hears it beside any field errors.
+    someone = raw.get("userId") or raw.get("anonymousId")
+    if not someone:
+        errors.append({"field": f"{field}.userId" if field else "userId",
+                       "message": "userId or anonymousId is required"})
+    try:
+        message = MESSAGE_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        errors.extend(e for e in field_errors(exc, prefix=field, union_tag=raw["type"])
+                      if "userId or anonymousId" not in e["message"])
+        return None
+    return ValidatedMessage(raw=raw, message=message) if someone else None
+
+
+def validate_single(body: Any, message_type: str, limits: Limits) -> list[ValidatedMessage]:
+    errors: list[dict[str, str]] = []
+    item = _validate_item(body, "", message_type, limits, errors)
+    if errors or item is None:
+        raise _reject(errors)
+    return [item]
+
+
+def validate_batch(body: Any, limits: Limits) -> list[ValidatedMessage]:
+    if not isinstance(body, dict):
+        raise _reject([{"field": "body", "message": "must be a JSON object with a batch array"}])
+    batch = body.get("batch")
+    if not isinstance(batch, list):
+        raise _reject([{"field": "batch", "message": "must be an array of messages"}])
+    if len(batch) > limits.max_batch_items:
+        raise _reject([{"field": "batch",
+                        "message": f"{len(batch)} items; the limit is {limits.max_batch_items}"}])
+    # Batch-level context applies to every item unless the item sets its own.
+    shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
+    errors: list[dict[str, str]] = []
+    items: list[ValidatedMessage] = []
+    for index, raw in enumerate(batch):
+        if shared_context and isinstance(raw, dict):
+            raw = {**raw, "context": {**shared_context, **(raw.get("context") or {})}}
+        item = _validate_item(raw, f"batch[{index}]", None, limits, errors)
+        if item is not None:
+            items.append(item)
+    if errors:
+        raise _reject(errors)
+    return items

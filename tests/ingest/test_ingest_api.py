@@ -1,0 +1,162 @@
+"""Ingest against a real Kafka broker and PostgreSQL: acknowledged means on Kafka."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+
+from services.ingest.app import create_app
+from shared.events import EventType
+from shared.settings import Settings
+from shared.topics import Topics
+from tests.support.infra import Infra
+from tests.support.kafka import read_topic
+
+KEY = "test-write-key"
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
+    ) as http:
+        yield http
+
+
+async def all_events(settings: Settings) -> list[str]:
+    topics = Topics.from_settings(settings)
+    found = []
+    for topic in (topics.usage, topics.traits, topics.tickets):
+        found += [e.event_id for e in await read_topic(settings, topic)]
+    return found
+
+
+async def test_batch_is_attributed_and_on_kafka(settings: Settings, client: httpx.AsyncClient) -> None:
+    batch = {"writeKey": KEY, "batch": [
+        {"type": "group", "userId": "u1", "groupId": "acme", "messageId": "g1",
+         "traits": {"name": "Acme Corp", "csm_email": "csm@example.com"}},
+        {"type": "identify", "userId": "u1", "messageId": "i1", "traits": {"email": "u1@acme.test"}},
+        {"type": "track", "userId": "u1", "event": "Report Built", "messageId": "t1",
+         "timestamp": "2026-11-20T10:00:00Z"},
+        {"type": "track", "anonymousId": "stranger", "event": "Visited", "messageId": "t2"},
+    ]}
+    response = await client.post("/v1/batch", json=batch)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"success": True}
+
+    topics = Topics.from_settings(settings)
+    usage = {e.event_id: e for e in await read_topic(settings, topics.usage)}
+    traits = {e.event_id: e for e in await read_topic(settings, topics.traits)}
+    assert set(usage) == {"t1", "t2"}
+    assert set(traits) == {"g1", "i1"}
+    assert usage["t1"].account_id == "acme"
+    assert usage["t1"].occurred_at.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert usage["t2"].account_id is None  # kept, not dropped
+    assert traits["g1"].type is EventType.GROUP
+    assert traits["g1"].payload["traits"]["name"] == "Acme Corp"
+    assert traits["i1"].account_id == "acme"
+
+    # The membership from the group call outlives the request.
+    later = await client.post("/v1/track", headers=basic(KEY),
+                              json={"userId": "u1", "event": "Later", "messageId": "t3"})
+    assert later.status_code == 200
+    usage_after = {e.event_id: e for e in await read_topic(settings, topics.usage)}
+    assert usage_after["t3"].account_id == "acme"
+
+    metrics = (await client.get("/metrics")).text
+    assert 'churnwatch_ingest_unattributed_events_total{type="track"}' in metrics
+
+
+async def test_gzip_and_bearer(settings: Settings, client: httpx.AsyncClient) -> None:
+    body = gzip.compress(orjson.dumps({"writeKey": KEY, "batch": [
+        {"type": "track", "userId": "u", "event": "Zipped", "messageId": "z1",
+         "context": {"groupId": "acme"}}]}))
+    response = await client.post("/v1/batch", content=body, headers={
+        "Content-Encoding": "gzip", "Content-Type": "application/json",
+        "Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200, response.text
+    assert [e.event_id for e in await read_topic(settings, Topics.from_settings(settings).usage)] == ["z1"]
+
+
+async def test_ticket_event(settings: Settings, client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/tickets", headers=basic(KEY), json={
+        "ticket_id": "T-1", "account_id": "acme", "status": "open", "priority": "urgent",
+        "subject": "Export broken", "updated_at": "2026-11-20T10:00:00Z"})
+    assert response.status_code == 200, response.text
+    [ticket] = await read_topic(settings, Topics.from_settings(settings).tickets)
+    assert ticket.type is EventType.TICKET
+    assert ticket.payload["priority"] == "urgent"
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "headers", "status", "code", "names"),
+    [
+        ("/v1/batch", b'{"batch": [', {}, 400, "invalid_json", "not valid JSON"),
+        ("/v1/track", orjson.dumps({"writeKey": KEY, "event": "x"}), {}, 400, "invalid_request", "userId"),
+        ("/v1/track", orjson.dumps({"writeKey": KEY, "userId": "u"}), {}, 400, "invalid_request", "event"),
+        ("/v1/group", orjson.dumps({"writeKey": KEY, "userId": "u", "groupId": 42}), {}, 400,
+         "invalid_request", "groupId"),
+        ("/v1/track", orjson.dumps({"writeKey": KEY, "userId": "u", "event": "x", "properties": [1]}),
+         {}, 400, "invalid_request", "properties"),
+        ("/v1/batch", orjson.dumps({"writeKey": KEY, "batch": [
+            {"type": "track", "userId": "u", "event": "fine", "messageId": "never-1"},
+            {"type": "track", "userId": "u"}]}), {}, 400, "invalid_request", "batch[1].event"),
+        ("/v1/track", orjson.dumps({"writeKey": KEY, "userId": "u", "event": "x",
+                                    "properties": {"blob": "x" * 40_000}}), {}, 400,
+         "invalid_request", "limit is 32000"),
+        ("/v1/batch", b"{" + b" " * 600_000 + b"}", {}, 400, "payload_too_large", "limit"),
+        ("/v1/track", orjson.dumps({"writeKey": "wrong", "userId": "u", "event": "x"}), {}, 401,
+         "invalid_write_key", "unknown or revoked"),
+        ("/v1/track", orjson.dumps({"userId": "u", "event": "x"}), {}, 401, "missing_write_key",
+         "no write key"),
+        ("/v1/tickets", orjson.dumps({"writeKey": KEY, "ticket_id": "T", "status": "exploded",
+                                      "updated_at": "2026-11-20T10:00:00Z"}), {}, 400,
+         "invalid_request", "status"),
+    ],
+    ids=["malformed-json", "no-user", "no-event", "wrong-type-groupId", "wrong-type-properties",
+         "bad-batch-item", "oversized-event", "oversized-body", "wrong-key", "no-key", "bad-ticket"],
+)
+async def test_bad_input_is_refused_and_nothing_reaches_kafka(
+    settings: Settings, client: httpx.AsyncClient, path: str, content: bytes,
+    headers: dict[str, str], status: int, code: str, names: str,
+) -> None:
+    response = await client.post(path, content=content,
+                                 headers={"Content-Type": "application/json", **headers})
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code
+    assert names in body["message"] or any(names in e["field"] for e in body.get("errors", []))
+    assert await all_events(settings) == []
+
+
+async def test_kafka_unreachable_answers_503_and_accepts_nothing(infra: Infra) -> None:
+    from deploy.local.processes import free_port
+
+    settings = infra.fresh_settings(produce_timeout_seconds=2.0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        # The same app, now pointed at a port where no broker listens.
+        dead = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+        broken = create_app(dead)
+        async with broken.router.lifespan_context(broken), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=broken), base_url="http://ingest"
+        ) as http:
+            response = await http.post("/v1/track", json={
+                "writeKey": KEY, "userId": "u", "event": "x", "messageId": "lost?"})
+            assert response.status_code == 503
+            assert response.json()["code"] == "kafka_unavailable"
+            assert response.headers["Retry-After"] == "5"
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"] == {"database": True, "kafka": False}
+    assert await all_events(settings) == []
