@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import structlog
@@ -73,15 +74,12 @@ class EventPublisher:
         if not envelopes:
             return
         started = time.perf_counter()
+        destinations = [topic or self.topics.for_event(e.type) for e in envelopes]
         try:
             producer = await self._ensure_started()
             futures = [
-                await producer.send(
-                    topic or self.topics.for_event(envelope.type),
-                    value=encode(envelope),
-                    key=envelope.partition_key(),
-                )
-                for envelope in envelopes
+                await producer.send(destination, value=encode(envelope), key=envelope.partition_key())
+                for destination, envelope in zip(destinations, envelopes, strict=True)
             ]
             await asyncio.wait_for(
                 asyncio.gather(*futures), timeout=self._settings.produce_timeout_seconds
@@ -93,10 +91,8 @@ class EventPublisher:
             PRODUCE_FAILURES.labels(self._service, type(exc).__name__).inc()
             raise PublishFailed(f"Kafka is unavailable: {exc}") from exc
         PRODUCE_LATENCY.labels(self._service).observe(time.perf_counter() - started)
-        for envelope in envelopes:
-            EVENTS_PRODUCED.labels(
-                self._service, topic or self.topics.for_event(envelope.type)
-            ).inc()
+        for destination, count in Counter(destinations).items():
+            EVENTS_PRODUCED.labels(self._service, destination).inc(count)
 
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None,
                           headers: list[tuple[str, bytes]]) -> None:

@@ -1,0 +1,1 @@
+"""Alerts: turns risk signals into Slack and email notifications, each sent once per dedupe key."""

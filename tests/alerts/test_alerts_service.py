@@ -1,0 +1,268 @@
+"""The alerts service on a real Kafka broker and PostgreSQL, talking to local Slack and SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.local.processes import free_port
+from services.alerts.app import create_app
+from shared.events import Envelope, EventType, RiskSignalPayload, Severity, TraitsPayload, utcnow
+from shared.publisher import EventPublisher
+from shared.settings import Settings
+from shared.topics import ensure_topics
+from tests.alerts.receivers import SlackReceiver, SmtpReceiver
+from tests.support.infra import Infra
+from tests.support.kafka import wait_for_events
+from tests.support.processes import ServiceProcess
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def group_event(account_id: str, traits: dict[str, Any], at: datetime = T0) -> Envelope:
+    return Envelope(event_id=f"g-{uuid.uuid4()}", type=EventType.GROUP, account_id=account_id,
+                    user_id="u1", occurred_at=at, received_at=utcnow(), source="test",
+                    payload=TraitsPayload(traits=traits, group_id=account_id).model_dump(mode="json"))
+
+
+def risk_signal(account_id: str, dedupe_key: str, summary: str, *, event_id: str | None = None,
+                evidence: dict[str, Any] | None = None, at: datetime = T0) -> Envelope:
+    signal = RiskSignalPayload(signal_type=dedupe_key.split(":")[1], severity=Severity.HIGH,
+                               dedupe_key=dedupe_key, summary=summary, score=38.0,
+                               evidence=evidence or {})
+    return Envelope(event_id=event_id or f"s-{uuid.uuid4()}", type=EventType.RISK_SIGNAL,
+                    account_id=account_id, occurred_at=at, received_at=utcnow(), source="scoring",
+                    payload=signal.model_dump(mode="json"))
+
+
+@asynccontextmanager
+async def running_alerts(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://alerts"
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def publishing(settings: Settings) -> AsyncIterator[EventPublisher]:
+    await ensure_topics(settings)  # the broker does not auto-create topics
+    publisher = EventPublisher(settings, "test")
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()
+
+
+async def alerts_of(client: httpx.AsyncClient, account_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/accounts/{account_id}/alerts")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["account_id"] == account_id
+    alerts: list[dict[str, Any]] = body["alerts"]
+    return alerts
+
+
+async def wait_for_deliveries(
+    client: httpx.AsyncClient, account_id: str, done: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 20.0,
+) -> list[dict[str, Any]]:
+    """Poll the alerts API until `done(alerts)` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alerts = await alerts_of(client, account_id)
+        if done(alerts):
+            return alerts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"deliveries never reached the expected state: {alerts}")
+        await asyncio.sleep(0.1)
+
+
+def all_sent(expected_alerts: int) -> Callable[[list[dict[str, Any]]], bool]:
+    def done(alerts: list[dict[str, Any]]) -> bool:
+        return len(alerts) == expected_alerts and all(
+            d["status"] == "sent" for a in alerts for d in a["deliveries"])
+    return done
+
+
+async def test_one_notification_per_dedupe_key_across_duplicates_and_restarts(
+    infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver
+) -> None:
+    settings = infra.fresh_settings(slack_webhook_url=slack.url, smtp_port=smtp.port,
+                                    public_url="http://churnwatch.test")
+    detractor = risk_signal("acme", "acme:nps_detractor:r1", "NPS detractor (score 3)",
+                            evidence={"detractor_comment": "Reports are too slow since the update"})
+    async with publishing(settings) as publisher:
+        await publisher.publish([
+            group_event("acme", {"name": "Acme Corp", "csm_email": "csm@acme.test",
+                                 "csm_slack_channel": "#cs-acme"}),
+            detractor,
+        ])
+
+        async with running_alerts(settings) as client:
+            [post] = await slack.wait_for_accepted(1)
+            [mail] = await smtp.wait_for_accepted(1)
+            assert "Acme Corp" in post.body["text"] and "NPS detractor" in post.body["text"]
+            assert post.body["channel"] == "#cs-acme"
+            assert "http://churnwatch.test/v1/accounts/acme/health" in post.body["text"]
+            assert any("Reports are too slow" in str(b) for b in post.body["blocks"])
+            assert mail.rcpt_tos == ["csm@acme.test"]
+            assert mail.subject == "[Churnwatch] Acme Corp: NPS detractor (score 3)"
+            assert "Reports are too slow since the update" in mail.part("text/plain")
+            assert "Reports are too slow since the update" in mail.part("text/html")
+
+            [alert] = await wait_for_deliveries(client, "acme", all_sent(1))
+            assert alert["dedupe_key"] == "acme:nps_detractor:r1"
+            assert alert["signal_event_id"] == detractor.event_id
+            assert sorted((d["channel"], d["recipient"], d["attempts"], d["last_status_code"])
+                          for d in alert["deliveries"]) == [
+                ("email", "csm@acme.test", 1, 250), ("slack", "#cs-acme", 1, 200)]
+            assert all(d["sent_at"] for d in alert["deliveries"])
+
+            # The same signal again: redelivered as is, and re-emitted under a new event id.
+            again = risk_signal("acme", "acme:nps_detractor:r1", "NPS detractor (score 3)")
+            tickets = risk_signal("acme", "acme:ticket_spike:w47", "Support tickets doubled")
+            await publisher.publish([detractor, again, tickets])
+            # Same account, same partition: once the later signal is delivered, both
+            # duplicates before it have been consumed.
+            await slack.wait_for_accepted(2)
+            await smtp.wait_for_accepted(2)
+            alerts = await wait_for_deliveries(client, "acme", all_sent(2))
+            assert [a["dedupe_key"] for a in alerts] == ["acme:ticket_spike:w47", "acme:nps_detractor:r1"]
+            assert "Support tickets doubled" in slack.accepted[1].body["text"]
+
+            metrics = (await client.get("/metrics")).text
+            assert 'churnwatch_alerts_duplicates_suppressed_total{signal_type="nps_detractor"}' in metrics
+            assert 'churnwatch_alerts_deliveries_total{channel="slack",outcome="sent",reason="ok"}' in metrics
+            assert "churnwatch_alerts_delivery_latency_seconds_bucket" in metrics
+
+        # A restart on the same database and topics sends nothing again...
+        async with running_alerts(settings) as client:
+            await publisher.publish([
+                risk_signal("acme", "acme:nps_detractor:r1", "NPS detractor (score 3)"),
+                risk_signal("acme", "acme:champion_left:c1", "Champion left"),
+            ])
+            # ...only the one new signal.
+            await slack.wait_for_accepted(3)
+            await smtp.wait_for_accepted(3)
+            alerts = await wait_for_deliveries(client, "acme", all_sent(3))
+            assert "Champion left" in slack.accepted[2].body["text"]
+
+    assert len(slack.posts) == 3
+    assert len(smtp.received) == 3
+    assert all(d["attempts"] == 1 for a in alerts for d in a["deliveries"])
+
+
+async def test_retries_honour_retry_after_and_permanent_errors_are_not_retried(
+    infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver
+) -> None:
+    settings = infra.fresh_settings(slack_webhook_url=slack.url, smtp_port=smtp.port,
+                                    alert_default_email="cs-team@example.com")
+    async with publishing(settings) as publisher, running_alerts(settings) as client:
+        # 429 with Retry-After: 1, then ok: delivered exactly once, after the wait.
+        slack.answer("rate_limited", times=1)
+        await publisher.publish([risk_signal("globex", "globex:usage_drop:w1", "Usage fell 60%")])
+        [alert] = await wait_for_deliveries(client, "globex", all_sent(1))
+        assert [p.status for p in slack.posts] == [429, 200]
+        assert slack.posts[1].at - slack.posts[0].at >= 0.95
+        by_channel = {d["channel"]: d for d in alert["deliveries"]}
+        assert by_channel["slack"]["recipient"] == "webhook-default-channel"
+        assert (by_channel["slack"]["attempts"], by_channel["slack"]["last_status_code"]) == (2, 200)
+        # No CSM email known for globex: the default address gets it.
+        assert by_channel["email"]["recipient"] == "cs-team@example.com"
+        assert smtp.accepted[0].rcpt_tos == ["cs-team@example.com"]
+
+        # Slack 400 and SMTP 550 are permanent: recorded failed after one attempt.
+        slack.answer("invalid_payload", times=1)
+        smtp.reject(550, times=1)
+        await publisher.publish([risk_signal("globex", "globex:payment_failed:i9", "Payment failed")])
+
+        def bad_one_failed(alerts: list[dict[str, Any]]) -> bool:
+            return len(alerts) == 2 and all(d["status"] == "failed" for d in alerts[0]["deliveries"])
+
+        alerts = await wait_for_deliveries(client, "globex", bad_one_failed)
+        failed = {d["channel"]: d for d in alerts[0]["deliveries"]}
+        assert (failed["slack"]["attempts"], failed["slack"]["last_status_code"],
+                failed["slack"]["last_response"]) == (1, 400, "invalid_payload")
+        assert (failed["email"]["attempts"], failed["email"]["last_status_code"]) == (1, 550)
+        assert failed["slack"]["sent_at"] is None
+
+        # A later alert still goes out, and the failed one was never tried again.
+        await publisher.publish([risk_signal("globex", "globex:renewal_risk:q1", "Renewal in 60 days")])
+        await wait_for_deliveries(
+            client, "globex",
+            lambda alerts: len(alerts) == 3 and all(d["status"] == "sent" for d in alerts[0]["deliveries"]))
+        assert [p.status for p in slack.posts] == [429, 200, 400, 200]
+        assert [m.accepted for m in smtp.received] == [True, False, True]
+        assert sum("Payment failed" in p.body["text"] for p in slack.posts) == 1
+
+        metrics = (await client.get("/metrics")).text
+        counter = "churnwatch_alerts_deliveries_total"
+        assert f'{counter}{{channel="slack",outcome="retry",reason="http_429"}}' in metrics
+        assert f'{counter}{{channel="email",outcome="failed",reason="smtp_550"}}' in metrics
+
+
+async def test_unroutable_alert_is_kept_and_a_malformed_signal_dead_lettered(infra: Infra) -> None:
+    settings = infra.fresh_settings(slack_webhook_url=None, alert_default_email=None)
+    malformed = Envelope(event_id="bad-1", type=EventType.RISK_SIGNAL, account_id="initech",
+                         occurred_at=T0, received_at=utcnow(), source="scoring",
+                         payload={"signal_type": "usage_drop"})  # no severity, key or summary
+    async with publishing(settings) as publisher, running_alerts(settings) as client:
+        await publisher.publish([
+            malformed,
+            group_event("initech", {"name": "Initech"}),
+            risk_signal("initech", "initech:usage_drop:w2", "Usage fell 40%"),
+        ])
+        [alert] = await wait_for_deliveries(client, "initech", lambda alerts: len(alerts) == 1)
+        assert alert["deliveries"] == []
+        metrics = (await client.get("/metrics")).text
+        line = next(x for x in metrics.splitlines() if x.startswith("churnwatch_alerts_unroutable_total "))
+        assert float(line.split()[1]) >= 1
+        dead = await wait_for_events(settings, publisher.topics.dead_letter, 1)
+        assert [e.event_id for e in dead] == ["bad-1"]
+
+
+async def test_api_validates_its_query(settings: Settings) -> None:
+    async with running_alerts(settings) as client:
+        response = await client.get("/v1/accounts/acme/alerts", params={"limit": 0})
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_request"
+        empty = await client.get("/v1/accounts/nobody/alerts")
+        assert empty.json() == {"account_id": "nobody", "alerts": []}
+
+
+async def test_ready_once_consuming(settings: Settings) -> None:
+    async with running_alerts(settings) as client:
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        deadline = time.monotonic() + 20
+        while not await ready():
+            assert time.monotonic() < deadline, (await client.get("/readyz")).text
+            await asyncio.sleep(0.1)
+        assert (await client.get("/readyz")).json()["checks"] == {"database": True, "kafka": True}
+
+
+
+async def test_runs_as_a_process_and_stops_gracefully(
+    infra: Infra, slack: SlackReceiver, tmp_path: Path
+) -> None:
+    settings = infra.fresh_settings(slack_webhook_url=slack.url)
+    process = ServiceProcess("alerts", settings, free_port(), tmp_path)
+    await asyncio.to_thread(process.start)
+    try:
+        async with publishing(settings) as publisher:
+            await publisher.publish([risk_signal("hooli", "hooli:usage_drop:w3", "Usage fell 30%")])
+        [post] = await slack.wait_for_accepted(1)
+        assert "hooli: Usage fell 30%" in post.body["text"]
+    finally:
+        await asyncio.to_thread(process.stop)
+    assert process.process is not None and process.process.returncode == 0
