@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ApiError(Exception):
@@ -74,6 +75,24 @@ def field_errors(
     return out
 
 
+def invalid_request(errors: list[dict[str, str]]) -> ApiError:
+    """A 400 whose message lists the first few field errors and whose body lists them all."""
+    message = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    if len(errors) > 5:
+        message += f" (and {len(errors) - 5} more)"
+    return ApiError(400, "invalid_request", message, errors)
+
+
+def validate_body(model: type[ModelT], body: Any) -> ModelT:
+    """The parsed JSON body as `model`, or a 400 naming each invalid field."""
+    if not isinstance(body, dict):
+        raise invalid_request([{"field": "body", "message": "must be a JSON object"}])
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request(field_errors(exc)) from exc
+
+
 def parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
@@ -88,9 +107,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc)
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return error_response(400, "invalid_request", message, errors)
+        error = invalid_request(field_errors(exc))
+        return error_response(error.status, error.code, error.message, error.errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.attribution import attribute, users_to_look_up
@@ -26,7 +25,7 @@ from services.ingest.store import load_memberships, save_memberships
 from services.ingest.tickets import TicketEvent, ticket_envelope
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, utcnow
-from shared.http import ApiError, field_errors, parse_json, read_body_limited
+from shared.http import ApiError, parse_json, read_body_limited, validate_body
 from shared.publisher import EventPublisher, PublishFailed
 from shared.settings import Settings
 from shared.write_keys import key_from_headers, source_for_key
@@ -151,13 +150,7 @@ def build_router(api: IngestApi) -> APIRouter:
         try:
             body = await api.read_json(request)
             source = await api.authenticate(request, body)
-            try:
-                ticket = TicketEvent.model_validate(body)
-            except ValidationError as exc:
-                errors = field_errors(exc)
-                raise ApiError(400, "invalid_request",
-                               "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
-                               errors) from exc
+            ticket = validate_body(TicketEvent, body)
         except ApiError as exc:
             REJECTED_REQUESTS.labels(exc.code).inc()
             raise

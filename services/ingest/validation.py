@@ -13,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.ingest.segment import MESSAGE_ADAPTER, SUPPORTED_TYPES, SegmentMessage
-from shared.http import ApiError, field_errors
+from shared.http import field_errors, invalid_request
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,6 @@ class Limits:
 class ValidatedMessage:
     raw: dict[str, Any]
     message: SegmentMessage
-
-
-def _reject(errors: list[dict[str, str]]) -> ApiError:
-    message = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    if len(errors) > 5:
-        message += f" (and {len(errors) - 5} more)"
-    return ApiError(400, "invalid_request", message, errors)
 
 
 def _validate_item(raw: Any, field: str, forced_type: str | None, limits: Limits,
@@ -69,18 +62,18 @@ def validate_single(body: Any, message_type: str, limits: Limits) -> list[Valida
     errors: list[dict[str, str]] = []
     item = _validate_item(body, "", message_type, limits, errors)
     if errors or item is None:
-        raise _reject(errors)
+        raise invalid_request(errors)
     return [item]
 
 
 def validate_batch(body: Any, limits: Limits) -> list[ValidatedMessage]:
     if not isinstance(body, dict):
-        raise _reject([{"field": "body", "message": "must be a JSON object with a batch array"}])
+        raise invalid_request([{"field": "body", "message": "must be a JSON object with a batch array"}])
     batch = body.get("batch")
     if not isinstance(batch, list):
-        raise _reject([{"field": "batch", "message": "must be an array of messages"}])
+        raise invalid_request([{"field": "batch", "message": "must be an array of messages"}])
     if len(batch) > limits.max_batch_items:
-        raise _reject([{"field": "batch",
+        raise invalid_request([{"field": "batch",
                         "message": f"{len(batch)} items; the limit is {limits.max_batch_items}"}])
     # Batch-level context applies to every item unless the item sets its own.
     shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
@@ -93,5 +86,5 @@ def validate_batch(body: Any, limits: Limits) -> list[ValidatedMessage]:
         if item is not None:
             items.append(item)
     if errors:
-        raise _reject(errors)
+        raise invalid_request(errors)
     return items

@@ -15,7 +15,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -23,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from services.surveys.arithmetic import CES_RANGE, CSAT_RANGE, NPS_RANGE
 from shared.events import SurveyType
-from shared.http import ApiError, field_errors
+from shared.http import validate_body
 
 SCORE_RANGES: dict[SurveyType, range] = {
     SurveyType.NPS: NPS_RANGE,
@@ -75,14 +74,4 @@ class SurveyResponseIn(BaseModel):
 
 def validate_response(body: Any) -> SurveyResponseIn:
     """The parsed JSON body as a response, or a 400 naming each invalid field."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "body: must be a JSON object",
-                       [{"field": "body", "message": "must be a JSON object"}])
-    try:
-        return SurveyResponseIn.model_validate(body)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        if len(errors) > 5:
-            message += f" (and {len(errors) - 5} more)"
-        raise ApiError(400, "invalid_request", message, errors) from exc
+    return validate_body(SurveyResponseIn, body)
