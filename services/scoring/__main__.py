@@ -1,0 +1,6 @@
+from services.scoring.app import SERVICE, create_app
+from shared.service import serve
+from shared.settings import get_settings
+
+settings = get_settings()
+serve(create_app(settings), SERVICE, settings.scoring_port, settings)
