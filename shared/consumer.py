@@ -125,7 +125,6 @@ class DurableConsumer:
         self._publisher = publisher
         self._handler = handler
         self._max_failures = max_consecutive_failures
-        self._consumer: AIOKafkaConsumer | None = None
         # Held while a batch is processed; the rebalance listener takes it so a revoke
         # waits for the batch in flight to become durable. Never held around getmany().
         self._processing = asyncio.Lock()
@@ -145,9 +144,9 @@ class DurableConsumer:
             max_poll_interval_ms=300_000,
             rebalance_timeout_ms=60_000,
         )
-        consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self))
+        # The listener gets the consumer now: the first assignment can happen inside start().
+        consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self, consumer))
         await self._start_with_retry(consumer)
-        self._consumer = consumer
         self.running = True
         failures = 0
         try:
@@ -173,7 +172,6 @@ class DurableConsumer:
         finally:
             self.running = False
             await consumer.stop()
-            self._consumer = None
 
     async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> None:
         delay = 0.5
@@ -368,8 +366,9 @@ class DurableConsumer:
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: DurableConsumer) -> None:
+    def __init__(self, owner: DurableConsumer, consumer: AIOKafkaConsumer) -> None:
         self._owner = owner
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight to commit, so the next owner starts where it ended.
@@ -377,10 +376,9 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
             pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self._owner._consumer
-        if consumer is None or not assigned:
+        if not assigned:
             return
         stored = await self._owner.stored_offsets(assigned)
         for tp, offset in stored.items():
-            consumer.seek(tp, offset)
+            self._consumer.seek(tp, offset)
         log.info("partitions_assigned", partitions=len(assigned), resumed_from_db=len(stored))

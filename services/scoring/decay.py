@@ -33,6 +33,14 @@ class DecayedCounter:
         return DecayedCounter(self.value + weight * 2.0 ** (-late_days / half_life_days), self.as_of)
 
 
-def rate_per_day(counter_value: float, half_life_days: float) -> float:
-    """Events per day of a steady stream that would keep the counter at `counter_value`."""
-    return counter_value * math.log(2) / half_life_days
+def rate_per_day(counter_value: float, half_life_days: float, age_days: float | None = None) -> float:
+    """Events per day of a steady stream that would bring the counter to `counter_value`.
+
+    `age_days`, the time since the counter's first event, corrects the warm-up bias: a
+    counter a few half-lives old has not yet filled up to its steady level, and comparing
+    a young long-memory counter with a short-memory one would read as growth.
+    """
+    filled = 1.0
+    if age_days is not None and age_days > 0:
+        filled = 1.0 - float(2.0 ** (-age_days / half_life_days))
+    return counter_value * math.log(2) / (half_life_days * filled)

@@ -48,10 +48,10 @@ def usage_volume(state: AccountState) -> Measurement:
         return Measurement(name, None, f"not enough history for a baseline yet ({history:.0f} of "
                            f"{BASELINE_MIN_DAYS} days): left out")
     recent = rate_per_day(state.usage_recent.decayed().at(state.clock, RECENT_HALF_LIFE_DAYS),
-                          RECENT_HALF_LIFE_DAYS)
+                          RECENT_HALF_LIFE_DAYS, history)
     baseline = rate_per_day(
         state.usage_baseline.decayed().at(state.clock, BASELINE_HALF_LIFE_DAYS),
-        BASELINE_HALF_LIFE_DAYS)
+        BASELINE_HALF_LIFE_DAYS, history)
     ratio = recent / baseline if baseline > 0 else 0.0
     if ratio >= 1:
         detail = f"usage at {ratio:.0%} of the account's 4-week baseline"
