@@ -40,5 +40,7 @@ def configure_logging(settings: Settings, service: str) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
+    # Chatty at INFO with nothing an operator needs: every migration check, every HTTP call.
+    for noisy in ("aiokafka", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     logging.getLogger("uvicorn.access").setLevel(max(level, logging.WARNING))

@@ -39,8 +39,10 @@ class Recorder:
             if self._path is not None:
                 with self._path.open("a") as out:
                     out.write(line + "\n")
-        summary = entry.get("text") or entry.get("subject")
-        print(f"[{entry['kind']}] {summary}", flush=True)
+        if entry["kind"] == "email":
+            print(f"[email] to {', '.join(entry['to'])}: {entry['subject']}", flush=True)
+        else:
+            print(f"[slack] {entry.get('text')}", flush=True)
 
 
 class _SmtpHandler:

@@ -71,7 +71,7 @@ def title(view: AlertView) -> str:
 def top_factors(factors: Sequence[Factor], limit: int = TOP_FACTORS) -> list[Factor]:
     """The factors that cost the most points (weight x 100 - contribution), biggest first.
 
-    Factors without data (value None) have lost nothing measurable and come last.
+    Factors without data (value None) explain nothing about this score and are left out.
     """
     def points_lost(factor: Factor) -> float:
         if factor.value is None:
@@ -79,7 +79,7 @@ def top_factors(factors: Sequence[Factor], limit: int = TOP_FACTORS) -> list[Fac
         return factor.weight * 100 - factor.contribution
 
     ranked = sorted(factors, key=points_lost, reverse=True)  # sorted() is stable for ties
-    return [f for f in ranked if f.detail.strip()][:limit]
+    return [f for f in ranked if f.value is not None and f.detail.strip()][:limit]
 
 
 def change_line(signal: RiskSignalPayload) -> str | None:

@@ -114,7 +114,7 @@ class ScoringHandler:
                         factors=current.factors, caused_by_event_id=event.event_id,
                     ).model_dump(mode="json")))
             signals = [
-                entered_red(account_id, state, event, previous, current),
+                entered_red(account_id, event, previous, current),
                 detractor_response(account_id, state, event, current),
             ]
             result.outputs += [self._signal(event, account_id, s) for s in signals if s is not None]

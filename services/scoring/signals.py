@@ -1,7 +1,8 @@
 """Which risk signals an event raises. Pure.
 
 Each signal carries a stable dedupe key derived from what caused it, so a replay after a
-crash raises the same key and the alerts service notifies once.
+crash raises the same key and the alerts service notifies once. Summaries leave out the
+account's name: whoever shows them (alerts) puts the name in front.
 """
 
 from __future__ import annotations
@@ -22,11 +23,7 @@ DETRACTOR_MAX = 6
 COMMENT_PREVIEW = 200
 
 
-def _name(state: AccountState, account_id: str) -> str:
-    return state.account_name or account_id
-
-
-def entered_red(account_id: str, state: AccountState, event: Envelope, previous: Health | None,
+def entered_red(account_id: str, event: Envelope, previous: Health | None,
                 current: Health | None) -> RiskSignalPayload | None:
     if current is None or current.band is not Band.RED:
         return None
@@ -38,7 +35,7 @@ def entered_red(account_id: str, state: AccountState, event: Envelope, previous:
         signal_type="entered_red",
         severity=Severity.HIGH,
         dedupe_key=f"entered_red:{account_id}:{event.event_id}",
-        summary=f"{_name(state, account_id)} turned red: health {current.score:g}{before}; {worst}",
+        summary=f"turned red: health {current.score:g}{before}; {worst}",
         score=current.score,
         band=current.band,
         previous_band=previous.band if previous else None,
@@ -66,10 +63,10 @@ def detractor_response(account_id: str, state: AccountState, event: Envelope,
         signal_type="detractor_response",
         severity=Severity.HIGH if response.score <= 4 else Severity.MEDIUM,
         dedupe_key=f"detractor:{account_id}:{response.response_id}",
-        summary=f"{_name(state, account_id)}: NPS detractor (score {response.score}){quoted}",
+        summary=f"NPS detractor (score {response.score}){quoted}",
         score=current.score if current else None,
         band=current.band if current else None,
         factors=current.factors if current else [],
-        evidence={"response_id": response.response_id, "nps_score": response.score,
-                  "comment": response.comment, "user_id": event.user_id},
+        evidence={"comment": response.comment, "score": response.score,
+                  "respondent": event.user_id, "response_id": response.response_id},
     )

@@ -132,7 +132,7 @@ def test_detractor_signal_once_per_response_even_when_amended() -> None:
     signal = detractor_response("a", state, first, assess(state))
     assert signal is not None
     assert signal.dedupe_key == "detractor:a:r1"
-    assert signal.summary == 'Acme Corp: NPS detractor (score 3): "Too slow"'
+    assert signal.summary == 'NPS detractor (score 3): "Too slow"'
     assert signal.evidence["comment"] == "Too slow"
     amended = nps_event("n1b", "a", "r1", 2, T0, comment="Even slower")
     apply_event(state, amended)
@@ -147,12 +147,12 @@ def test_entered_red_only_on_the_transition() -> None:
     red = assess(state)
     assert red is not None and red.band is Band.RED
     cause = nps_event("n", "a", "r", 0, T0)
-    signal = entered_red("a", state, cause, None, red)
+    signal = entered_red("a", cause, None, red)
     assert signal is not None and signal.dedupe_key == "entered_red:a:n"
-    assert signal.summary.startswith("Acme Corp turned red")
-    assert entered_red("a", state, cause, red, red) is None
+    assert signal.summary.startswith("turned red: health 0")
+    assert entered_red("a", cause, red, red) is None
     green = combine([])
-    assert entered_red("a", state, cause, red, green) is None
+    assert entered_red("a", cause, red, green) is None
 
 
 def test_unusable_payload_leaves_state_unchanged() -> None:
