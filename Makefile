@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars run test lint format clean
+.PHONY: install jars run test lint bench format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 
 test: install jars lint
 	$(BIN)/pytest
+
+# Figures go to bench/results/*.json with the command that produced them; not part of `make test`.
+bench: install jars
+	$(BIN)/python -m bench.ingest_throughput
 
 format: install
 	$(BIN)/ruff check --fix .

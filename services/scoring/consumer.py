@@ -79,6 +79,11 @@ class ScoringHandler:
                 attributed.append(consumed)
         for topic, count in unattributed.items():
             UNATTRIBUTED_EVENTS.labels(topic).inc(count)
+        # An account's usage, tickets and surveys come from different topics, so Kafka order
+        # is not event order. Within a batch, apply them in event-time order (stable, so
+        # ties keep partition order); the final state does not depend on it, but the score
+        # history and the signals raised on the way do.
+        attributed.sort(key=lambda consumed: consumed.envelope.occurred_at)
 
         rows = await store.lock_accounts(session, (c.envelope.account_id or "" for c in attributed))
         states: dict[str, AccountState] = {}

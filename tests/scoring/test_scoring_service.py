@@ -51,10 +51,14 @@ async def test_scores_outputs_and_duplicates(
     topics = Topics.from_settings(settings)
     assert (await client.get("/v1/accounts/acme/health")).status_code == 404
 
-    inputs = [group("g1", "acme", "Acme Corp"), usage("u1", "acme", T0),
-              usage("u2", "acme", T0 + timedelta(hours=1)), usage("anon", None, T0),
-              nps("n1", "acme", "r1", 2, T0 + timedelta(days=1), comment="Competitor X is cheaper")]
-    await publisher.publish(inputs)
+    product = [group("g1", "acme", "Acme Corp"), usage("u1", "acme", T0),
+               usage("u2", "acme", T0 + timedelta(hours=1)), usage("anon", None, T0)]
+    survey = [nps("n1", "acme", "r1", 2, T0 + timedelta(days=1), comment="Competitor X is cheaper")]
+    inputs = product + survey
+    # One topic after the other: across topics Kafka gives no order (see the consumer).
+    await publisher.publish(product)
+    await health_when(client, "acme", lambda h: h["events_applied"] == 3)
+    await publisher.publish(survey)
     health = await health_when(client, "acme", lambda h: h["events_applied"] == 4)
     assert health["account_name"] == "Acme Corp"
     # Recency 100 (weight 25) and NPS 2 -> 10 (weight 25); usage and tickets left out.
