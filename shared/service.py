@@ -9,17 +9,26 @@ the database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.db import migrate
+from shared.consumer import BatchHandler, DurableConsumer
+from shared.db import create_engine, is_reachable, migrate, session_factory
+from shared.http import create_app
 from shared.logging import configure_logging
+from shared.publisher import EventPublisher
 from shared.settings import Settings, get_settings
 from shared.topics import ensure_topics
+from shared.write_keys import seed_key
 
 log = structlog.get_logger(__name__)
 
@@ -86,10 +95,93 @@ def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
             log.error("background_task_crashed", task=name, error=repr(exc))
             # A consumer that stopped while the HTTP side stays up would look healthy
             # and do nothing: exit so the supervisor restarts us.
-            import os
-            import signal
-
             os.kill(os.getpid(), signal.SIGTERM)
 
     task.add_done_callback(_done)
     return task
+
+
+class BackgroundLoop(Protocol):
+    """A long-running part of a service (a consumer, a dispatcher): runs until stopped."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceParts:
+    """What every service holds: its settings, its database and its Kafka producer."""
+
+    name: str
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    publisher: EventPublisher
+
+    def consumer(self, group_id: str, topics: Sequence[str], handler: BatchHandler) -> DurableConsumer:
+        return DurableConsumer(settings=self.settings, service=self.name, group_id=group_id,
+                               topics=topics, sessions=self.sessions, publisher=self.publisher,
+                               handler=handler)
+
+
+@dataclass
+class Wiring:
+    """A service's own pieces, plugged into the common lifecycle by `service_app`."""
+
+    routers: list[APIRouter]
+    loops: list[BackgroundLoop] = field(default_factory=list)
+    # Kafka readiness beyond the producer (e.g. a consumer that has joined its group).
+    kafka_ready: Callable[[], bool] | None = None
+    seeds_write_key: bool = False
+    on_start: Callable[[], Awaitable[None]] | None = None
+    on_stop: Callable[[], Awaitable[None]] | None = None
+
+
+def service_app(name: str, title: str, settings: Settings,
+                wire: Callable[[ServiceParts], Wiring]) -> FastAPI:
+    """The FastAPI app of a service: ops endpoints, readiness, and an ordered start and stop.
+
+    Start: migrations and topics, the bootstrap write key, the producer, then the loops.
+    Stop (SIGTERM): loops finish and commit their work in flight, then Kafka and the database.
+    """
+    engine = create_engine(settings)
+    parts = ServiceParts(name, settings, engine, session_factory(engine),
+                         EventPublisher(settings, name))
+    wiring = wire(parts)
+
+    async def database_ready() -> bool:
+        return await is_reachable(engine)
+
+    async def kafka_ready() -> bool:
+        extra = wiring.kafka_ready() if wiring.kafka_ready is not None else True
+        return parts.publisher.connected and extra
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        topics_task = await prepare_infrastructure(settings)
+        if wiring.seeds_write_key and settings.bootstrap_write_key is not None:
+            await seed_key(engine, settings.bootstrap_write_key.get_secret_value(),
+                           settings.bootstrap_write_key_source)
+        await parts.publisher.start()
+        if wiring.on_start is not None:
+            await wiring.on_start()
+        tasks = [spawn(loop.run(), f"{name}-{type(loop).__name__}") for loop in wiring.loops]
+        try:
+            yield
+        finally:
+            for loop in wiring.loops:
+                loop.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if wiring.on_stop is not None:
+                await wiring.on_stop()
+            if topics_task is not None:
+                topics_task.cancel()
+            await parts.publisher.stop()
+            await engine.dispose()
+
+    app = create_app(name, title, checks=[("database", database_ready), ("kafka", kafka_ready)],
+                     lifespan=lifespan)
+    for router in wiring.routers:
+        app.include_router(router)
+    return app
