@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 
 import pytest
 
 from shared.settings import Settings
 from tests.support.infra import Infra, running_infra
-
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 
 
 @pytest.fixture(scope="session")
