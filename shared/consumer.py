@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     func,
     select,
     tuple_,
@@ -54,6 +56,7 @@ from shared.publisher import EventPublisher
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
+PRUNE_EVERY_SECONDS = 300.0
 
 metadata = MetaData()
 consumer_offsets = Table(
@@ -125,6 +128,7 @@ class DurableConsumer:
         self._publisher = publisher
         self._handler = handler
         self._max_failures = max_consecutive_failures
+        self._last_prune = 0.0
         # Held while a batch is processed; the rebalance listener takes it so a revoke
         # waits for the batch in flight to become durable. Never held around getmany().
         self._processing = asyncio.Lock()
@@ -244,6 +248,7 @@ class DurableConsumer:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
         await self._commit_to_kafka(consumer, next_offsets)
         self._record_lag(consumer, next_offsets)
+        await self._prune_processed_ids()
         BATCH_PROCESSING.labels(self._service).observe(time.perf_counter() - started)
 
     async def _lock_offsets(
@@ -332,6 +337,27 @@ class DurableConsumer:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
             log.info("kafka_commit_skipped", error=str(exc))
+
+    async def _prune_processed_ids(self) -> None:
+        """Forget event ids older than the dedupe window, at most once every few minutes.
+
+        The window bounds how late a duplicate (a client retry, a replayed producer) can
+        arrive and still be dropped; offsets, not ids, guard against Kafka redelivery.
+        """
+        now = time.monotonic()
+        if now - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = now
+        cutoff = func.now() - timedelta(hours=self._settings.dedupe_retention_hours)
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(processed_events).where(
+                    processed_events.c.consumer_group == self.group_id,
+                    processed_events.c.processed_at < cutoff,
+                )
+            )
+        if result.rowcount:  # type: ignore[attr-defined]
+            log.info("processed_ids_pruned", rows=result.rowcount)  # type: ignore[attr-defined]
 
     def _record_lag(
         self, consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=32_000, gt=0)
     max_batch_items: int = Field(default=2_500, gt=0)
     consumer_max_batch: int = Field(default=500, gt=0)
+    dedupe_retention_hours: float = Field(default=168.0, gt=0)
 
     # --- alerts: the outside world ------------------------------------------------------
     slack_webhook_url: str | None = None
