@@ -31,6 +31,7 @@ test: install jars lint
 # Figures go to bench/results/*.json with the command that produced them; not part of `make test`.
 bench: install jars
 	$(BIN)/python -m bench.ingest_throughput
+	$(BIN)/python -m bench.alert_latency
 
 format: install
 	$(BIN)/ruff check --fix .
