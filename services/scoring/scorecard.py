@@ -36,12 +36,16 @@ def combine(measurements: list[Measurement]) -> Health | None:
     if not present or total <= 0:
         return None
     factors = []
+    exact_score = 0.0
     for m in measurements:
         weight = WEIGHTS[m.measure] / total if m.value is not None else 0.0
         contribution = weight * m.value if m.value is not None else 0.0
+        exact_score += contribution
         factors.append(Factor(measure=m.measure, value=m.value, weight=round(weight, 4),
                               contribution=round(contribution, 2), detail=m.detail))
-    score = round(sum(f.contribution for f in factors), 1)
+    # From the exact contributions: summing the rounded ones can move the score by 0.1,
+    # and across a band threshold.
+    score = round(exact_score, 1)
     # What pulls the score down most comes first; measures without data come last.
     factors.sort(key=lambda f: (f.value is None, -(f.weight * (100 - (f.value or 0)))))
     return Health(score=score, band=band_for(score), factors=factors)

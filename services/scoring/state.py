@@ -28,6 +28,13 @@ BASELINE_HALF_LIFE_DAYS = 28.0
 MAX_CLOSED_TICKETS = 50
 MAX_SIGNALLED_RESPONSES = 20
 USAGE_TYPES = (EventType.TRACK, EventType.PAGE, EventType.SCREEN)
+# The surveys service validates these on the way in; anything else on the topic would push
+# a measure outside 0-100 (an NPS of 15 is not a promoter, -3 not a detractor).
+SURVEY_SCORE_RANGES: dict[SurveyType, range] = {
+    SurveyType.NPS: range(0, 11),
+    SurveyType.CSAT: range(1, 6),
+    SurveyType.CES: range(1, 8),
+}
 
 
 class Counter(BaseModel):
@@ -87,6 +94,11 @@ def apply_event(state: AccountState, event: Envelope) -> None:
             response = event.payload_as(SurveyResponsePayload)
     except ValidationError as exc:
         raise UnusableEvent(f"{event.type} payload: {exc}") from exc
+    if event.type is EventType.SURVEY_RESPONSE:
+        valid = SURVEY_SCORE_RANGES[response.survey_type]
+        if response.score not in valid:
+            raise UnusableEvent(f"{response.survey_type} score {response.score} is outside "
+                                f"{valid.start}..{valid.stop - 1}")
     state.clock = at if state.clock is None else max(state.clock, at)
     if event.type in USAGE_TYPES:
         _apply_usage(state, at)

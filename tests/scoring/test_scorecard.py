@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from services.scoring.decay import DecayedCounter, rate_per_day
-from services.scoring.measures import nps, open_tickets, recency, usage_volume
+from services.scoring.measures import Measurement, nps, open_tickets, recency, usage_volume
 from services.scoring.scorecard import WEIGHTS, assess, band_for, combine
 from services.scoring.signals import detractor_response, entered_red
 from services.scoring.state import AccountState, UnusableEvent, apply_event
@@ -116,6 +116,25 @@ def test_missing_measures_are_left_out_and_weights_renormalised() -> None:
     assert [f.value for f in health.factors[-2:]] == [None, None]
     assert assess(AccountState()) is None
     assert combine([]) is None
+
+
+def test_score_is_the_exact_weighted_sum_rounded_once() -> None:
+    health = combine([Measurement("usage_volume", None, "left out"), Measurement("recency", 6.0, ""),
+                      Measurement("nps", 0.0, ""), Measurement("open_tickets", 20.0, "")])
+    # (25 * 6 + 25 * 0 + 20 * 20) / 70 = 7.857...; the rounded contributions add up to 7.85.
+    assert health is not None and health.score == 7.9
+    assert [f.contribution for f in health.factors if f.value is not None] == [0.0, 2.14, 5.71]
+
+
+@pytest.mark.parametrize(("survey_type", "score"), [
+    ("nps", 11), ("nps", -1), ("csat", 0), ("csat", 6), ("ces", 0), ("ces", 8)])
+def test_survey_scores_outside_their_scale_are_unusable(survey_type: str, score: int) -> None:
+    state = run([usage("u1", "a", T0)])
+    before = state.model_dump()
+    with pytest.raises(UnusableEvent, match="outside"):
+        apply_event(state, envelope(EventType.SURVEY_RESPONSE, "odd", "a", T0, {
+            "response_id": "r", "survey_type": survey_type, "score": score}))
+    assert state.model_dump() == before
 
 
 def test_band_thresholds() -> None:
