@@ -44,6 +44,14 @@ class SurveyType(StrEnum):
     CES = "ces"
 
 
+# The scale of each survey type: NPS 0-10, CSAT 1-5, CES 1-7 (7 = strongly agree it was easy).
+SURVEY_SCORE_RANGES: dict[SurveyType, range] = {
+    SurveyType.NPS: range(0, 11),
+    SurveyType.CSAT: range(1, 6),
+    SurveyType.CES: range(1, 8),
+}
+
+
 class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
@@ -139,6 +147,12 @@ class TicketPayload(BaseModel):
     priority: TicketPriority = TicketPriority.NORMAL
     subject: str | None = Field(default=None, max_length=2_000)
     tags: list[str] = Field(default_factory=list)
+    # Help-desk context (webhooks): what attributed the ticket, and its own timeline.
+    organization_id: str | None = None
+    requester_email: str | None = None
+    created_at: datetime | None = None
+    solved_at: datetime | None = None
+    comment: str | None = Field(default=None, max_length=10_000)
 
 
 class SurveyResponsePayload(BaseModel):

@@ -36,8 +36,19 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=512_000, gt=0)
     max_event_bytes: int = Field(default=32_000, gt=0)
     max_batch_items: int = Field(default=2_500, gt=0)
+    # ingest robustness: messageId dedupe window, per-source rate limit, write-key admin API
+    message_id_retention_hours: float = Field(default=48.0, gt=0)
+    rate_limit_events_per_second: float = Field(default=20_000.0, gt=0)
+    rate_limit_burst: int = Field(default=100_000, gt=0)
+    admin_token: SecretStr | None = None
     consumer_max_batch: int = Field(default=500, gt=0)
     dedupe_retention_hours: float = Field(default=168.0, gt=0)
+    # help-desk webhooks: a webhook whose secret is unset answers 404
+    zendesk_webhook_secret: SecretStr | None = None
+    intercom_webhook_secret: SecretStr | None = None
+    tickets_webhook_secret: SecretStr | None = None
+    webhook_max_age_seconds: int = Field(default=300, gt=0)
+    ticket_account_mappings: str | None = None
 
     # --- alerts: the outside world ------------------------------------------------------
     slack_webhook_url: str | None = None

@@ -26,7 +26,17 @@ write_keys = Table(
     Column("source", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("key_id", Text, unique=True),
+    Column("key_prefix", Text),
 )
+
+# Enough of the key to recognise it in a client's config, far too little to guess the rest.
+PREFIX_LENGTH = 8
+
+
+def key_id_for(key: str) -> str:
+    """A public id for a key, stable for the same key (so seeding it twice is one row)."""
+    return "wk_" + hash_key(key)[:16]
 
 
 def hash_key(key: str) -> str:
@@ -57,7 +67,8 @@ async def seed_key(engine: AsyncEngine, key: str, source: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             insert(write_keys)
-            .values(key_hash=hash_key(key), source=source)
+            .values(key_hash=hash_key(key), source=source, key_id=key_id_for(key),
+                    key_prefix=key[:PREFIX_LENGTH])
             .on_conflict_do_nothing()
         )
 

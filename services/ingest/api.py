@@ -1,27 +1,41 @@
 """Ingest's HTTP routes: the Segment tracking API and generic ticket events.
 
 Every route answers 200 only after Kafka has acknowledged every event of the request;
-while Kafka is unreachable it answers 503, which Segment clients retry.
+while Kafka is unreachable it answers 503, which Segment clients retry. An event whose id
+was accepted before (a client retry, by any instance, within the retention window) is
+dropped and counted, and the request still answers 200. A source over its rate gets 429.
 """
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.attribution import attribute, users_to_look_up
+from services.ingest.admin import build_admin_router
+from services.ingest.attribution import Membership, attribute, users_to_look_up
 from services.ingest.metrics import (
+    DUPLICATES_DROPPED,
     EVENTS_ACCEPTED,
     REJECTED_REQUESTS,
     REQUEST_BYTES,
     UNATTRIBUTED_EVENTS,
 )
+from services.ingest.rate_limit import RateLimiter, retry_after_header
 from services.ingest.segment import derive_message_id, occurred_at, to_envelope
-from services.ingest.store import load_memberships, save_memberships
+from services.ingest.store import (
+    claim_message_ids,
+    load_memberships,
+    prune_message_ids,
+    save_memberships,
+)
 from services.ingest.tickets import TicketEvent, ticket_envelope
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, utcnow
@@ -30,7 +44,11 @@ from shared.publisher import EventPublisher, PublishFailed
 from shared.settings import Settings
 from shared.write_keys import key_from_headers, source_for_key
 
+log = structlog.get_logger(__name__)
+
 SUCCESS = {"success": True}
+# Forgetting old message ids is housekeeping: once per instance every few minutes is plenty.
+PRUNE_INTERVAL_SECONDS = 300.0
 
 
 class IngestApi:
@@ -39,6 +57,9 @@ class IngestApi:
         self.engine = engine
         self.publisher = publisher
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
+        self.rate_limiter = RateLimiter(settings.rate_limit_events_per_second,
+                                        settings.rate_limit_burst)
+        self._last_prune: float | None = None
 
     async def read_json(self, request: Request) -> Any:
         raw = await read_body_limited(request, self.settings.max_request_bytes)
@@ -65,6 +86,16 @@ class IngestApi:
             key = body["writeKey"]
         return await source_for_key(self.engine, key)
 
+    def check_rate(self, source: str, events: int) -> None:
+        wait = self.rate_limiter.acquire(source, events)
+        if wait > 0:
+            raise ApiError(429, "rate_limited",
+                           f"source {source!r} is over its limit of "
+                           f"{self.settings.rate_limit_events_per_second:g} events/s "
+                           f"(burst {self.settings.rate_limit_burst}); nothing was accepted, "
+                           "retry after the Retry-After seconds",
+                           headers={"Retry-After": retry_after_header(wait)})
+
     async def accept_messages(self, items: list[ValidatedMessage], source: str) -> None:
         received_at = utcnow()
         messages = [item.message for item in items]
@@ -81,13 +112,47 @@ class IngestApi:
             )
             for item, account in zip(items, accounts, strict=True)
         ]
-        await self.publish(envelopes)
-        await save_memberships(self.engine, changed)
-        counts = Counter((e.type.value, e.account_id is None) for e in envelopes)
+        fresh = await self.publish_new(envelopes, changed)
+        counts = Counter((e.type.value, e.account_id is None) for e in fresh)
         for (event_type, unattributed), count in counts.items():
             EVENTS_ACCEPTED.labels(event_type, source).inc(count)
             if unattributed:
                 UNATTRIBUTED_EVENTS.labels(event_type).inc(count)
+
+    async def publish_new(self, envelopes: list[Envelope],
+                          memberships: Mapping[str, Membership] | None = None) -> list[Envelope]:
+        """Publish the envelopes whose id was never accepted before; return those.
+
+        One transaction claims the ids, waits for Kafka's acks, then commits (with the
+        memberships the request set). If Kafka fails it rolls back, so the client's retry
+        is not mistaken for a duplicate.
+        """
+        await self.prune_if_due()
+        first: dict[str, Envelope] = {}
+        for envelope in envelopes:
+            first.setdefault(envelope.event_id, envelope)
+        async with self.engine.begin() as conn:
+            claimed = await claim_message_ids(conn, first.keys())
+            fresh = [e for e in first.values() if e.event_id in claimed]
+            await self.publish(fresh)
+            if memberships:
+                await save_memberships(conn, memberships)
+        dropped = Counter(e.type.value for e in envelopes)
+        dropped.subtract(e.type.value for e in fresh)
+        for event_type, count in dropped.items():
+            if count > 0:
+                DUPLICATES_DROPPED.labels(event_type).inc(count)
+        return fresh
+
+    async def prune_if_due(self) -> None:
+        now = time.monotonic()
+        if self._last_prune is not None and now - self._last_prune < PRUNE_INTERVAL_SECONDS:
+            return
+        self._last_prune = now
+        retention = timedelta(hours=self.settings.message_id_retention_hours)
+        forgotten = await prune_message_ids(self.engine, retention)
+        if forgotten:
+            log.info("message_ids_pruned", count=forgotten)
 
     async def publish(self, envelopes: list[Envelope]) -> None:
         try:
@@ -101,12 +166,14 @@ class IngestApi:
 
 def build_router(api: IngestApi) -> APIRouter:
     router = APIRouter(prefix="/v1")
+    router.include_router(build_admin_router(api.settings, api.engine))
 
     async def single(request: Request, message_type: str) -> dict[str, bool]:
         try:
             body = await api.read_json(request)
             source = await api.authenticate(request, body)
             items = validate_single(body, message_type, api.limits)
+            api.check_rate(source, len(items))
         except ApiError as exc:
             REJECTED_REQUESTS.labels(exc.code).inc()
             raise
@@ -133,12 +200,17 @@ def build_router(api: IngestApi) -> APIRouter:
     async def screen(request: Request) -> dict[str, bool]:
         return await single(request, "screen")
 
+    @router.post("/alias")
+    async def alias(request: Request) -> dict[str, bool]:
+        return await single(request, "alias")
+
     @router.post("/batch")
     async def batch(request: Request) -> dict[str, bool]:
         try:
             body = await api.read_json(request)
             source = await api.authenticate(request, body)
             items = validate_batch(body, api.limits)
+            api.check_rate(source, len(items))
         except ApiError as exc:
             REJECTED_REQUESTS.labels(exc.code).inc()
             raise
@@ -151,12 +223,13 @@ def build_router(api: IngestApi) -> APIRouter:
             body = await api.read_json(request)
             source = await api.authenticate(request, body)
             ticket = validate_body(TicketEvent, body)
+            api.check_rate(source, 1)
         except ApiError as exc:
             REJECTED_REQUESTS.labels(exc.code).inc()
             raise
         envelope = ticket_envelope(ticket, source=source, received_at=utcnow())
-        await api.publish([envelope])
-        EVENTS_ACCEPTED.labels("ticket", source).inc()
+        if await api.publish_new([envelope]):
+            EVENTS_ACCEPTED.labels("ticket", source).inc()
         return SUCCESS
 
     return router

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.ingest.api import IngestApi, build_router
+from services.ingest.helpdesk.routes import HelpdeskWebhooks, build_helpdesk_router
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
 
@@ -13,7 +14,9 @@ SERVICE = "ingest"
 
 def _wire(parts: ServiceParts) -> Wiring:
     api = IngestApi(parts.settings, parts.engine, parts.publisher)
-    return Wiring(routers=[build_router(api)], seeds_write_key=True)
+    helpdesk = HelpdeskWebhooks(api)
+    return Wiring(routers=[build_router(api), build_helpdesk_router(helpdesk)], seeds_write_key=True,
+                  on_start=helpdesk.seed_mappings)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -12,6 +12,11 @@ UNATTRIBUTED_EVENTS = Counter(
     "Accepted events that name no account and whose user has no group call yet (kept, not dropped).",
     ["type"],
 )
+DUPLICATES_DROPPED = Counter(
+    "churnwatch_ingest_duplicates_dropped_total",
+    "Events not published again because their id was accepted before (client retries), by type.",
+    ["type"],
+)
 REJECTED_REQUESTS = Counter(
     "churnwatch_ingest_rejected_requests_total",
     "Requests refused before anything reached Kafka, by reason code.",

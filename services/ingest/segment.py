@@ -67,12 +67,26 @@ class GroupMessage(_Message):
     traits: dict[str, Any] = Field(default_factory=dict)
 
 
-SegmentMessage = Annotated[
-    TrackMessage | PageMessage | ScreenMessage | IdentifyMessage | GroupMessage,
-    Field(discriminator="type"),
-]
+class AliasMessage(_Message):
+    """Segment `alias`: `previousId` (an earlier user or anonymous id) is now `userId`."""
+
+    type: Literal["alias"]
+    previous_id: str = Field(alias="previousId", min_length=1, max_length=MAX_ID_LENGTH)
+
+    @model_validator(mode="after")
+    def _names_the_user(self) -> AliasMessage:
+        if not self.user_id:
+            raise ValueError("userId is required on alias")
+        return self
+
+
+AnyMessage = (TrackMessage | PageMessage | ScreenMessage | IdentifyMessage | GroupMessage
+              | AliasMessage)
+SegmentMessage = Annotated[AnyMessage, Field(discriminator="type")]
+# Churnwatch has no alias event: an alias travels as an identify whose only trait says so.
+ALIAS_TRAIT = "$alias_of"
 MESSAGE_ADAPTER: TypeAdapter[SegmentMessage] = TypeAdapter(SegmentMessage)
-SUPPORTED_TYPES = ("track", "page", "screen", "identify", "group")
+SUPPORTED_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
 
 def derive_message_id(raw: dict[str, Any]) -> str:
@@ -99,20 +113,21 @@ def occurred_at(message: _Message, received_at: datetime) -> datetime:
     return _as_utc(message.timestamp, received_at)
 
 
-def explicit_account(message: TrackMessage | PageMessage | ScreenMessage | IdentifyMessage
-                     | GroupMessage) -> str | None:
+def explicit_account(message: AnyMessage) -> str | None:
     """The account a message names itself: its group, `context.groupId`, or an `account_id`."""
     if isinstance(message, GroupMessage):
         return message.group_id
     if group := message.context_group_id():
         return group
+    if isinstance(message, AliasMessage):
+        return None
     bag = message.traits if isinstance(message, IdentifyMessage) else message.properties
     account = bag.get("account_id")
     return str(account) if account not in (None, "") else None
 
 
 def to_envelope(
-    message: TrackMessage | PageMessage | ScreenMessage | IdentifyMessage | GroupMessage,
+    message: AnyMessage,
     *,
     event_id: str,
     account_id: str | None,
@@ -132,11 +147,14 @@ def to_envelope(
     elif isinstance(message, GroupMessage):
         payload = TraitsPayload(traits=message.traits, group_id=message.group_id,
                                 anonymous_id=message.anonymous_id)
+    elif isinstance(message, AliasMessage):
+        payload = TraitsPayload(traits={ALIAS_TRAIT: message.previous_id},
+                                anonymous_id=message.anonymous_id)
     else:
         payload = TraitsPayload(traits=message.traits, anonymous_id=message.anonymous_id)
     return Envelope(
         event_id=event_id,
-        type=EventType(message.type),
+        type=EventType.IDENTIFY if isinstance(message, AliasMessage) else EventType(message.type),
         account_id=account_id,
         user_id=message.user_id or None,
         occurred_at=occurred_at(message, received_at),

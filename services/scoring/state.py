@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.scoring.decay import DecayedCounter
 from shared.events import (
+    SURVEY_SCORE_RANGES,
     Envelope,
     EventType,
     SurveyResponsePayload,
@@ -28,13 +29,6 @@ BASELINE_HALF_LIFE_DAYS = 28.0
 MAX_CLOSED_TICKETS = 50
 MAX_SIGNALLED_RESPONSES = 20
 USAGE_TYPES = (EventType.TRACK, EventType.PAGE, EventType.SCREEN)
-# The surveys service validates these on the way in; anything else on the topic would push
-# a measure outside 0-100 (an NPS of 15 is not a promoter, -3 not a detractor).
-SURVEY_SCORE_RANGES: dict[SurveyType, range] = {
-    SurveyType.NPS: range(0, 11),
-    SurveyType.CSAT: range(1, 6),
-    SurveyType.CES: range(1, 8),
-}
 
 
 class Counter(BaseModel):
@@ -95,6 +89,8 @@ def apply_event(state: AccountState, event: Envelope) -> None:
     except ValidationError as exc:
         raise UnusableEvent(f"{event.type} payload: {exc}") from exc
     if event.type is EventType.SURVEY_RESPONSE:
+        # Surveys validates on the way in; anything else on the topic would push a measure
+        # outside 0-100 (an NPS of 15 is not a promoter, -3 not a detractor).
         valid = SURVEY_SCORE_RANGES[response.survey_type]
         if response.score not in valid:
             raise UnusableEvent(f"{response.survey_type} score {response.score} is outside "

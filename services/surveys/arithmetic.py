@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.events import SURVEY_SCORE_RANGES, SurveyType
+
 ScoreCounts = Mapping[int, int]
 
-NPS_RANGE = range(0, 11)
-CSAT_RANGE = range(1, 6)
-CES_RANGE = range(1, 8)
+NPS_RANGE = SURVEY_SCORE_RANGES[SurveyType.NPS]
+CSAT_RANGE = SURVEY_SCORE_RANGES[SurveyType.CSAT]
+CES_RANGE = SURVEY_SCORE_RANGES[SurveyType.CES]
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.surveys.arithmetic import CES_RANGE, CSAT_RANGE, NPS_RANGE
-from shared.events import SurveyType
+from shared.events import SURVEY_SCORE_RANGES, SurveyType
 from shared.http import validate_body
-
-SCORE_RANGES: dict[SurveyType, range] = {
-    SurveyType.NPS: NPS_RANGE,
-    SurveyType.CSAT: CSAT_RANGE,
-    SurveyType.CES: CES_RANGE,
-}
 
 MAX_ID_CHARS = 200
 MAX_COMMENT_CHARS = 5_000
@@ -61,7 +54,7 @@ class SurveyResponseIn(BaseModel):
         survey_type = info.data.get("survey_type")
         if survey_type is None:  # survey_type itself is invalid and reported on its own
             return score
-        valid = SCORE_RANGES[survey_type]
+        valid = SURVEY_SCORE_RANGES[survey_type]
         if score not in valid:
             raise PydanticCustomError(
                 "score_out_of_range",

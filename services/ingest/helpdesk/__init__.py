@@ -1,0 +1,1 @@
+"""Help-desk webhooks (Zendesk, Intercom, a generic signed format) turned into ticket events."""

@@ -1,0 +1,96 @@
+"""Webhook signature checks, one per help desk. Pure: the caller passes the clock.
+
+Each check raises `SignatureError` naming what was wrong (missing header, malformed,
+stale, mismatch) so the sender's operator can fix it from the 401 alone. Every digest
+comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+
+class SignatureError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """base64(HMAC-SHA256(secret, timestamp + body)), as Zendesk sends it."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def intercom_signature(secret: str, body: bytes) -> str:
+    """`sha1=<hex HMAC-SHA1(secret, body)>`, Intercom's X-Hub-Signature."""
+    return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
+def generic_signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256(secret, body)>`, Churnwatch's X-Churnwatch-Signature."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Zendesk sends ISO 8601 (`2024-04-17T17:18:10Z`); unix seconds are accepted too."""
+    text = value.strip()
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError) as exc:
+        raise SignatureError("invalid_signature_timestamp",
+                             f"X-Zendesk-Webhook-Signature-Timestamp {value!r} is not an "
+                             "ISO 8601 time or unix seconds") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _same(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.strip().encode())
+
+
+def verify_zendesk(secret: str, body: bytes, signature: str | None, timestamp: str | None,
+                   *, now: datetime, max_age_seconds: int) -> None:
+    if not signature:
+        raise SignatureError("missing_signature", "X-Zendesk-Webhook-Signature header is missing")
+    if not timestamp:
+        raise SignatureError("missing_signature_timestamp",
+                             "X-Zendesk-Webhook-Signature-Timestamp header is missing")
+    # The signature is checked before the age so a forged request learns nothing about timing.
+    if not _same(zendesk_signature(secret, timestamp, body), signature):
+        raise SignatureError("invalid_signature",
+                             "X-Zendesk-Webhook-Signature does not match the body and timestamp "
+                             "for the configured secret")
+    age = abs((now - parse_timestamp(timestamp)).total_seconds())
+    if age > max_age_seconds:
+        raise SignatureError("stale_signature",
+                             f"X-Zendesk-Webhook-Signature-Timestamp is {age:.0f} s away from now; "
+                             f"at most {max_age_seconds} s is accepted (replay protection)")
+
+
+def verify_intercom(secret: str, body: bytes, signature: str | None) -> None:
+    if not signature:
+        raise SignatureError("missing_signature", "X-Hub-Signature header is missing")
+    if not signature.strip().startswith("sha1="):
+        raise SignatureError("invalid_signature", "X-Hub-Signature must be sha1=<hex digest>")
+    if not _same(intercom_signature(secret, body), signature):
+        raise SignatureError("invalid_signature",
+                             "X-Hub-Signature does not match the body for the configured secret")
+
+
+def verify_generic(secret: str, body: bytes, signature: str | None) -> None:
+    if not signature:
+        raise SignatureError("missing_signature", "X-Churnwatch-Signature header is missing")
+    if not signature.strip().startswith("sha256="):
+        raise SignatureError("invalid_signature",
+                             "X-Churnwatch-Signature must be sha256=<hex HMAC-SHA256 of the body>")
+    if not _same(generic_signature(secret, body), signature):
+        raise SignatureError("invalid_signature",
+                             "X-Churnwatch-Signature does not match the body for the configured secret")
