@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from services.ingest.metrics import (
     REJECTED_REQUESTS,
     REQUEST_BYTES,
     UNATTRIBUTED_EVENTS,
+    counting_rejections,
 )
 from services.ingest.rate_limit import RateLimiter, retry_after_header
 from services.ingest.segment import derive_message_id, occurred_at, to_envelope
@@ -47,6 +48,7 @@ from shared.write_keys import key_from_headers, source_for_key
 log = structlog.get_logger(__name__)
 
 SUCCESS = {"success": True}
+SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 # Forgetting old message ids is housekeeping: once per instance every few minutes is plenty.
 PRUNE_INTERVAL_SECONDS = 300.0
 
@@ -168,65 +170,39 @@ def build_router(api: IngestApi) -> APIRouter:
     router = APIRouter(prefix="/v1")
     router.include_router(build_admin_router(api.settings, api.engine))
 
-    async def single(request: Request, message_type: str) -> dict[str, bool]:
-        try:
-            body = await api.read_json(request)
-            source = await api.authenticate(request, body)
-            items = validate_single(body, message_type, api.limits)
-            api.check_rate(source, len(items))
-        except ApiError as exc:
-            REJECTED_REQUESTS.labels(exc.code).inc()
-            raise
-        await api.accept_messages(items, source)
-        return SUCCESS
+    def single_message_route(message_type: str) -> Callable[[Request], Awaitable[dict[str, bool]]]:
+        async def receive(request: Request) -> dict[str, bool]:
+            with counting_rejections():
+                body = await api.read_json(request)
+                source = await api.authenticate(request, body)
+                items = validate_single(body, message_type, api.limits)
+                api.check_rate(source, len(items))
+            await api.accept_messages(items, source)
+            return SUCCESS
 
-    @router.post("/track")
-    async def track(request: Request) -> dict[str, bool]:
-        return await single(request, "track")
+        return receive
 
-    @router.post("/identify")
-    async def identify(request: Request) -> dict[str, bool]:
-        return await single(request, "identify")
-
-    @router.post("/group")
-    async def group(request: Request) -> dict[str, bool]:
-        return await single(request, "group")
-
-    @router.post("/page")
-    async def page(request: Request) -> dict[str, bool]:
-        return await single(request, "page")
-
-    @router.post("/screen")
-    async def screen(request: Request) -> dict[str, bool]:
-        return await single(request, "screen")
-
-    @router.post("/alias")
-    async def alias(request: Request) -> dict[str, bool]:
-        return await single(request, "alias")
+    for message_type in SINGLE_MESSAGE_TYPES:
+        router.add_api_route(f"/{message_type}", single_message_route(message_type),
+                             methods=["POST"], name=message_type)
 
     @router.post("/batch")
     async def batch(request: Request) -> dict[str, bool]:
-        try:
+        with counting_rejections():
             body = await api.read_json(request)
             source = await api.authenticate(request, body)
             items = validate_batch(body, api.limits)
             api.check_rate(source, len(items))
-        except ApiError as exc:
-            REJECTED_REQUESTS.labels(exc.code).inc()
-            raise
         await api.accept_messages(items, source)
         return SUCCESS
 
     @router.post("/tickets")
     async def tickets(request: Request) -> dict[str, bool]:
-        try:
+        with counting_rejections():
             body = await api.read_json(request)
             source = await api.authenticate(request, body)
             ticket = validate_body(TicketEvent, body)
             api.check_rate(source, 1)
-        except ApiError as exc:
-            REJECTED_REQUESTS.labels(exc.code).inc()
-            raise
         envelope = ticket_envelope(ticket, source=source, received_at=utcnow())
         if await api.publish_new([envelope]):
             EVENTS_ACCEPTED.labels("ticket", source).inc()

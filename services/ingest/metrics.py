@@ -1,6 +1,11 @@
 """Ingest-specific metrics (the shared ones cover requests and produce latency)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import Counter
+
+from shared.http import ApiError
 
 EVENTS_ACCEPTED = Counter(
     "churnwatch_ingest_events_accepted_total",
@@ -26,3 +31,13 @@ REQUEST_BYTES = Counter(
     "churnwatch_ingest_request_bytes_total",
     "Bytes of request bodies received (after gzip decoding).",
 )
+
+
+@contextmanager
+def counting_rejections() -> Iterator[None]:
+    """Count a client error by its code on the way out (the error still answers the request)."""
+    try:
+        yield
+    except ApiError as exc:
+        REJECTED_REQUESTS.labels(exc.code).inc()
+        raise

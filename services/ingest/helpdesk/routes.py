@@ -9,10 +9,13 @@ ignored, so the vendor does not retry it. Otherwise 200 only after Kafka acked.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import SecretStr
+from starlette.datastructures import Headers
 
 from services.ingest.api import IngestApi
 from services.ingest.helpdesk import generic, intercom, zendesk
@@ -26,9 +29,10 @@ from services.ingest.helpdesk.signatures import (
 )
 from services.ingest.helpdesk.store import load_mappings, upsert_mappings
 from services.ingest.helpdesk.ticket import HelpdeskTicket, TranslationError, ticket_envelope
-from services.ingest.metrics import EVENTS_ACCEPTED, REJECTED_REQUESTS
+from services.ingest.metrics import EVENTS_ACCEPTED, counting_rejections
 from shared.events import utcnow
 from shared.http import ApiError, invalid_request, parse_json, read_body_limited, validate_body
+from shared.settings import Settings
 
 SUCCESS: dict[str, Any] = {"success": True}
 
@@ -74,76 +78,74 @@ def bad_payload(exc: TranslationError) -> ApiError:
     return invalid_request([{"field": exc.field, "message": exc.message}])
 
 
+@dataclass(frozen=True)
+class Vendor:
+    """What differs between help desks; everything else about a webhook is the same."""
+
+    path: str
+    source: str
+    name: str
+    secret_variable: str
+    secret: Callable[[Settings], SecretStr | None]
+    verify: Callable[[str, bytes, Headers, Settings], None]
+    is_ticket: Callable[[Any], bool]
+    ignored_reason: str
+    translate: Callable[[Any], HelpdeskTicket]
+
+
+def _verify_zendesk(secret: str, body: bytes, headers: Headers, settings: Settings) -> None:
+    verify_zendesk(secret, body, headers.get("x-zendesk-webhook-signature"),
+                   headers.get("x-zendesk-webhook-signature-timestamp"),
+                   now=utcnow(), max_age_seconds=settings.webhook_max_age_seconds)
+
+
+def _translate_generic(payload: Any) -> HelpdeskTicket:
+    return generic.translate(validate_body(generic.WebhookTicketEvent, payload))
+
+
+VENDORS = (
+    Vendor("/zendesk", zendesk.SOURCE, "Zendesk", "CHURNWATCH_ZENDESK_WEBHOOK_SECRET",
+           lambda s: s.zendesk_webhook_secret, _verify_zendesk,
+           zendesk.is_ticket_event, "not a zen:event-type:ticket.* event", zendesk.translate),
+    Vendor("/intercom", intercom.SOURCE, "Intercom", "CHURNWATCH_INTERCOM_WEBHOOK_SECRET",
+           lambda s: s.intercom_webhook_secret,
+           lambda secret, body, headers, _: verify_intercom(secret, body, headers.get("x-hub-signature")),
+           intercom.is_ticket_notification, "not a ticket.* notification", intercom.translate),
+    Vendor("/tickets", generic.SOURCE, "generic tickets", "CHURNWATCH_TICKETS_WEBHOOK_SECRET",
+           lambda s: s.tickets_webhook_secret,
+           lambda secret, body, headers, _: verify_generic(
+               secret, body, headers.get("x-churnwatch-signature")),
+           lambda _: True, "", _translate_generic),
+)
+
+
 def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks")
     settings = webhooks.settings
 
-    @router.post("/zendesk")
-    async def zendesk_webhook(request: Request) -> dict[str, Any]:
-        try:
-            secret = webhooks.secret(settings.zendesk_webhook_secret, "Zendesk",
-                                     "CHURNWATCH_ZENDESK_WEBHOOK_SECRET")
-            body = await webhooks.read_body(request)
-            try:
-                verify_zendesk(secret, body,
-                               request.headers.get("x-zendesk-webhook-signature"),
-                               request.headers.get("x-zendesk-webhook-signature-timestamp"),
-                               now=utcnow(), max_age_seconds=settings.webhook_max_age_seconds)
-            except SignatureError as exc:
-                raise unauthorized(exc) from exc
-            payload = parse_json(body)
-            if not zendesk.is_ticket_event(payload):
-                IGNORED_WEBHOOKS.labels(zendesk.SOURCE).inc()
-                return {"success": True, "ignored": "not a zen:event-type:ticket.* event"}
-            try:
-                ticket = zendesk.translate(payload)
-            except TranslationError as exc:
-                raise bad_payload(exc) from exc
-            await webhooks.accept(ticket)
-        except ApiError as exc:
-            REJECTED_REQUESTS.labels(exc.code).inc()
-            raise
-        return SUCCESS
+    def vendor_route(vendor: Vendor) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+        async def receive(request: Request) -> dict[str, Any]:
+            with counting_rejections():
+                secret = webhooks.secret(vendor.secret(settings), vendor.name, vendor.secret_variable)
+                body = await webhooks.read_body(request)
+                try:
+                    vendor.verify(secret, body, request.headers, settings)
+                except SignatureError as exc:
+                    raise unauthorized(exc) from exc
+                payload = parse_json(body)
+                if not vendor.is_ticket(payload):
+                    IGNORED_WEBHOOKS.labels(vendor.source).inc()
+                    return {"success": True, "ignored": vendor.ignored_reason}
+                try:
+                    ticket = vendor.translate(payload)
+                except TranslationError as exc:
+                    raise bad_payload(exc) from exc
+                await webhooks.accept(ticket)
+            return SUCCESS
 
-    @router.post("/intercom")
-    async def intercom_webhook(request: Request) -> dict[str, Any]:
-        try:
-            secret = webhooks.secret(settings.intercom_webhook_secret, "Intercom",
-                                     "CHURNWATCH_INTERCOM_WEBHOOK_SECRET")
-            body = await webhooks.read_body(request)
-            try:
-                verify_intercom(secret, body, request.headers.get("x-hub-signature"))
-            except SignatureError as exc:
-                raise unauthorized(exc) from exc
-            payload = parse_json(body)
-            if not intercom.is_ticket_notification(payload):
-                IGNORED_WEBHOOKS.labels(intercom.SOURCE).inc()
-                return {"success": True, "ignored": "not a ticket.* notification"}
-            try:
-                ticket = intercom.translate(payload)
-            except TranslationError as exc:
-                raise bad_payload(exc) from exc
-            await webhooks.accept(ticket)
-        except ApiError as exc:
-            REJECTED_REQUESTS.labels(exc.code).inc()
-            raise
-        return SUCCESS
+        return receive
 
-    @router.post("/tickets")
-    async def tickets_webhook(request: Request) -> dict[str, Any]:
-        try:
-            secret = webhooks.secret(settings.tickets_webhook_secret, "generic tickets",
-                                     "CHURNWATCH_TICKETS_WEBHOOK_SECRET")
-            body = await webhooks.read_body(request)
-            try:
-                verify_generic(secret, body, request.headers.get("x-churnwatch-signature"))
-            except SignatureError as exc:
-                raise unauthorized(exc) from exc
-            event = validate_body(generic.WebhookTicketEvent, parse_json(body))
-            await webhooks.accept(generic.translate(event))
-        except ApiError as exc:
-            REJECTED_REQUESTS.labels(exc.code).inc()
-            raise
-        return SUCCESS
-
+    for vendor in VENDORS:
+        router.add_api_route(vendor.path, vendor_route(vendor), methods=["POST"],
+                             name=f"{vendor.source}_webhook")
     return router
