@@ -20,6 +20,7 @@ from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.topics import ensure_topics
 from tests.alerts.receivers import SlackReceiver, SmtpReceiver
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_events
 from tests.support.processes import ServiceProcess
@@ -45,10 +46,7 @@ def risk_signal(account_id: str, dedupe_key: str, summary: str, *, event_id: str
 
 @asynccontextmanager
 async def running_alerts(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://alerts"
-    ) as client:
+    async with serving(create_app(settings)) as client:
         yield client
 
 

@@ -12,6 +12,7 @@ import pytest
 from services.ingest.app import create_app
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 
@@ -20,10 +21,7 @@ ADMIN = {"Authorization": "Bearer admin-secret-token"}
 
 @asynccontextmanager
 async def ingest(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
+    async with serving(create_app(settings)) as client:
         yield client
 
 

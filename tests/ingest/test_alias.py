@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from services.ingest.app import create_app
@@ -14,6 +13,7 @@ from shared.events import EventType
 from shared.http import ApiError
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.support.apps import serving
 from tests.support.kafka import read_topic
 
 LIMITS = Limits(max_event_bytes=32_000, max_batch_items=2_500)
@@ -38,10 +38,7 @@ def test_alias_needs_previous_id_and_user_id(body: dict[str, str], field: str) -
 
 
 async def test_alias_through_the_api(settings: Settings) -> None:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
+    async with serving(create_app(settings)) as client:
         single = await client.post("/v1/alias", json={
             "writeKey": "test-write-key", "previousId": "anon-7", "userId": "u1", "messageId": "a1",
             "context": {"groupId": "acme"}})

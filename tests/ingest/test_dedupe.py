@@ -16,6 +16,7 @@ from services.ingest.app import create_app
 from shared.db import create_engine
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 
@@ -24,10 +25,7 @@ KEY = "test-write-key"
 
 @asynccontextmanager
 async def ingest(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
+    async with serving(create_app(settings)) as client:
         yield client
 
 

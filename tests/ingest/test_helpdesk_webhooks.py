@@ -20,6 +20,7 @@ from shared.events import EventType, TicketPayload, TicketStatus
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.ingest.test_helpdesk_translation import INTERCOM_CREATED, ZENDESK_CREATED
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic, wait_for_events
 
@@ -39,10 +40,7 @@ def settings(infra: Infra) -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as http:
+    async with serving(create_app(settings)) as http:
         yield http
 
 
@@ -160,10 +158,7 @@ async def test_intercom_and_generic_webhooks(settings: Settings, client: httpx.A
 
 
 async def test_unconfigured_webhook_is_off(infra: Infra) -> None:
-    app = create_app(infra.fresh_settings())
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as http:
+    async with serving(create_app(infra.fresh_settings())) as http:
         response = await http.post("/v1/webhooks/zendesk", content=b"{}")
     assert response.status_code == 404
     assert response.json()["code"] == "webhook_not_configured"

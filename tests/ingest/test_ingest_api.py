@@ -14,6 +14,7 @@ from services.ingest.app import create_app
 from shared.events import EventType
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 
@@ -26,10 +27,7 @@ def basic(key: str) -> dict[str, str]:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as http:
+    async with serving(create_app(settings)) as http:
         yield http
 
 
@@ -147,10 +145,7 @@ async def test_kafka_unreachable_answers_503_and_accepts_nothing(infra: Infra) -
     async with app.router.lifespan_context(app):
         # The same app, now pointed at a port where no broker listens.
         dead = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
-        broken = create_app(dead)
-        async with broken.router.lifespan_context(broken), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=broken), base_url="http://ingest"
-        ) as http:
+        async with serving(create_app(dead)) as http:
             response = await http.post("/v1/track", json={
                 "writeKey": KEY, "userId": "u", "event": "x", "messageId": "lost?"})
             assert response.status_code == 503

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from services.ingest.app import create_app
 from services.ingest.rate_limit import RateLimiter, retry_after_header
 from shared.topics import Topics
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 
@@ -79,10 +79,7 @@ def test_rate_and_burst_must_be_positive() -> None:
 
 async def test_over_the_limit_answers_429_with_retry_after_and_publishes_nothing(infra: Infra) -> None:
     settings = infra.fresh_settings(rate_limit_events_per_second=0.5, rate_limit_burst=3)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
+    async with serving(create_app(settings)) as client:
         allowed = await client.post("/v1/batch", json={"writeKey": KEY, "batch": [
             {"type": "track", "userId": "u", "event": "e", "messageId": f"ok-{i}"} for i in range(3)]})
         assert allowed.status_code == 200, allowed.text

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.scoring.app import create_app
 from shared.events import EventType
@@ -16,18 +15,16 @@ from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from tests.scoring.events import T0, envelope, group, nps, usage
+from tests.support.apps import serving
 from tests.support.kafka import read_topic
 
 
 @pytest.fixture
-async def scoring(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, EventPublisher]]:
+async def scoring(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, EventPublisher]]:
     await ensure_topics(settings)
     publisher = EventPublisher(settings, "test")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scoring"
-    ) as client:
-        yield app, client, publisher
+    async with serving(create_app(settings)) as client:
+        yield client, publisher
     await publisher.stop()
 
 
@@ -45,9 +42,9 @@ async def health_when(client: httpx.AsyncClient, account: str, predicate, timeou
 
 
 async def test_scores_outputs_and_duplicates(
-    settings: Settings, scoring: tuple[FastAPI, httpx.AsyncClient, EventPublisher]
+    settings: Settings, scoring: tuple[httpx.AsyncClient, EventPublisher]
 ) -> None:
-    _, client, publisher = scoring
+    client, publisher = scoring
     topics = Topics.from_settings(settings)
     assert (await client.get("/v1/accounts/acme/health")).status_code == 404
 
@@ -87,9 +84,9 @@ async def test_scores_outputs_and_duplicates(
 
 
 async def test_entering_red_raises_one_signal_and_bad_payloads_are_dead_lettered(
-    settings: Settings, scoring: tuple[FastAPI, httpx.AsyncClient, EventPublisher]
+    settings: Settings, scoring: tuple[httpx.AsyncClient, EventPublisher]
 ) -> None:
-    _, client, publisher = scoring
+    client, publisher = scoring
     topics = Topics.from_settings(settings)
     broken = envelope(EventType.SURVEY_RESPONSE, "broken", "globex", T0,
                       {"survey_type": "nps", "score": "very"})

@@ -20,6 +20,7 @@ from shared.db import create_engine
 from shared.events import Envelope, EventType
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
+from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
@@ -38,10 +39,7 @@ def response(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://surveys"
-    ) as http:
+    async with serving(create_app(settings)) as http:
         yield http
 
 
@@ -250,10 +248,7 @@ async def test_kafka_unreachable_answers_503_and_keeps_nothing(infra: Infra) -> 
                                     kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     live = settings.model_copy(update={"kafka_bootstrap_servers": infra.kafka.bootstrap_servers})
     await ensure_topics(live)  # so "nothing published" is checked on a topic that exists
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://surveys"
-    ) as http:
+    async with serving(create_app(settings)) as http:
         answer = await http.post("/v1/responses", headers=BASIC, json=response())
         assert answer.status_code == 503, answer.text
         assert answer.json()["code"] == "kafka_unavailable"
