@@ -1,4 +1,4 @@
-"""Ingest's HTTP routes: the Segment tracking API and generic ticket events.
+"""Ingest's Segment tracking API routes (tickets live in services/ingest/helpdesk).
 
 Every route answers 200 only after Kafka has acknowledged every event of the request;
 while Kafka is unreachable it answers 503, which Segment clients retry. An event whose id
@@ -37,10 +37,9 @@ from services.ingest.store import (
     prune_message_ids,
     save_memberships,
 )
-from services.ingest.tickets import TicketEvent, ticket_envelope
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, utcnow
-from shared.http import ApiError, parse_json, read_body_limited, validate_body
+from shared.http import ApiError, parse_json, read_body_limited
 from shared.publisher import EventPublisher, PublishFailed
 from shared.settings import Settings
 from shared.write_keys import key_from_headers, source_for_key
@@ -194,18 +193,6 @@ def build_router(api: IngestApi) -> APIRouter:
             items = validate_batch(body, api.limits)
             api.check_rate(source, len(items))
         await api.accept_messages(items, source)
-        return SUCCESS
-
-    @router.post("/tickets")
-    async def tickets(request: Request) -> dict[str, bool]:
-        with counting_rejections():
-            body = await api.read_json(request)
-            source = await api.authenticate(request, body)
-            ticket = validate_body(TicketEvent, body)
-            api.check_rate(source, 1)
-        envelope = ticket_envelope(ticket, source=source, received_at=utcnow())
-        if await api.publish_new([envelope]):
-            EVENTS_ACCEPTED.labels("ticket", source).inc()
         return SUCCESS
 
     return router

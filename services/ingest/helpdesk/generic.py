@@ -1,8 +1,9 @@
-"""The generic signed ticket webhook: the `POST /v1/tickets` fields plus help-desk context.
+"""The generic ticket format, for help desks without a dedicated webhook.
 
+Accepted signed at `POST /v1/webhooks/tickets` and with a write key at `POST /v1/tickets`.
 `account_id` may be left out when `organization_id` or `requester_email` is mapped. The
-envelope id is the client's `event_id` or derived from the ticket's state at `updated_at`
-(as `POST /v1/tickets` does), so a retried delivery is one event downstream.
+envelope id is the client's `event_id` or derived from the ticket's state at `updated_at`,
+so a retried delivery is one event downstream.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ class WebhookTicketEvent(BaseModel):
     comment: str | None = Field(default=None, max_length=10_000)
 
 
-def translate(event: WebhookTicketEvent) -> HelpdeskTicket:
+def translate(event: WebhookTicketEvent, source: str = SOURCE) -> HelpdeskTicket:
     event_id = event.event_id or (
         f"ticket:{event.ticket_id}:{event.updated_at.isoformat()}:{event.status}:{event.priority}"
     )
     return HelpdeskTicket(
         event_id=event_id,
-        source=SOURCE,
+        source=source,
         ticket_id=event.ticket_id,
         status=event.status,
         priority=event.priority,

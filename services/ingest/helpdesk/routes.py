@@ -104,14 +104,14 @@ def _translate_generic(payload: Any) -> HelpdeskTicket:
 
 
 VENDORS = (
-    Vendor("/zendesk", zendesk.SOURCE, "Zendesk", "CHURNWATCH_ZENDESK_WEBHOOK_SECRET",
+    Vendor("/webhooks/zendesk", zendesk.SOURCE, "Zendesk", "CHURNWATCH_ZENDESK_WEBHOOK_SECRET",
            lambda s: s.zendesk_webhook_secret, _verify_zendesk,
            zendesk.is_ticket_event, "not a zen:event-type:ticket.* event", zendesk.translate),
-    Vendor("/intercom", intercom.SOURCE, "Intercom", "CHURNWATCH_INTERCOM_WEBHOOK_SECRET",
+    Vendor("/webhooks/intercom", intercom.SOURCE, "Intercom", "CHURNWATCH_INTERCOM_WEBHOOK_SECRET",
            lambda s: s.intercom_webhook_secret,
            lambda secret, body, headers, _: verify_intercom(secret, body, headers.get("x-hub-signature")),
            intercom.is_ticket_notification, "not a ticket.* notification", intercom.translate),
-    Vendor("/tickets", generic.SOURCE, "generic tickets", "CHURNWATCH_TICKETS_WEBHOOK_SECRET",
+    Vendor("/webhooks/tickets", generic.SOURCE, "generic tickets", "CHURNWATCH_TICKETS_WEBHOOK_SECRET",
            lambda s: s.tickets_webhook_secret,
            lambda secret, body, headers, _: verify_generic(
                secret, body, headers.get("x-churnwatch-signature")),
@@ -120,8 +120,18 @@ VENDORS = (
 
 
 def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
-    router = APIRouter(prefix="/v1/webhooks")
+    router = APIRouter(prefix="/v1")
     settings = webhooks.settings
+
+    @router.post("/tickets")
+    async def tickets(request: Request) -> dict[str, Any]:
+        """The generic format with a write key instead of a signature."""
+        with counting_rejections():
+            body = await webhooks.api.read_json(request)
+            source = await webhooks.api.authenticate(request, body)
+            event = validate_body(generic.WebhookTicketEvent, body)
+            await webhooks.accept(generic.translate(event, source=source))
+        return SUCCESS
 
     def vendor_route(vendor: Vendor) -> Callable[[Request], Awaitable[dict[str, Any]]]:
         async def receive(request: Request) -> dict[str, Any]:
