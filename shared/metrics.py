@@ -34,6 +34,11 @@ PRODUCE_LATENCY = Histogram(
     ["service"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+PRODUCE_IN_FLIGHT = Gauge(
+    "churnwatch_produce_in_flight_events",
+    "Events handed to the producer and not yet acknowledged by Kafka.",
+    ["service"],
+)
 EVENTS_CONSUMED = Counter(
     "churnwatch_events_consumed_total",
     "Events read from Kafka and processed, by topic and outcome (processed, duplicate, dead_lettered).",

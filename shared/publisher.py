@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared.events import Envelope, encode
-from shared.metrics import EVENTS_PRODUCED, PRODUCE_FAILURES, PRODUCE_LATENCY
+from shared.metrics import EVENTS_PRODUCED, PRODUCE_FAILURES, PRODUCE_IN_FLIGHT, PRODUCE_LATENCY
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -27,6 +27,14 @@ class PublishFailed(RuntimeError):
     """Kafka did not acknowledge every event in time; nothing may be reported as accepted."""
 
 
+class Overloaded(PublishFailed):
+    """Too many events already wait for Kafka's acks: refused at once rather than buffered.
+
+    aiokafka has no `buffer.memory`: without this bound a slow broker would let waiting
+    requests, and the memory holding their events, grow without limit.
+    """
+
+
 class EventPublisher:
     def __init__(self, settings: Settings, service: str) -> None:
         self._settings = settings
@@ -34,6 +42,7 @@ class EventPublisher:
         self.topics = Topics.from_settings(settings)
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
+        self._in_flight = 0
 
     async def _ensure_started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -73,23 +82,35 @@ class EventPublisher:
         """Send every envelope to its topic (or `topic`) and wait until Kafka has acked all."""
         if not envelopes:
             return
+        waiting = self._in_flight + len(envelopes)
+        if waiting > self._settings.max_in_flight_events:
+            PRODUCE_FAILURES.labels(self._service, "overloaded").inc()
+            raise Overloaded(f"{self._in_flight} events are already waiting for Kafka's acks "
+                             f"(limit {self._settings.max_in_flight_events})")
         started = time.perf_counter()
         destinations = [topic or self.topics.for_event(e.type) for e in envelopes]
+        self._in_flight = waiting
+        PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
         try:
-            producer = await self._ensure_started()
-            futures = [
-                await producer.send(destination, value=encode(envelope), key=envelope.partition_key())
-                for destination, envelope in zip(destinations, envelopes, strict=True)
-            ]
-            await asyncio.wait_for(
-                asyncio.gather(*futures), timeout=self._settings.produce_timeout_seconds
-            )
+            # One deadline for connecting, enqueueing and the acks: send() itself can wait
+            # while the producer's buffers are full.
+            async with asyncio.timeout(self._settings.produce_timeout_seconds):
+                producer = await self._ensure_started()
+                futures = [
+                    await producer.send(destination, value=encode(envelope),
+                                        key=envelope.partition_key())
+                    for destination, envelope in zip(destinations, envelopes, strict=True)
+                ]
+                await asyncio.gather(*futures)
         except TimeoutError as exc:
             PRODUCE_FAILURES.labels(self._service, "timeout").inc()
             raise PublishFailed("Kafka did not acknowledge the events in time") from exc
         except (KafkaError, OSError) as exc:
             PRODUCE_FAILURES.labels(self._service, type(exc).__name__).inc()
             raise PublishFailed(f"Kafka is unavailable: {exc}") from exc
+        finally:
+            self._in_flight -= len(envelopes)
+            PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
         PRODUCE_LATENCY.labels(self._service).observe(time.perf_counter() - started)
         for destination, count in Counter(destinations).items():
             EVENTS_PRODUCED.labels(self._service, destination).inc(count)

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     bootstrap_write_key: SecretStr | None = None
     bootstrap_write_key_source: str = "bootstrap"
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_in_flight_events: int = Field(default=50_000, gt=0)
     max_request_bytes: int = Field(default=512_000, gt=0)
     max_event_bytes: int = Field(default=32_000, gt=0)
     max_batch_items: int = Field(default=2_500, gt=0)

@@ -40,7 +40,7 @@ from services.ingest.store import (
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, utcnow
 from shared.http import ApiError, parse_json, read_body_limited
-from shared.publisher import EventPublisher, PublishFailed
+from shared.publisher import EventPublisher, Overloaded, PublishFailed
 from shared.settings import Settings
 from shared.write_keys import key_from_headers, source_for_key
 
@@ -158,6 +158,10 @@ class IngestApi:
     async def publish(self, envelopes: list[Envelope]) -> None:
         try:
             await self.publisher.publish(envelopes)
+        except Overloaded as exc:
+            REJECTED_REQUESTS.labels("overloaded").inc()
+            raise ApiError(503, "overloaded", f"{exc}; nothing was accepted, retry shortly",
+                           headers={"Retry-After": "1"}) from exc
         except PublishFailed as exc:
             REJECTED_REQUESTS.labels("kafka_unavailable").inc()
             raise ApiError(503, "kafka_unavailable",

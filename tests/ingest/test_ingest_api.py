@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 from collections.abc import AsyncIterator
@@ -155,3 +156,30 @@ async def test_kafka_unreachable_answers_503_and_accepts_nothing(infra: Infra) -
             assert ready.status_code == 503
             assert ready.json()["checks"] == {"database": True, "kafka": False}
     assert await all_events(settings) == []
+
+
+async def test_a_slow_kafka_is_pushed_back_on_not_buffered(infra: Infra) -> None:
+    """Events waiting for acks are bounded: past the bound a request is refused at once."""
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(10)  # accepts the connection, never answers: a stuck broker
+        writer.close()
+
+    stuck_broker = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = stuck_broker.sockets[0].getsockname()[1]
+    settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
+                                    produce_timeout_seconds=3.0, max_in_flight_events=3)
+    async with stuck_broker, serving(create_app(settings)) as http:
+        def track(n: int) -> dict[str, object]:
+            return {"type": "track", "userId": "u", "event": "x", "messageId": f"slow-{n}"}
+
+        waiting = asyncio.create_task(http.post("/v1/batch", json={
+            "writeKey": KEY, "batch": [track(1), track(2)]}))
+        await asyncio.sleep(0.5)  # the first request now holds 2 of the 3 places
+        started = asyncio.get_running_loop().time()
+        refused = await http.post("/v1/batch", json={
+            "writeKey": KEY, "batch": [track(3), track(4)]})
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "overloaded"
+        assert refused.headers["Retry-After"] == "1"
+        assert (await waiting).json()["code"] == "kafka_unavailable"
