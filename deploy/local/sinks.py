@@ -40,7 +40,7 @@ class Recorder:
                 with self._path.open("a") as out:
                     out.write(line + "\n")
         if entry["kind"] == "email":
-            print(f"[email] to {', '.join(entry['to'])}: {entry['subject']}", flush=True)
+            print(f"[email] to {', '.join(entry['to'])}: {entry['subject'].strip()}", flush=True)
         else:
             print(f"[slack] {entry.get('text')}", flush=True)
 
