@@ -52,7 +52,7 @@ from shared.metrics import (
     DEAD_LETTERS,
     EVENTS_CONSUMED,
 )
-from shared.publisher import EventPublisher
+from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -92,6 +92,9 @@ class HandlerResult:
     outputs: list[Envelope] = field(default_factory=list)
     # Events the handler could not use (e.g. a payload that fails validation), with why.
     rejected: list[tuple[ConsumedEvent, str]] = field(default_factory=list)
+    # Run once the batch is durable, never for a batch that rolls back and is retried:
+    # metrics that must count once, waking whoever waits for the new rows.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 BatchHandler = Callable[[AsyncSession, Sequence[ConsumedEvent]], Awaitable[HandlerResult]]
@@ -246,6 +249,9 @@ class DurableConsumer:
         for (topic, outcome), count in outcomes.items():
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
+        self._count_dead_letters(rejected)
+        for callback in result.after_commit:
+            callback()
         await self._commit_to_kafka(consumer, next_offsets)
         self._record_lag(consumer, next_offsets)
         await self._prune_processed_ids()
@@ -308,19 +314,20 @@ class DurableConsumer:
         )
 
     async def _dead_letter(self, rejected: list[_Rejected]) -> None:
+        """Publish the batch's rejects together and wait for Kafka's acks once."""
+        await self._publisher.publish_raw(self._publisher.topics.dead_letter, [
+            RawMessage(key=item.key, value=item.value, headers=[
+                ("churnwatch.reason", item.reason.encode()[:2000]),
+                ("churnwatch.source_topic", item.topic.encode()),
+                ("churnwatch.source_partition", str(item.partition).encode()),
+                ("churnwatch.source_offset", str(item.offset).encode()),
+                ("churnwatch.consumer_group", self.group_id.encode()),
+            ])
+            for item in rejected
+        ])
+
+    def _count_dead_letters(self, rejected: list[_Rejected]) -> None:
         for item in rejected:
-            await self._publisher.publish_raw(
-                self._publisher.topics.dead_letter,
-                key=item.key,
-                value=item.value,
-                headers=[
-                    ("churnwatch.reason", item.reason.encode()[:2000]),
-                    ("churnwatch.source_topic", item.topic.encode()),
-                    ("churnwatch.source_partition", str(item.partition).encode()),
-                    ("churnwatch.source_offset", str(item.offset).encode()),
-                    ("churnwatch.consumer_group", self.group_id.encode()),
-                ],
-            )
             DEAD_LETTERS.labels(self._service, item.topic).inc()
             EVENTS_CONSUMED.labels(self._service, item.topic, "dead_lettered").inc()
             log.warning("dead_lettered", topic=item.topic, partition=item.partition,

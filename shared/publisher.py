@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -33,6 +34,13 @@ class Overloaded(PublishFailed):
     aiokafka has no `buffer.memory`: without this bound a slow broker would let waiting
     requests, and the memory holding their events, grow without limit.
     """
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
 
 
 class EventPublisher:
@@ -115,12 +123,15 @@ class EventPublisher:
         for destination, count in Counter(destinations).items():
             EVENTS_PRODUCED.labels(self._service, destination).inc(count)
 
-    async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None,
-                          headers: list[tuple[str, bytes]]) -> None:
-        """Send bytes as they are (the dead-letter path, where the message may not decode)."""
-        producer = await self._ensure_started()
-        future = await producer.send(topic, value=value, key=key, headers=headers)
-        await asyncio.wait_for(future, timeout=self._settings.produce_timeout_seconds)
+    async def publish_raw(self, topic: str, messages: Sequence[RawMessage]) -> None:
+        """Send bytes as they are (the dead-letter path, where a message may not decode)."""
+        if not messages:
+            return
+        async with asyncio.timeout(self._settings.produce_timeout_seconds):
+            producer = await self._ensure_started()
+            futures = [await producer.send(topic, value=m.value, key=m.key, headers=m.headers)
+                       for m in messages]
+            await asyncio.gather(*futures)
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -14,9 +14,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from services.alerts import store
 from services.alerts.contacts import contact_from_traits, merge_traits
@@ -68,11 +66,9 @@ class AlertsHandler:
 
         # Contacts first, so a signal batched right after its account's group call is routed.
         await self._apply_traits(session, traits)
-        on_commit: list[Callable[[], None]] = []
-        if signals and await self._record_alerts(session, signals, on_commit):
-            on_commit.append(self._on_new_deliveries)
-        if on_commit:
-            _after_commit(session, on_commit)
+        # The dispatcher is woken only after commit: it must not look for rows not yet visible.
+        if signals and await self._record_alerts(session, signals, result.after_commit):
+            result.after_commit.append(self._on_new_deliveries)
         return result
 
     async def _apply_traits(
@@ -147,13 +143,3 @@ class AlertsHandler:
         on_commit.append(count)
         return queued
 
-
-def _after_commit(session: AsyncSession, callbacks: list[Callable[[], None]]) -> None:
-    """Run `callbacks` once this session's transaction has committed (never on rollback):
-    the dispatcher must not look for the rows before they are visible."""
-
-    def fire(_: Session) -> None:
-        for callback in callbacks:
-            callback()
-
-    event.listen(session.sync_session, "after_commit", fire, once=True)

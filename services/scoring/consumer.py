@@ -67,6 +67,18 @@ def _output(cause: Envelope, account_id: str, event_id: str, event_type: EventTy
                     received_at=cause.occurred_at, source=SOURCE, payload=payload)
 
 
+def _count(unattributed: Counter[str], changes: list[dict[str, Any]],
+           outputs: list[Envelope]) -> None:
+    """Metrics of a batch, counted once it is durable (a retried batch counts once)."""
+    for topic, count in unattributed.items():
+        UNATTRIBUTED_EVENTS.labels(topic).inc(count)
+    for band, count in Counter(change["band"] for change in changes).items():
+        SCORE_CHANGES.labels(band).inc(count)
+    signal_types = Counter(o.payload["signal_type"] for o in outputs if o.type is EventType.RISK_SIGNAL)
+    for signal_type, count in signal_types.items():
+        SIGNALS_RAISED.labels(signal_type).inc(count)
+
+
 class ScoringHandler:
     async def __call__(self, session: AsyncSession, events: Sequence[ConsumedEvent]) -> HandlerResult:
         result = HandlerResult()
@@ -77,8 +89,6 @@ class ScoringHandler:
                 unattributed[consumed.topic] += 1
             else:
                 attributed.append(consumed)
-        for topic, count in unattributed.items():
-            UNATTRIBUTED_EVENTS.labels(topic).inc(count)
         # An account's usage, tickets and surveys come from different topics, so Kafka order
         # is not event order. Within a batch, apply them in event-time order (stable, so
         # ties keep partition order); the final state does not depend on it, but the score
@@ -130,12 +140,12 @@ class ScoringHandler:
             for account_id, state in states.items()
         ])
         await store.record_changes(session, changes)
+        result.after_commit.append(lambda: _count(unattributed, changes, result.outputs))
         return result
 
     @staticmethod
     def _change(account_id: str, event: Envelope, previous: Health | None,
                 current: Health) -> dict[str, Any]:
-        SCORE_CHANGES.labels(current.band.value).inc()
         return {
             "account_id": account_id, "event_id": event.event_id, "occurred_at": event.occurred_at,
             "previous_score": previous.score if previous else None,
@@ -146,6 +156,5 @@ class ScoringHandler:
 
     @staticmethod
     def _signal(cause: Envelope, account_id: str, signal: RiskSignalPayload) -> Envelope:
-        SIGNALS_RAISED.labels(signal.signal_type).inc()
         return _output(cause, account_id, output_id("signal", signal.dedupe_key), EventType.RISK_SIGNAL,
                        signal.model_dump(mode="json"))
