@@ -1,4 +1,10 @@
-"""PostgreSQL access: one async engine per process, and migrations applied on start."""
+"""PostgreSQL access: one async engine per process, and migrations applied on start.
+
+Migrations live in shared/migrations/versions. 0001 and 0002 are the common trunk; after
+them each service grows its own branch of revisions (`0003_ingest`, `0003_scoring`, ...,
+each revising its own service's previous one), so services can change their tables
+independently. `upgrade heads` applies every branch.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +42,11 @@ def alembic_config(database_url: str) -> Config:
 
 
 async def migrate(settings: Settings) -> None:
-    """Bring the schema to the newest revision. Safe to run from several services at once:
+    """Bring the schema to the newest revision of every branch. Safe to run from several services at once:
     env.py takes an advisory lock, so only one applies and the others wait and find nothing to do.
     """
     # alembic's env.py runs its own event loop, so it must not run on ours.
-    await asyncio.to_thread(command.upgrade, alembic_config(settings.database_url), "head")
+    await asyncio.to_thread(command.upgrade, alembic_config(settings.database_url), "heads")
 
 
 async def is_reachable(engine: AsyncEngine) -> bool:

@@ -181,14 +181,44 @@ class HealthScorePayload(BaseModel):
     caused_by_event_id: str
 
 
+class SignalKind(StrEnum):
+    RISK = "risk"  # the account may churn: a CSM should act
+    EXPANSION = "expansion"  # an opportunity: seats filling up, a promoter, usage near the plan's limit
+
+
+class SignalStatus(StrEnum):
+    RAISED = "raised"  # the condition holds (a repeat with the same dedupe key is the same signal)
+    CLEARED = "cleared"  # the condition no longer holds: an open alert for it can resolve
+
+
+SIGNAL_VERSION = 2
+
+
 class RiskSignalPayload(BaseModel):
+    """A risk or expansion signal about one account (the envelope's `account_id`).
+
+    Identity: `dedupe_key` names one occurrence of a signal; the same key again (a replay,
+    a redelivery, a re-evaluation) is the same signal and must not notify twice. Alerts keeps
+    at most one open alert per account and `signal_type`: a new occurrence while one is open
+    updates it with the new evidence. A `cleared` signal says the condition behind
+    `signal_type` is over for the account.
+
+    Version 2 added `version`, `kind`, `status`, `previous_score` and `segment`; a version-1
+    payload still reads (the new fields take their defaults).
+    """
+
+    version: int = SIGNAL_VERSION
     signal_type: str
+    kind: SignalKind = SignalKind.RISK
+    status: SignalStatus = SignalStatus.RAISED
     severity: Severity
     dedupe_key: str = Field(description="same key = same signal; alerts notify once per key")
-    summary: str
+    summary: str = Field(description="one line for a CSM, without the account's name")
     score: float | None = None
+    previous_score: float | None = None
     band: Band | None = None
     previous_band: Band | None = None
+    segment: str | None = Field(default=None, description="the scorecard segment the account is in")
     factors: list[Factor] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
 

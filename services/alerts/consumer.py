@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import store
-from services.alerts.contacts import contact_from_traits, merge_traits
+from services.alerts.contacts import contact_from_traits
 from services.alerts.metrics import ALERTS_CREATED, ALERTS_SUPPRESSED, ALERTS_UNROUTABLE
 from services.alerts.routing import RoutingConfig, Target, resolve_targets
+from shared.account_facts import merge_traits
 from shared.consumer import ConsumedEvent, HandlerResult
 from shared.events import EventType, RiskSignalPayload, TraitsPayload
 from shared.settings import Settings

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import aiosmtplib
 import pytest
 
-from services.alerts.contacts import TRAIT_TIMES_KEY, Contact, contact_from_traits, merge_traits
+from services.alerts.contacts import Contact, contact_from_traits
 from services.alerts.delivery_policy import (
     Verdict,
     classify_slack,
@@ -18,6 +18,7 @@ from services.alerts.delivery_policy import (
     retry_delay,
 )
 from services.alerts.routing import SLACK_WEBHOOK_CHANNEL, Channel, RoutingConfig, Target, resolve_targets
+from shared.account_facts import TRAIT_TIMES_KEY, merge_traits
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -1,0 +1,40 @@
+"""`churnwatch <command> ...`: one entry point for the commands each part of Churnwatch offers.
+
+Each command lives with the code it drives (a service's own `cli` module) and exposes
+`main(argv: list[str]) -> int`; this module only names them, so `churnwatch --help` lists
+everything an operator can run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module with `main(argv)`, one line of help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: churnwatch <command> [options]", "", "commands:"]
+    lines += [f"  {name:<14} {summary}" for name, (_, summary) in sorted(COMMANDS.items())]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if not args or args[0] not in COMMANDS:
+        unknown = f"churnwatch: unknown command {args[0]!r}\n\n" if args else ""
+        print(unknown + _usage(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    result: int = module.main(args[1:])
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
