@@ -179,6 +179,7 @@ class HealthScorePayload(BaseModel):
     previous_band: Band | None
     factors: list[Factor]
     caused_by_event_id: str
+    segment: str | None = Field(default=None, description="the scorecard segment the account is in")
 
 
 class SignalKind(StrEnum):
