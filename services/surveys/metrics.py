@@ -33,9 +33,10 @@ INVITATIONS_CREATED = Counter(
 )
 INVITATIONS_SKIPPED = Counter(
     "churnwatch_surveys_invitations_skipped_total",
-    "Contacts not invited, by trigger and the rule that stopped it (quiet_period, cadence, "
-    "unsubscribed, audience, role, ticket_too_old, no_email, ...).",
-    ["trigger", "reason"],
+    "Solved tickets whose requester was not invited to a ticket_solved survey, by the rule that "
+    "stopped it (quiet_period, unsubscribed, audience, role, ticket_too_old, no_email, "
+    "already_invited). The scheduler logs its own skips per pass instead.",
+    ["reason"],
 )
 INVITATION_SENDS = Counter(
     "churnwatch_surveys_invitation_sends_total",
