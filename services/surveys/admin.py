@@ -36,7 +36,7 @@ Clock = Callable[[], datetime]
 
 
 def require_admin(settings: Settings, request: Request) -> None:
-    if settings.admin_token is None:
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
         raise ApiError(404, "admin_disabled",
                        "the admin API is disabled: set CHURNWATCH_ADMIN_TOKEN to enable it")
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")

@@ -40,7 +40,7 @@ def build_webhook_router(settings: Settings, engine: AsyncEngine, recorder: Resp
     router = APIRouter(prefix="/v1/webhooks")
 
     def secret_of(value: SecretStr | None, name: str, variable: str) -> str:
-        if value is None:
+        if value is None or not value.get_secret_value():  # compose passes unset as ""
             raise ApiError(404, "webhook_not_configured",
                            f"the {name} webhook is off: set {variable} to its signing secret")
         return value.get_secret_value()
