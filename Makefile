@@ -39,6 +39,7 @@ test: install jars browser lint
 bench: install jars
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.alert_latency
+	$(BIN)/python -m bench.survey_invitations
 
 format: install
 	$(BIN)/ruff check --fix .
