@@ -135,6 +135,14 @@ async def directory(conn: AsyncConnection, user_ids: Collection[str | None],
     )
 
 
+async def emails_of(conn: AsyncConnection, user_ids: Collection[str]) -> set[str]:
+    if not user_ids:
+        return set()
+    rows = await conn.execute(select(survey_contacts.c.email).where(
+        survey_contacts.c.user_id.in_(sorted(user_ids)), survey_contacts.c.email.is_not(None)))
+    return {row[0] for row in rows}
+
+
 async def load_contact(conn: AsyncConnection, user_id: str) -> Contact | None:
     row = (await conn.execute(select(survey_contacts).where(survey_contacts.c.user_id == user_id))).first()
     if row is None:

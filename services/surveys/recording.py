@@ -92,7 +92,12 @@ class ResponseRecorder:
 
     async def map_pending(self, conn: AsyncConnection, user_ids: set[str], emails: set[str]
                           ) -> list[Decision]:
-        """Unmapped responses of these users/emails that contacts now attribute: mapped rows."""
+        """Unmapped responses of these users/emails that contacts now attribute: mapped rows.
+
+        A user who just joined an account may have answered by email only: their email is
+        looked up too, whichever of identify and group arrived last.
+        """
+        emails = emails | await contact_store.emails_of(conn, user_ids)
         pending = await store.lock_unmapped_of(conn, user_ids, emails)
         if not pending:
             return []

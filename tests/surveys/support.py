@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 from aiosmtpd.controller import Controller
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from deploy.local.processes import free_port
+from services.surveys import contact_store
 from shared.events import Envelope, EventType
 from shared.publisher import EventPublisher
 from shared.settings import Settings
@@ -150,3 +152,15 @@ async def publish(settings: Settings, *envelopes: Envelope) -> None:
         await publisher.publish(list(envelopes))
     finally:
         await publisher.stop()
+
+
+async def contacts_known(engine: AsyncEngine, *user_ids: str) -> bool:
+    """Every user has a contact with an email and at least one account (traits are consumed
+    from several partitions, so identify and group calls land in any order)."""
+    async with engine.connect() as conn:
+        memberships = await contact_store.memberships_of(conn, set(user_ids))
+        for user_id in user_ids:
+            contact = await contact_store.load_contact(conn, user_id)
+            if contact is None or contact.email is None or not memberships.get(user_id):
+                return False
+    return True

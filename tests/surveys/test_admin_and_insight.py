@@ -10,7 +10,7 @@ from services.surveys.app import create_app
 from shared.settings import Settings
 from tests.support.apps import serving
 from tests.surveys.conftest import Surveys
-from tests.surveys.support import ADMIN, group, identify, publish, wait_until
+from tests.surveys.support import ADMIN, contacts_known, group, identify, publish, wait_until
 
 WRITE_KEY = {"Authorization": "Basic " + base64.b64encode(b"test-write-key:").decode()}
 NPS = {
@@ -80,8 +80,7 @@ async def test_definitions_lifecycle(surveys: Surveys) -> None:
     await publish(surveys.settings, identify("u1", email="u1@acme.example"), group("u1", "acme"))
 
     async def known() -> bool:
-        async with surveys.engine.connect() as conn:
-            return bool(await contact_store.memberships_of(conn, {"u1"}))
+        return await contacts_known(surveys.engine, "u1")
 
     await wait_until(known, 20, "u1's contact")
     assert len((await surveys.scheduler.run_once()).created) == 1

@@ -9,14 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.surveys import contact_store
 from services.surveys.campaign_store import survey_invitations
 from services.surveys.store import survey_responses
 from shared.events import Envelope
 from shared.topics import Topics
 from tests.support.kafka import read_topic
 from tests.surveys.conftest import Surveys
-from tests.surveys.support import ReceivedEmail, group, identify, publish, wait_until
+from tests.surveys.support import ReceivedEmail, contacts_known, group, identify, publish, wait_until
 
 LINK = re.compile(r"http://service(/s/[A-Za-z0-9_.-]+)")
 UNSUBSCRIBE = re.compile(r"http://service(/s/unsubscribe/[A-Za-z0-9_.-]+)")
@@ -32,10 +31,7 @@ async def add_people(surveys: Surveys) -> None:
     )
 
     async def known() -> bool:
-        async with surveys.engine.connect() as conn:
-            jane = await contact_store.load_contact(conn, "u-jane")
-            bob = await contact_store.memberships_of(conn, {"u-bob"})
-        return jane is not None and bool(bob)
+        return await contacts_known(surveys.engine, "u-jane", "u-bob")
     await wait_until(known, 20, "contacts from the traits topic")
 
 
@@ -154,6 +150,7 @@ async def test_invitation_email_page_response_and_kafka(surveys: Surveys) -> Non
 async def test_quiet_period_spans_surveys_and_unsubscribe_is_final(surveys: Surveys) -> None:
     await add_people(surveys)
     first = await nps_survey(surveys, audience={}, cadence_days=90)
+    surveys.clock.advance(minutes=1)  # surveys are considered oldest first
     second = await nps_survey(surveys, name="Onboarding CSAT", survey_type="csat",
                               question="How satisfied are you with Acme so far?", audience={},
                               cadence_days=None)

@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.surveys import contact_store
 from services.surveys.campaign_store import survey_invitations
 from shared.consumer import consumer_offsets
 from shared.topics import Topics
 from tests.support.kafka import read_topic
 from tests.surveys.conftest import Surveys
-from tests.surveys.support import group, identify, publish, ticket, wait_until
+from tests.surveys.support import contacts_known, group, identify, publish, ticket, wait_until
 
 LINK = re.compile(r"http://service(/s/[A-Za-z0-9_.-]+)")
 
@@ -45,8 +44,7 @@ async def test_a_solved_ticket_invites_its_requester_once(surveys: Surveys) -> N
                   group("u-jane", "acme", name="Acme Corp", plan="pro"))
 
     async def known() -> bool:
-        async with surveys.engine.connect() as conn:
-            return bool(await contact_store.memberships_of(conn, {"u-jane"}))
+        return await contacts_known(surveys.engine, "u-jane")
     await wait_until(known, 20, "Jane's contact")
     created = await surveys.post_admin("/v1/admin/surveys", {
         "name": "Support CSAT", "survey_type": "csat", "trigger": "ticket_solved",

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from services.surveys import contact_store
 from services.surveys.app import create_app
 from services.surveys.signatures import delighted_signature, typeform_signature
 from services.surveys.store import survey_responses
@@ -78,8 +79,16 @@ async def test_delighted_response_is_kept_unmapped_then_mapped_and_amended_once(
     unmapped = (await surveys.get_admin("/v1/admin/responses/unmapped")).json()
     assert unmapped["unmapped"] == 1 and unmapped["responses"][0]["respondent_email"] == "jane@acme.example"
 
-    # Jane's identify and group calls arrive: the consumer maps the response and publishes it.
-    await publish(surveys.settings, identify("u-jane", email="jane@acme.example"), group("u-jane", "acme"))
+    # Jane's identify arrives: her email is known, her account is not yet, so still unmapped.
+    await publish(surveys.settings, identify("u-jane", email="jane@acme.example"))
+
+    async def contact() -> bool:
+        async with surveys.engine.connect() as conn:
+            return await contact_store.load_contact(conn, "u-jane") is not None
+    await wait_until(contact, 20, "Jane's contact")
+    assert [r["account_id"] for r in await rows(surveys)] == [None]
+    # Her group call arrives: the consumer maps the response and publishes it.
+    await publish(surveys.settings, group("u-jane", "acme"))
 
     async def mapped() -> bool:
         return len(await published(surveys)) == 1
