@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars run test lint bench format clean
+.PHONY: install jars browser run test lint bench format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ install: $(STAMP)
 jars: install
 	$(BIN)/python -m deploy.local jars
 
+# Debian's Chromium and ChromeDriver: the surveys tests check the response page in a real browser.
+# Idempotent: installs only what is missing (run as root, as CI does).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends chromium chromium-driver; fi
+
 run: install jars
 	$(BIN)/python -m deploy.local run
 
@@ -25,13 +32,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services deploy
 
-test: install jars lint
+test: install jars browser lint
 	$(BIN)/pytest
 
 # Figures go to bench/results/*.json with the command that produced them; not part of `make test`.
 bench: install jars
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.alert_latency
+	$(BIN)/python -m bench.survey_invitations
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -160,6 +160,11 @@ class SurveyResponsePayload(BaseModel):
     survey_type: SurveyType
     score: int
     comment: str | None = None
+    # Added by surveys (issue 6); absent in older events.
+    revision: int | None = Field(default=None, description="1 for a new response, +1 per amendment")
+    channel: str | None = Field(default=None, description="api | email_invitation | delighted | typeform")
+    campaign_id: str | None = Field(default=None, description="the survey definition that invited it")
+    ticket_id: str | None = Field(default=None, description="the solved ticket a transactional CSAT is about")
 
 
 class Factor(BaseModel):

@@ -65,6 +65,25 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_poll_seconds: float = Field(default=0.5, gt=0)
 
+    # --- surveys: invitations, response pages, survey-tool webhooks, insight --------------
+    # Base URL of the links in survey invitations (the public response pages of surveys).
+    surveys_public_url: str = "http://127.0.0.1:8084"
+    # Signs invitation and unsubscribe links; unset: surveys sends no invitations.
+    survey_link_secret: SecretStr | None = None
+    survey_link_ttl_days: float = Field(default=14.0, gt=0)
+    # No contact is invited more than once in this period, across all surveys.
+    survey_quiet_period_days: float = Field(default=30.0, ge=0)
+    survey_schedule_seconds: float = Field(default=300.0, gt=0)
+    survey_max_invitations_per_run: int = Field(default=500, gt=0)
+    survey_send_poll_seconds: float = Field(default=2.0, gt=0)
+    survey_send_max_attempts: int = Field(default=6, ge=1)
+    # A ticket solved longer ago than this (a replay, a backlog) gets no CSAT invitation.
+    survey_ticket_max_age_hours: float = Field(default=72.0, gt=0)
+    survey_email_from: str | None = None
+    survey_arr_tiers: str = "low_touch:0,mid_touch:25000,high_touch:100000"
+    delighted_webhook_secret: SecretStr | None = None
+    typeform_webhook_secret: SecretStr | None = None
+
     # --- logs ---------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")

@@ -26,6 +26,7 @@ from shared.settings import Settings
 
 SERVICES = ("ingest", "scoring", "alerts", "surveys")
 DEV_WRITE_KEY = "cw_dev_local_write_key"
+DEV_SURVEY_LINK_SECRET = "cw_dev_local_survey_link_secret"
 COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "stack": 1, "sinks": 34}
 DEV_SLACK_PORT = 8090
 DEV_SMTP_PORT = 8025
@@ -59,6 +60,8 @@ class LocalStack:
         env.setdefault("CHURNWATCH_KAFKA_BOOTSTRAP_SERVERS", self.kafka.bootstrap_servers)
         env.setdefault("CHURNWATCH_DATABASE_URL", self.postgres.url)
         env.setdefault("CHURNWATCH_BOOTSTRAP_WRITE_KEY", DEV_WRITE_KEY)
+        # Survey invitations need a link secret; locally a fixed one, so links survive restarts.
+        env.setdefault("CHURNWATCH_SURVEY_LINK_SECRET", DEV_SURVEY_LINK_SECRET)
         if self.use_dev_sinks:
             env["CHURNWATCH_SLACK_WEBHOOK_URL"] = f"http://127.0.0.1:{DEV_SLACK_PORT}/services/dev"
             env["CHURNWATCH_SMTP_HOST"] = "127.0.0.1"

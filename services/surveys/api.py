@@ -1,34 +1,32 @@
-"""Surveys' HTTP routes: submit (or amend) a response, and an account's NPS.
+"""Surveys' HTTP routes for survey tools and dashboards: submit (or amend) a response, an
+account's NPS, and insight (NPS/CSAT/CES per account, segment, month, campaign; response rates).
 
 A submission answers 200 only after its row and its event are both durable: the row is
 written, the event acknowledged by Kafka, then the transaction commits. While Kafka is
-unreachable it answers 503 and keeps nothing, so the survey tool's retry is safe.
+unreachable it answers 503 and keeps nothing, so the survey tool's retry is safe. A
+response whose respondent maps to no account yet is stored (200, `"mapped": false`) and
+published once a contact maps it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import store
+from services.surveys import campaign_store, contact_store, store
 from services.surveys.arithmetic import nps
-from services.surveys.metrics import REJECTIONS, RESPONSES
-from services.surveys.revisions import (
-    Decision,
-    Outcome,
-    ResponseConflict,
-    decide,
-    first_revision,
-    to_envelope,
-)
-from services.surveys.submission import MAX_ID_CHARS, SurveyResponseIn, validate_response
-from shared.events import SurveyType, utcnow
+from services.surveys.insight import figures, merge, month_bounds, month_changes, total
+from services.surveys.metrics import REJECTIONS
+from services.surveys.recording import ResponseRecorder
+from services.surveys.segments import ArrTier, Dimension, segment_of
+from services.surveys.submission import MAX_ID_CHARS, SurveyResponseIn, to_incoming, validate_response
+from shared.events import SurveyType
 from shared.http import ApiError, parse_json, read_body_limited
-from shared.publisher import EventPublisher, PublishFailed
 from shared.settings import Settings
 from shared.write_keys import key_from_headers, source_for_key
 
@@ -37,6 +35,8 @@ class SubmissionOut(BaseModel):
     response_id: str
     revision: int
     status: Literal["accepted", "unchanged"]
+    account_id: str | None = Field(description="the account it counts for; null while unmapped")
+    mapped: bool
 
 
 class PeriodOut(BaseModel):
@@ -56,11 +56,31 @@ class NpsOut(BaseModel):
     period: PeriodOut
 
 
+class GroupBy(StrEnum):
+    MONTH = "month"
+    ACCOUNT = "account"
+    PLAN = "plan"
+    LIFECYCLE_STAGE = "lifecycle_stage"
+    ARR_TIER = "arr_tier"
+
+
+def _period(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        message = "until must be later than since"
+        raise ApiError(400, "invalid_request", f"until: {message}", [{"field": "until", "message": message}])
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
 class SurveysApi:
-    def __init__(self, settings: Settings, engine: AsyncEngine, publisher: EventPublisher) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, recorder: ResponseRecorder,
+                 tiers: list[ArrTier]) -> None:
         self.settings = settings
         self.engine = engine
-        self.publisher = publisher
+        self.recorder = recorder
+        self.tiers = tiers
 
     async def read_submission(self, request: Request) -> tuple[SurveyResponseIn, str]:
         """The validated response and the source of its write key, or the ApiError to answer."""
@@ -72,33 +92,77 @@ class SurveysApi:
             REJECTIONS.labels(exc.code).inc()
             raise
 
-    async def record(self, incoming: SurveyResponseIn, source: str) -> Decision:
-        """Store the submission and publish the stored revision's event, in one transaction."""
-        received_at = utcnow()
-        try:
-            async with self.engine.begin() as conn:
-                candidate = first_revision(incoming, received_at)
-                if await store.insert_if_new(conn, candidate):
-                    decision = Decision(Outcome.NEW, candidate)
-                else:
-                    existing = await store.lock_response(conn, incoming.response_id)
-                    if existing is None:  # rows are never deleted, so this is a bug, not a race
-                        raise RuntimeError(f"response {incoming.response_id} vanished after a conflict")
-                    decision = decide(existing, incoming, received_at)
-                    if decision.outcome.changed:
-                        await store.update_response(conn, decision.response)
-                # Also for an unchanged response: the first publish's ack may have been lost.
-                # The event id is the same, so consumers count it once.
-                await self.publisher.publish([to_envelope(decision.response, source)])
-        except ResponseConflict as exc:
-            REJECTIONS.labels("response_conflict").inc()
-            raise ApiError(409, "response_conflict", str(exc), exc.errors) from exc
-        except PublishFailed as exc:
-            REJECTIONS.labels("kafka_unavailable").inc()
-            raise ApiError(503, "kafka_unavailable", f"{exc}; nothing was stored, retry later",
-                           headers={"Retry-After": "5"}) from exc
-        RESPONSES.labels(incoming.survey_type.value, decision.outcome.value).inc()
-        return decision
+    async def insight(self, survey_type: SurveyType, group_by: GroupBy, since: datetime | None,
+                      until: datetime | None, account_id: str | None, campaign_id: str | None,
+                      channel: str | None) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            counted = await store.grouped_counts(
+                conn, survey_type, since=since, until=until, by_month=group_by is GroupBy.MONTH,
+                account_id=account_id, campaign_id=campaign_id, channel=channel)
+            accounts = {a for _, a, _, _ in counted.rows if a is not None}
+            traits = (await contact_store.account_traits(conn, accounts)
+                      if group_by in (GroupBy.PLAN, GroupBy.LIFECYCLE_STAGE, GroupBy.ARR_TIER) else {})
+        unmapped = sum(n for _, a, _, n in counted.rows if a is None)
+        period = {"from": _iso(since or counted.first_submitted_at),
+                  "to": _iso(until or counted.last_submitted_at)}
+        if group_by is GroupBy.MONTH:
+            keyed = [(month, score, n) for month, _, score, n in counted.rows]
+        elif group_by is GroupBy.ACCOUNT:
+            keyed = [(account, score, n) for _, account, score, n in counted.rows]
+        else:
+            dimension = Dimension(group_by.value)
+            keyed = [(segment_of(traits.get(account, {}), self.tiers).value(dimension)
+                      if account is not None else None, score, n)
+                     for _, account, score, n in counted.rows]
+        histograms = merge(keyed)
+        groups: list[dict[str, Any]] = []
+        changes = month_changes(survey_type, histograms) if group_by is GroupBy.MONTH else {}
+        for key in sorted(histograms, key=lambda k: (k is None, k or "")):
+            row: dict[str, Any] = {"key": key, **figures(survey_type, histograms[key])}
+            if group_by is GroupBy.MONTH:
+                start, end = month_bounds(key)
+                row["period"] = {"from": _iso(max(start, since) if since else start),
+                                 "to": _iso(min(end, until) if until else end)}
+                row["change"] = changes[key].change
+                row["change_from"] = changes[key].previous_key
+            else:
+                row["period"] = period
+            groups.append(row)
+        if group_by is not GroupBy.MONTH:  # biggest groups first, unmapped/unknown last
+            groups.sort(key=lambda g: (g["key"] is None, -g["responses"], g["key"] or ""))
+        return {
+            "survey_type": survey_type.value,
+            "group_by": group_by.value,
+            "period": period,
+            "overall": figures(survey_type, total(histograms.values())),
+            "unmapped_responses": unmapped,
+            "groups": groups,
+        }
+
+    async def campaigns(self, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            definitions = {d.id: d for d in await campaign_store.list_definitions(conn)}
+            counts = {c.definition_id: c for c in await campaign_store.campaign_counts(
+                conn, since=since, until=until)}
+            responses = await store.responses_by_campaign(conn, list(definitions))
+        rows = []
+        for definition_id, definition in definitions.items():
+            c = counts.get(definition_id)
+            invited = c.invited if c else 0
+            responded = c.responded if c else 0
+            rows.append({
+                "campaign_id": definition_id, "name": definition.name,
+                "survey_type": definition.survey_type.value, "trigger": definition.trigger.value,
+                "status": definition.status.value,
+                "invited": invited, "responded": responded,
+                "response_rate": round(responded * 100 / invited, 2) if invited else None,
+                "pending": c.pending if c else 0, "failed": c.failed if c else 0,
+                "cancelled": c.cancelled if c else 0,
+                "responses_all_time": responses.get(definition_id, 0),
+                "period": {"from": _iso(since or (c.first_invited_at if c else None)),
+                           "to": _iso(until or (c.last_invited_at if c else None))},
+            })
+        return {"campaigns": rows}
 
 
 def build_router(api: SurveysApi) -> APIRouter:
@@ -108,11 +172,17 @@ def build_router(api: SurveysApi) -> APIRouter:
     async def submit_response(request: Request) -> SubmissionOut:
         """Record a survey response; the same response_id again amends it."""
         incoming, source = await api.read_submission(request)
-        decision = await api.record(incoming, source)
+        try:
+            decision = await api.recorder.record(to_incoming(incoming, source))
+        except ApiError as exc:
+            REJECTIONS.labels(exc.code).inc()
+            raise
         return SubmissionOut(
             response_id=decision.response.response_id,
             revision=decision.response.revision,
             status="accepted" if decision.outcome.changed else "unchanged",
+            account_id=decision.response.account_id,
+            mapped=decision.response.publishable,
         )
 
     @router.get("/accounts/{account_id}/nps", response_model=NpsOut)
@@ -122,10 +192,7 @@ def build_router(api: SurveysApi) -> APIRouter:
         until: Annotated[AwareDatetime | None, Query(description="submitted before")] = None,
     ) -> NpsOut:
         """The account's NPS over responses submitted in [since, until), with counts and period."""
-        if since is not None and until is not None and since >= until:
-            message = "until must be later than since"
-            raise ApiError(400, "invalid_request", f"until: {message}",
-                           [{"field": "until", "message": message}])
+        _period(since, until)
         async with api.engine.connect() as conn:
             histogram = await store.score_histogram(conn, account_id, SurveyType.NPS, since, until)
         result = nps(histogram.counts)
@@ -139,5 +206,29 @@ def build_router(api: SurveysApi) -> APIRouter:
             period=PeriodOut(from_=since or histogram.first_submitted_at,
                              to=until or histogram.last_submitted_at),
         )
+
+    @router.get("/insights/campaigns")
+    async def campaign_insight(
+        since: Annotated[AwareDatetime | None, Query(description="invited at or after")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="invited before")] = None,
+    ) -> dict[str, Any]:
+        """Per survey definition: invitations sent, answered through their link, response rate."""
+        _period(since, until)
+        return await api.campaigns(since, until)
+
+    @router.get("/insights/{survey_type}")
+    async def survey_insight(
+        survey_type: SurveyType,
+        group_by: GroupBy = GroupBy.MONTH,
+        since: Annotated[AwareDatetime | None, Query(description="submitted at or after")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="submitted before")] = None,
+        account_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        campaign_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+        channel: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> dict[str, Any]:
+        """NPS, CSAT or CES grouped by month (with the change from the previous month),
+        account or segment, each group with its response count and period."""
+        _period(since, until)
+        return await api.insight(survey_type, group_by, since, until, account_id, campaign_id, channel)
 
     return router

@@ -1,23 +1,101 @@
-"""The surveys service's application: response routes over the common service shell.
+"""The surveys service's application: responses in (API, webhooks, response pages), insight,
+the admin API, one consumer (traits and tickets), the invitation scheduler and sender.
 
-Surveys consumes nothing; it is ready when PostgreSQL answers and the producer is connected.
+Ready when PostgreSQL answers, the producer is connected and the consumer has joined its
+group. Without CHURNWATCH_SURVEY_LINK_SECRET no invitation is queued or sent (and the
+response pages answer 404); everything else works.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
 from fastapi import FastAPI
 
+from services.surveys.admin import build_admin_router
 from services.surveys.api import SurveysApi, build_router
-from shared.service import ServiceParts, Wiring, service_app
+from services.surveys.consumer import SurveysHandler
+from services.surveys.inviting import Timing
+from services.surveys.links import LinkSigner
+from services.surveys.pages import Pages, build_pages_router
+from services.surveys.recording import ResponseRecorder
+from services.surveys.scheduler import Scheduler
+from services.surveys.segments import parse_arr_tiers
+from services.surveys.sender import InvitationSender
+from services.surveys.webhooks import build_webhook_router
+from shared.events import utcnow
+from shared.service import BackgroundLoop, ServiceParts, Wiring, service_app
 from shared.settings import Settings
+from shared.topics import Topics
 
+log = structlog.get_logger(__name__)
 SERVICE = "surveys"
+GROUP_ID = "churnwatch-surveys"
+Clock = Callable[[], datetime]
 
 
-def _wire(parts: ServiceParts) -> Wiring:
-    api = SurveysApi(parts.settings, parts.engine, parts.publisher)
-    return Wiring(routers=[build_router(api)], seeds_write_key=True)
+class StopsQuietly:
+    """A loop whose failure after `stop()` is the stop, not a crash.
+
+    DurableConsumer re-raises Kafka's connection error when it is stopped while still
+    trying to connect; `shared.service.spawn` treats a loop's exception as a crash and
+    SIGTERMs the process. A service stopped while Kafka is down must just stop.
+    """
+
+    def __init__(self, loop: BackgroundLoop) -> None:
+        self._loop = loop
+        self._stopping = False
+
+    async def run(self) -> None:
+        try:
+            await self._loop.run()
+        except Exception as exc:
+            if not self._stopping:
+                raise
+            log.info("loop_stopped_while_failing", loop=type(self._loop).__name__, error=repr(exc))
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._loop.stop()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    return service_app(SERVICE, "Churnwatch surveys", settings, _wire)
+def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: bool = True) -> FastAPI:
+    """`clock` is every scheduling decision's "now" (tests inject one); `invitation_loops=False`
+    leaves the scheduler and sender to be driven by hand (tests call their `run_once`)."""
+    # Parsed now so a malformed setting stops the service before it serves anything.
+    tiers = parse_arr_tiers(settings.survey_arr_tiers)
+    secret = settings.survey_link_secret.get_secret_value() if settings.survey_link_secret else None
+    signer = LinkSigner(secret) if secret else None
+    timing = Timing(quiet_period=timedelta(days=settings.survey_quiet_period_days),
+                    link_ttl=timedelta(days=settings.survey_link_ttl_days))
+
+    def wire(parts: ServiceParts) -> Wiring:
+        recorder = ResponseRecorder(parts.engine, parts.publisher)
+        api = SurveysApi(parts.settings, parts.engine, recorder, tiers)
+        loops: list[BackgroundLoop] = []
+        sender = InvitationSender(settings, parts.engine, clock, signer) if signer else None
+        if signer is None:
+            log.warning("survey_invitations_disabled",
+                        reason="CHURNWATCH_SURVEY_LINK_SECRET is not set")
+        elif invitation_loops:
+            assert sender is not None
+            loops += [Scheduler(settings, parts.engine, clock, tiers), sender]
+        topics = Topics.from_settings(settings)
+        handler = SurveysHandler(
+            recorder=recorder, clock=clock, tiers=tiers, timing=timing,
+            ticket_max_age=timedelta(hours=settings.survey_ticket_max_age_hours),
+            invitations_enabled=signer is not None,
+            on_new_invitations=sender.wake if sender is not None and invitation_loops else lambda: None)
+        consumer = parts.consumer(GROUP_ID, [topics.traits, topics.tickets], handler)
+        routers = [
+            build_router(api),
+            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers], clock),
+            build_webhook_router(settings, parts.engine, recorder, clock),
+            build_pages_router(Pages(settings, parts.engine, recorder, signer, clock)),
+        ]
+        return Wiring(routers=routers, loops=[StopsQuietly(consumer), *loops],
+                      kafka_ready=lambda: consumer.running, seeds_write_key=True)
+
+    return service_app(SERVICE, "Churnwatch surveys", settings, wire)

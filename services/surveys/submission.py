@@ -7,7 +7,7 @@ the CS team should hear about, not a silently rounded answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import (
     AwareDatetime,
@@ -17,11 +17,14 @@ from pydantic import (
     StrictInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from services.surveys.attribution import normalize_email
+from services.surveys.revisions import Channel, IncomingResponse
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
-from shared.http import validate_body
+from shared.http import ApiError, invalid_request, validate_body
 
 MAX_ID_CHARS = 200
 MAX_COMMENT_CHARS = 5_000
@@ -34,12 +37,33 @@ class SurveyResponseIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     response_id: str = Field(min_length=1, max_length=MAX_RESPONSE_ID_CHARS)
-    account_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    # Without an account, the respondent's user id or email maps the response via contacts.
+    account_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
     user_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
+    email: str | None = Field(default=None, max_length=320)
     survey_type: SurveyType
     score: StrictInt
     comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
     submitted_at: AwareDatetime
+    # When this version was made (defaults to submitted_at): an older version never wins.
+    updated_at: AwareDatetime | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        email = normalize_email(value)
+        if email is None:
+            raise PydanticCustomError("email", "must be an email address")
+        return email
+
+    @model_validator(mode="after")
+    def _someone_answered(self) -> Self:
+        if self.account_id is None and self.user_id is None and self.email is None:
+            raise PydanticCustomError(
+                "respondent", "required unless user_id or email identifies the respondent")
+        return self
 
     @field_validator("response_id", "account_id", "user_id")
     @classmethod
@@ -67,4 +91,27 @@ class SurveyResponseIn(BaseModel):
 
 def validate_response(body: Any) -> SurveyResponseIn:
     """The parsed JSON body as a response, or a 400 naming each invalid field."""
-    return validate_body(SurveyResponseIn, body)
+    try:
+        return validate_body(SurveyResponseIn, body)
+    except ApiError as exc:
+        # A model-level error has no field of its own; it is about who answered.
+        errors = [{**e, "field": "account_id"}
+                  if e["field"] == "body" and "identifies the respondent" in e["message"] else e
+                  for e in exc.errors]
+        raise invalid_request(errors) from exc
+
+
+def to_incoming(body: SurveyResponseIn, source: str) -> IncomingResponse:
+    return IncomingResponse(
+        response_id=body.response_id,
+        survey_type=body.survey_type,
+        score=body.score,
+        comment=body.comment,
+        submitted_at=body.submitted_at,
+        updated_at=body.updated_at or body.submitted_at,
+        channel=Channel.API,
+        source=source,
+        account_id=body.account_id,
+        user_id=body.user_id,
+        respondent_email=body.email,
+    )

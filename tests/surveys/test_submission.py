@@ -8,16 +8,20 @@ from typing import Any
 
 import pytest
 
+from services.surveys.attribution import Attribution, MappedBy
 from services.surveys.revisions import (
+    Channel,
+    IncomingResponse,
     Outcome,
     ResponseConflict,
     StoredResponse,
     decide,
     event_id,
     first_revision,
+    map_to,
     to_envelope,
 )
-from services.surveys.submission import SurveyResponseIn, validate_response
+from services.surveys.submission import SurveyResponseIn, to_incoming, validate_response
 from shared.events import EventType, SurveyType
 from shared.http import ApiError
 
@@ -64,7 +68,9 @@ def test_score_must_be_a_json_integer(score: Any) -> None:
     ("changes", "field", "names"),
     [
         ({"response_id": ...}, "response_id", "Field required"),
-        ({"account_id": ...}, "account_id", "Field required"),
+        ({"account_id": ..., "user_id": ...}, "account_id",
+         "required unless user_id or email identifies the respondent"),
+        ({"email": "not-an-address"}, "email", "must be an email address"),
         ({"score": ...}, "score", "Field required"),
         ({"submitted_at": ...}, "submitted_at", "Field required"),
         ({"survey_type": "abc"}, "survey_type", "'nps', 'csat' or 'ces'"),
@@ -102,22 +108,36 @@ def test_optional_fields_and_limits_at_their_edge() -> None:
     assert validate_response(body(channel="email")).score == 9
 
 
+ACME = Attribution("acme", MappedBy.EXPLICIT)
+
+
+def incoming(**changes: Any) -> IncomingResponse:
+    return to_incoming(SurveyResponseIn.model_validate(body(**changes)), "bootstrap")
+
+
 def stored(**changes: Any) -> StoredResponse:
-    return first_revision(SurveyResponseIn.model_validate(body(**changes)), RECEIVED)
+    return first_revision(incoming(**changes), ACME, RECEIVED)
+
+
+def test_a_response_without_account_names_its_respondent() -> None:
+    by_email = validate_response(body(account_id=..., user_id=..., email=" Jane@Example.COM "))
+    assert (by_email.account_id, by_email.email) == (None, "jane@example.com")
+    assert validate_response(body(account_id=...)).user_id == "u1"
 
 
 def test_a_new_response_is_revision_one() -> None:
-    decision = decide(None, validate_response(body()), RECEIVED)
+    decision = decide(None, incoming(), ACME, RECEIVED)
     assert decision.outcome is Outcome.NEW
     assert decision.response.revision == 1
     assert decision.response.received_at == RECEIVED
+    assert (decision.response.account_id, decision.response.mapped_by) == ("acme", MappedBy.EXPLICIT)
 
 
 def test_identical_resubmission_changes_nothing() -> None:
     existing = stored()
     later = RECEIVED + timedelta(hours=1)
-    same_instant = validate_response(body(submitted_at="2026-11-20T09:00:00Z"))
-    decision = decide(existing, same_instant, later)
+    same_instant = incoming(submitted_at="2026-11-20T09:00:00Z")
+    decision = decide(existing, same_instant, ACME, later)
     assert decision.outcome is Outcome.UNCHANGED
     assert decision.response == existing
 
@@ -130,7 +150,7 @@ def test_identical_resubmission_changes_nothing() -> None:
 def test_a_changed_resubmission_is_the_next_revision(changes: dict[str, Any]) -> None:
     existing = stored()
     later = RECEIVED + timedelta(hours=1)
-    decision = decide(existing, validate_response(body(**changes)), later)
+    decision = decide(existing, incoming(**changes), ACME, later)
     assert decision.outcome is Outcome.AMENDED
     assert decision.response.revision == 2
     assert decision.response.received_at == later
@@ -139,31 +159,61 @@ def test_a_changed_resubmission_is_the_next_revision(changes: dict[str, Any]) ->
 
 def test_an_older_version_arriving_late_does_not_overwrite_a_newer_one() -> None:
     newer = stored(submitted_at="2026-11-21T10:00:00Z", score=3)
-    delayed_retry = validate_response(body(submitted_at="2026-11-20T10:00:00Z", score=9))
-    decision = decide(newer, delayed_retry, RECEIVED)
+    delayed_retry = incoming(submitted_at="2026-11-20T10:00:00Z", score=9)
+    decision = decide(newer, delayed_retry, ACME, RECEIVED)
     assert decision.outcome is Outcome.STALE
     assert decision.response == newer
 
 
+def test_the_version_clock_is_updated_at_when_the_source_keeps_submitted_at() -> None:
+    # Delighted: created_at stays, updated_at moves when the comment arrives.
+    first = stored(comment=..., updated_at="2026-11-20T10:00:00+01:00")
+    with_comment = incoming(comment="Slow exports", updated_at="2026-11-20T10:05:00+01:00")
+    amended = decide(first, with_comment, ACME, RECEIVED).response
+    assert (amended.revision, amended.comment) == (2, "Slow exports")
+    # The .created delivery retried after the .updated one changes nothing.
+    late_created = incoming(comment=..., updated_at="2026-11-20T10:00:00+01:00")
+    assert decide(amended, late_created, ACME, RECEIVED).outcome is Outcome.STALE
+
+
 def test_a_response_id_cannot_change_account_or_type() -> None:
     with pytest.raises(ResponseConflict) as caught:
-        decide(stored(), validate_response(body(account_id="globex", survey_type="csat", score=5)),
-               RECEIVED)
+        decide(stored(), incoming(account_id="globex", survey_type="csat", score=5),
+               Attribution("globex", MappedBy.EXPLICIT), RECEIVED)
     assert [e["field"] for e in caught.value.errors] == ["account_id", "survey_type"]
     assert "belongs to account acme" in str(caught.value)
 
 
+def test_an_unmapped_response_is_mapped_once_and_then_keeps_its_account() -> None:
+    unmapped = first_revision(incoming(account_id=...), Attribution(None, None, "unknown user"), RECEIVED)
+    assert not unmapped.publishable
+    with pytest.raises(ValueError, match="not mapped"):
+        to_envelope(unmapped)
+    # The same content, now attributable: same revision, published for the first time.
+    mapped = decide(unmapped, incoming(account_id=...), Attribution("acme", MappedBy.USER), RECEIVED)
+    assert mapped.outcome is Outcome.MAPPED
+    assert (mapped.response.revision, mapped.response.account_id) == (1, "acme")
+    assert map_to(unmapped, Attribution("acme", MappedBy.EMAIL)).response.mapped_by is MappedBy.EMAIL
+    # A contact change later never moves it; only an explicit other account conflicts.
+    moved = decide(mapped.response, incoming(account_id=..., score=4), Attribution("globex", MappedBy.USER),
+                   RECEIVED)
+    assert (moved.outcome, moved.response.account_id, moved.response.revision) == (Outcome.AMENDED, "acme", 2)
+    unknown_now = decide(mapped.response, incoming(account_id=...), Attribution(None), RECEIVED)
+    assert (unknown_now.outcome, unknown_now.response.account_id) == (Outcome.UNCHANGED, "acme")
+
+
 def test_the_envelope_is_derived_from_the_stored_revision_alone() -> None:
     response = stored(score=3, comment="Too slow")
-    envelope = to_envelope(response, source="delighted")
+    envelope = to_envelope(response)
     assert envelope.event_id == "survey-response:r1:1" == event_id("r1", 1)
     assert envelope.type is EventType.SURVEY_RESPONSE
-    assert (envelope.account_id, envelope.user_id, envelope.source) == ("acme", "u1", "delighted")
+    assert (envelope.account_id, envelope.user_id, envelope.source) == ("acme", "u1", "bootstrap")
     assert envelope.occurred_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     assert envelope.received_at == RECEIVED
     assert envelope.payload == {"response_id": "r1", "survey_type": SurveyType.NPS.value,
-                                "score": 3, "comment": "Too slow"}
-    assert to_envelope(response, source="delighted") == envelope  # a re-publish is the same event
+                                "score": 3, "comment": "Too slow", "revision": 1,
+                                "channel": Channel.API.value, "campaign_id": None, "ticket_id": None}
+    assert to_envelope(response) == envelope  # a re-publish is the same event
     # The longest id at the highest revision the column holds still fits an envelope's event_id.
     longest = replace(stored(response_id="r" * 170), revision=2**31 - 1)
-    assert len(to_envelope(longest, source="s").event_id) <= 200
+    assert len(to_envelope(longest).event_id) <= 200

@@ -24,6 +24,7 @@ from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
+from tests.surveys.support import wait_ready
 
 KEY = "test-write-key"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
@@ -40,6 +41,7 @@ def response(**changes: Any) -> dict[str, Any]:
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(create_app(settings)) as http:
+        await wait_ready(http)
         yield http
 
 
@@ -60,7 +62,8 @@ async def published(settings: Settings) -> list[Envelope]:
 async def test_a_response_is_stored_and_published(settings: Settings, client: httpx.AsyncClient) -> None:
     answer = await client.post("/v1/responses", headers=BASIC, json=response())
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"response_id": "r1", "revision": 1, "status": "accepted"}
+    assert answer.json() == {"response_id": "r1", "revision": 1, "status": "accepted",
+                             "account_id": "acme", "mapped": True}
 
     [row] = await stored(settings)
     assert (row["account_id"], row["user_id"], row["survey_type"], row["score"], row["comment"],
@@ -73,7 +76,8 @@ async def test_a_response_is_stored_and_published(settings: Settings, client: ht
     assert (event.account_id, event.user_id, event.source) == ("acme", "u1", "bootstrap")
     assert event.occurred_at == row["submitted_at"]
     assert event.received_at == row["received_at"]
-    assert event.payload == {"response_id": "r1", "survey_type": "nps", "score": 3, "comment": "Too slow"}
+    assert event.payload == {"response_id": "r1", "survey_type": "nps", "score": 3, "comment": "Too slow",
+                             "revision": 1, "channel": "api", "campaign_id": None, "ticket_id": None}
 
     # Bearer works as well as Basic; a CSAT response goes to the same topic.
     bearer = await client.post("/v1/responses", headers={"Authorization": f"Bearer {KEY}"},
@@ -85,8 +89,8 @@ async def test_a_response_is_stored_and_published(settings: Settings, client: ht
     assert (await client.get("/readyz")).json() == {"status": "ready",
                                                     "checks": {"database": True, "kafka": True}}
     metrics = (await client.get("/metrics")).text
-    assert 'churnwatch_surveys_responses_total{status="new",survey_type="nps"}' in metrics
-    assert 'churnwatch_surveys_responses_total{status="new",survey_type="csat"}' in metrics
+    assert 'churnwatch_surveys_responses_total{channel="api",status="new",survey_type="nps"}' in metrics
+    assert 'churnwatch_surveys_responses_total{channel="api",status="new",survey_type="csat"}' in metrics
 
 
 async def test_an_amendment_is_a_new_revision_of_the_same_response(
@@ -98,7 +102,8 @@ async def test_an_amendment_is_a_new_revision_of_the_same_response(
     amended = await client.post("/v1/responses", headers=BASIC,
                                 json=response(score=9, comment="Support fixed it"))
     assert amended.status_code == 200, amended.text
-    assert amended.json() == {"response_id": "r1", "revision": 2, "status": "accepted"}
+    assert amended.json() == {"response_id": "r1", "revision": 2, "status": "accepted",
+                              "account_id": "acme", "mapped": True}
 
     [row] = await stored(settings)
     assert (row["score"], row["comment"], row["revision"]) == (9, "Support fixed it", 2)
@@ -106,7 +111,8 @@ async def test_an_amendment_is_a_new_revision_of_the_same_response(
     assert set(events) == {"survey-response:r1:1", "survey-response:r1:2"}
     assert events["survey-response:r1:1"].payload["score"] == 3
     assert events["survey-response:r1:2"].payload == {
-        "response_id": "r1", "survey_type": "nps", "score": 9, "comment": "Support fixed it"}
+        "response_id": "r1", "survey_type": "nps", "score": 9, "comment": "Support fixed it",
+        "revision": 2, "channel": "api", "campaign_id": None, "ticket_id": None}
 
     nps = (await client.get("/v1/accounts/acme/nps")).json()
     assert (nps["responses"], nps["promoters"], nps["detractors"], nps["nps"]) == (1, 1, 0, 100.0)
@@ -127,7 +133,8 @@ async def test_an_identical_repost_changes_nothing(settings: Settings, client: h
                               json=response(submitted_at="2026-11-20T09:00:00Z"))  # same instant
     assert first.json()["status"] == "accepted"
     assert again.status_code == 200, again.text
-    assert again.json() == {"response_id": "r1", "revision": 1, "status": "unchanged"}
+    assert again.json() == {"response_id": "r1", "revision": 1, "status": "unchanged",
+                            "account_id": "acme", "mapped": True}
 
     [row] = await stored(settings)
     assert row["revision"] == 1
@@ -136,7 +143,7 @@ async def test_an_identical_repost_changes_nothing(settings: Settings, client: h
     assert first_event == second_event
     assert first_event.event_id == "survey-response:r1:1"
     metrics = (await client.get("/metrics")).text
-    assert 'churnwatch_surveys_responses_total{status="unchanged",survey_type="nps"}' in metrics
+    assert 'churnwatch_surveys_responses_total{channel="api",status="unchanged",survey_type="nps"}' in metrics
 
 
 async def test_concurrent_submissions_of_one_id_get_distinct_revisions(

@@ -1,0 +1,184 @@
+"""Persistence of who can be surveyed: contacts (identify), memberships and account traits (group)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.surveys.attribution import Directory
+from services.surveys.contacts import Contact
+
+metadata = MetaData()
+survey_contacts = Table(
+    "survey_contacts",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("email", Text),
+    Column("name", Text),
+    Column("role", Text),
+    Column("traits", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+)
+survey_memberships = Table(
+    "survey_memberships",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("account_id", Text, primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+survey_accounts = Table(
+    "survey_accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("traits", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+
+async def lock_contact_traits(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = sorted(set(user_ids))  # one lock order for every transaction: no deadlocks
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(survey_contacts.c.user_id, survey_contacts.c.traits)
+        .where(survey_contacts.c.user_id.in_(ids)).order_by(survey_contacts.c.user_id).with_for_update())
+    return {row[0]: dict(row[1]) for row in rows}
+
+
+async def save_contacts(conn: AsyncConnection, contacts: list[tuple[Contact, dict[str, Any]]]) -> None:
+    if not contacts:
+        return
+    statement = insert(survey_contacts).values([
+        {"user_id": c.user_id, "email": c.email, "name": c.name, "role": c.role, "traits": traits}
+        for c, traits in sorted(contacts, key=lambda item: item[0].user_id)
+    ])
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={"email": statement.excluded.email, "name": statement.excluded.name,
+              "role": statement.excluded.role, "traits": statement.excluded.traits,
+              "updated_at": func.now()}))
+
+
+async def add_memberships(conn: AsyncConnection, memberships: Iterable[tuple[str, str, datetime]]) -> None:
+    latest: dict[tuple[str, str], datetime] = {}
+    for user_id, account_id, occurred_at in memberships:
+        key = (user_id, account_id)
+        latest[key] = max(occurred_at, latest.get(key, occurred_at))
+    if not latest:
+        return
+    statement = insert(survey_memberships).values([
+        {"user_id": u, "account_id": a, "occurred_at": t} for (u, a), t in sorted(latest.items())])
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=["user_id", "account_id"],
+        set_={"occurred_at": func.greatest(survey_memberships.c.occurred_at,
+                                           statement.excluded.occurred_at)}))
+
+
+async def lock_account_traits(conn: AsyncConnection, account_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(survey_accounts.c.account_id, survey_accounts.c.traits)
+        .where(survey_accounts.c.account_id.in_(ids)).order_by(survey_accounts.c.account_id)
+        .with_for_update())
+    return {row[0]: dict(row[1]) for row in rows}
+
+
+async def save_accounts(conn: AsyncConnection, accounts: dict[str, dict[str, Any]]) -> None:
+    if not accounts:
+        return
+    statement = insert(survey_accounts).values(
+        [{"account_id": a, "traits": t} for a, t in sorted(accounts.items())])
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=["account_id"],
+        set_={"traits": statement.excluded.traits, "updated_at": func.now()}))
+
+
+async def account_traits(conn: AsyncConnection, account_ids: Collection[str] | None = None
+                         ) -> dict[str, dict[str, Any]]:
+    query = select(survey_accounts.c.account_id, survey_accounts.c.traits)
+    if account_ids is not None:
+        if not account_ids:
+            return {}
+        query = query.where(survey_accounts.c.account_id.in_(list(account_ids)))
+    return {row[0]: dict(row[1]) for row in await conn.execute(query)}
+
+
+async def directory(conn: AsyncConnection, user_ids: Collection[str | None],
+                    emails: Collection[str | None]) -> Directory:
+    """The users of these emails and the accounts of all those users."""
+    wanted_emails = sorted({e for e in emails if e})
+    users_by_email: dict[str, set[str]] = defaultdict(set)
+    if wanted_emails:
+        rows = await conn.execute(select(survey_contacts.c.email, survey_contacts.c.user_id)
+                                  .where(survey_contacts.c.email.in_(wanted_emails)))
+        for email, user_id in rows:
+            users_by_email[email].add(user_id)
+    users = {u for u in user_ids if u} | {u for found in users_by_email.values() for u in found}
+    accounts_by_user: dict[str, set[str]] = defaultdict(set)
+    if users:
+        rows = await conn.execute(select(survey_memberships.c.user_id, survey_memberships.c.account_id)
+                                  .where(survey_memberships.c.user_id.in_(sorted(users))))
+        for user_id, account_id in rows:
+            accounts_by_user[user_id].add(account_id)
+    return Directory(
+        accounts_by_user={u: frozenset(a) for u, a in accounts_by_user.items()},
+        users_by_email={e: frozenset(u) for e, u in users_by_email.items()},
+    )
+
+
+async def emails_of(conn: AsyncConnection, user_ids: Collection[str]) -> set[str]:
+    if not user_ids:
+        return set()
+    rows = await conn.execute(select(survey_contacts.c.email).where(
+        survey_contacts.c.user_id.in_(sorted(user_ids)), survey_contacts.c.email.is_not(None)))
+    return {row[0] for row in rows}
+
+
+async def load_contact(conn: AsyncConnection, user_id: str) -> Contact | None:
+    row = (await conn.execute(select(survey_contacts).where(survey_contacts.c.user_id == user_id))).first()
+    if row is None:
+        return None
+    return Contact(row.user_id, row.email, row.name, row.role)
+
+
+async def contacts_with_email(conn: AsyncConnection, email: str) -> list[Contact]:
+    rows = await conn.execute(select(survey_contacts).where(survey_contacts.c.email == email)
+                              .order_by(survey_contacts.c.updated_at.desc()))
+    return [Contact(r.user_id, r.email, r.name, r.role) for r in rows]
+
+
+@dataclass(frozen=True)
+class MembershipRow:
+    user_id: str
+    account_id: str
+    joined_at: datetime
+
+
+async def memberships_of(conn: AsyncConnection, user_ids: Collection[str]) -> dict[str, list[MembershipRow]]:
+    if not user_ids:
+        return {}
+    rows = await conn.execute(select(survey_memberships).where(
+        survey_memberships.c.user_id.in_(sorted(user_ids))))
+    found: dict[str, list[MembershipRow]] = defaultdict(list)
+    for row in rows:
+        found[row.user_id].append(MembershipRow(row.user_id, row.account_id, row.occurred_at))
+    return dict(found)
+
+
+async def reachable_contacts(conn: AsyncConnection) -> list[Contact]:
+    """Contacts with an email and at least one account: the population relationship surveys draw on."""
+    c, m = survey_contacts, survey_memberships
+    rows = await conn.execute(
+        select(c.c.user_id, c.c.email, c.c.name, c.c.role)
+        .where(c.c.email.is_not(None), select(m.c.user_id).where(m.c.user_id == c.c.user_id).exists())
+        .order_by(c.c.email, c.c.user_id))
+    return [Contact(r.user_id, r.email, r.name, r.role) for r in rows]
