@@ -158,6 +158,10 @@ class TicketPayload(BaseModel):
     created_at: datetime | None = None
     solved_at: datetime | None = None
     comment: str | None = Field(default=None, max_length=10_000)
+    # The help desk's own last-change time (the envelope's occurred_at is the same moment)
+    # and, for Zendesk, the requester's user id (its events carry no requester email).
+    updated_at: datetime | None = None
+    requester_id: str | None = None
 
 
 class SurveyResponsePayload(BaseModel):

@@ -3,7 +3,7 @@
 Every route answers 200 only after Kafka has acknowledged every event of the request;
 while Kafka is unreachable it answers 503, which Segment clients retry. An event whose id
 was accepted before (a client retry, by any instance, within the retention window) is
-dropped and counted, and the request still answers 200. A source over its rate gets 429.
+dropped and counted, and the request still answers 200. A write key over its rate gets 429.
 """
 
 from __future__ import annotations
@@ -11,38 +11,34 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.admin import build_admin_router
 from services.ingest.attribution import Membership, attribute, users_to_look_up
+from services.ingest.budget import MemoryBudget, worst_case_size
 from services.ingest.metrics import (
     DUPLICATES_DROPPED,
     EVENTS_ACCEPTED,
-    REJECTED_REQUESTS,
     REQUEST_BYTES,
     UNATTRIBUTED_EVENTS,
     counting_rejections,
 )
-from services.ingest.rate_limit import RateLimiter, retry_after_header
-from services.ingest.segment import derive_message_id, occurred_at, to_envelope
-from services.ingest.store import (
-    claim_message_ids,
-    load_memberships,
-    prune_message_ids,
-    save_memberships,
-)
+from services.ingest.rate_limit import rate_limited
+from services.ingest.segment import derive_message_id, encode_wire, occurred_at, wire_envelope
+from services.ingest.store import IngestStore, Rate
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
-from shared.events import Envelope, utcnow
+from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
 from shared.http import ApiError, parse_json, read_body_limited
-from shared.publisher import EventPublisher, Overloaded, PublishFailed
+from shared.publisher import EncodedEvent, EventPublisher, Overloaded, PublishFailed
 from shared.settings import Settings
-from shared.write_keys import key_from_headers, source_for_key
+from shared.topics import Topics
+from shared.write_keys import key_from_headers
 
 log = structlog.get_logger(__name__)
 
@@ -52,22 +48,69 @@ SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 PRUNE_INTERVAL_SECONDS = 300.0
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """One event of a request, encoded for Kafka, with what dedupe and metrics need."""
+
+    event_id: str
+    type: str
+    account_id: str | None
+    encoded: EncodedEvent
+
+    @classmethod
+    def of_envelope(cls, envelope: Envelope, topics: Topics) -> OutgoingEvent:
+        return cls(envelope.event_id, envelope.type.value, envelope.account_id,
+                   EncodedEvent(topics.for_event(envelope.type), envelope.partition_key(),
+                                encode(envelope)))
+
+
+@dataclass(frozen=True)
+class ReceivedBody:
+    json: Any
+    size: int  # bytes after gzip decoding
+
+
+def items_in(body: Any) -> int:
+    """How many events a body carries, as counted against the key's rate (before validation)."""
+    if isinstance(body, dict) and isinstance(body.get("batch"), list):
+        return max(1, len(body["batch"]))
+    return 1
+
+
 class IngestApi:
-    def __init__(self, settings: Settings, engine: AsyncEngine, publisher: EventPublisher) -> None:
+    def __init__(self, settings: Settings, publisher: EventPublisher) -> None:
         self.settings = settings
-        self.engine = engine
         self.publisher = publisher
+        self.topics = Topics.from_settings(settings)
+        self.store = IngestStore(settings.database_url)
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
-        self.rate_limiter = RateLimiter(settings.rate_limit_events_per_second,
-                                        settings.rate_limit_burst)
+        self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
+        self.bodies = MemoryBudget(settings.max_request_bytes_in_memory)
         self._last_prune: float | None = None
 
-    async def read_json(self, request: Request) -> Any:
-        raw = await read_body_limited(request, self.settings.max_request_bytes)
+    async def start(self) -> None:
+        await self.store.start()
+
+    async def stop(self) -> None:
+        await self.store.stop()
+
+    @asynccontextmanager
+    async def holding_body(self, request: Request) -> AsyncIterator[None]:
+        """Reserve the request's worst-case size in the memory budget while it is handled."""
+        size = worst_case_size(request.headers.get("content-length"),
+                               request.headers.get("content-encoding"), self.settings.max_request_bytes)
+        with self.bodies.reserve(size):
+            yield
+
+    async def read_raw(self, request: Request) -> bytes:
+        return await read_body_limited(request, self.settings.max_request_bytes)
+
+    async def read_json(self, request: Request) -> ReceivedBody:
+        raw = await self.read_raw(request)
         if request.headers.get("content-encoding", "").lower() == "gzip":
             raw = self._gunzip(raw)
         REQUEST_BYTES.inc(len(raw))
-        return parse_json(raw)
+        return ReceivedBody(parse_json(raw), len(raw))
 
     def _gunzip(self, raw: bytes) -> bytes:
         limit = self.settings.max_request_bytes
@@ -81,68 +124,81 @@ class IngestApi:
                            f"decompressed body exceeds the limit of {limit} bytes")
         return body
 
-    async def authenticate(self, request: Request, body: Any) -> str:
+    async def authorize(self, request: Request, body: Any) -> str:
+        """The write key's source; 401 for a missing, unknown or revoked key, 429 over its rate."""
         key = key_from_headers(request)
         if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
             key = body["writeKey"]
-        return await source_for_key(self.engine, key)
+        if not key:
+            raise ApiError(401, "missing_write_key",
+                           "no write key: send it as the Basic auth username, as a Bearer token, "
+                           "or as writeKey in the body")
+        admission = await self.store.authorize(key, items_in(body), self.rate)
+        if admission.source is None:
+            raise ApiError(401, "invalid_write_key", "the write key is unknown or revoked")
+        if not admission.allowed:
+            raise rate_limited("this write key", admission.wait_seconds, self.rate.per_second,
+                               self.rate.burst)
+        return admission.source
 
-    def check_rate(self, source: str, events: int) -> None:
-        wait = self.rate_limiter.acquire(source, events)
-        if wait > 0:
-            raise ApiError(429, "rate_limited",
-                           f"source {source!r} is over its limit of "
-                           f"{self.settings.rate_limit_events_per_second:g} events/s "
-                           f"(burst {self.settings.rate_limit_burst}); nothing was accepted, "
-                           "retry after the Retry-After seconds",
-                           headers={"Retry-After": retry_after_header(wait)})
+    async def check_webhook_rate(self, source: str) -> None:
+        admission = await self.store.take_tokens(f"webhook:{source}", 1, self.rate)
+        if not admission.allowed:
+            raise rate_limited(f"the {source} webhook", admission.wait_seconds, self.rate.per_second,
+                               self.rate.burst)
 
-    async def accept_messages(self, items: list[ValidatedMessage], source: str) -> None:
+    async def accept_messages(self, items: Sequence[ValidatedMessage], source: str) -> None:
         received_at = utcnow()
         messages = [item.message for item in items]
         occurred = [occurred_at(m, received_at) for m in messages]
-        known = await load_memberships(self.engine, users_to_look_up(messages))
+        wanted = users_to_look_up(messages)
+        known = await self.store.load_memberships(wanted) if wanted else {}
         accounts, changed = attribute(messages, occurred, known)
-        envelopes = [
-            to_envelope(
+        events = [
+            self.outgoing(wire_envelope(
                 item.message,
                 event_id=item.message.message_id or derive_message_id(item.raw),
-                account_id=account,
-                source=source,
-                received_at=received_at,
-            )
-            for item, account in zip(items, accounts, strict=True)
+                account_id=account, source=source, received_at=received_at, occurred=at))
+            for item, account, at in zip(items, accounts, occurred, strict=True)
         ]
-        fresh = await self.publish_new(envelopes, changed)
-        counts = Counter((e.type.value, e.account_id is None) for e in fresh)
+        fresh = await self.publish_new(events, changed)
+        counts = Counter((e.type, e.account_id is None) for e in fresh)
         for (event_type, unattributed), count in counts.items():
             EVENTS_ACCEPTED.labels(event_type, source).inc(count)
             if unattributed:
                 UNATTRIBUTED_EVENTS.labels(event_type).inc(count)
 
-    async def publish_new(self, envelopes: list[Envelope],
-                          memberships: Mapping[str, Membership] | None = None) -> list[Envelope]:
-        """Publish the envelopes whose id was never accepted before; return those.
+    def outgoing(self, wire: dict[str, Any]) -> OutgoingEvent:
+        event_type: str = wire["type"]
+        account_id: str | None = wire["account_id"]
+        event_id: str = wire["event_id"]
+        return OutgoingEvent(event_id, event_type, account_id, EncodedEvent(
+            self.topics.for_event(EventType(event_type)),
+            partition_key_for(account_id, wire["user_id"], event_id), encode_wire(wire)))
+
+    async def publish_new(self, events: Sequence[OutgoingEvent],
+                          memberships: Mapping[str, Membership] | None = None) -> list[OutgoingEvent]:
+        """Publish the events whose id was never accepted before; return those.
 
         One transaction claims the ids, waits for Kafka's acks, then commits (with the
         memberships the request set). If Kafka fails it rolls back, so the client's retry
         is not mistaken for a duplicate.
         """
         await self.prune_if_due()
-        first: dict[str, Envelope] = {}
-        for envelope in envelopes:
-            first.setdefault(envelope.event_id, envelope)
-        async with self.engine.begin() as conn:
-            claimed = await claim_message_ids(conn, first.keys())
-            fresh = [e for e in first.values() if e.event_id in claimed]
-            await self.publish(fresh)
+        first: dict[str, OutgoingEvent] = {}
+        for event in events:
+            first.setdefault(event.event_id, event)
+        async with self.store.claiming(first.keys()) as claim:
+            fresh = [e for e in first.values() if e.event_id in claim.claimed]
+            await self.publish([e.encoded for e in fresh])
             if memberships:
-                await save_memberships(conn, memberships)
-        dropped = Counter(e.type.value for e in envelopes)
-        dropped.subtract(e.type.value for e in fresh)
-        for event_type, count in dropped.items():
-            if count > 0:
-                DUPLICATES_DROPPED.labels(event_type).inc(count)
+                await claim.save_memberships(memberships)
+        if len(fresh) < len(events):
+            dropped = Counter(e.type for e in events)
+            dropped.subtract(e.type for e in fresh)
+            for event_type, count in dropped.items():
+                if count > 0:
+                    DUPLICATES_DROPPED.labels(event_type).inc(count)
         return fresh
 
     async def prune_if_due(self) -> None:
@@ -151,39 +207,42 @@ class IngestApi:
             return
         self._last_prune = now
         retention = timedelta(hours=self.settings.message_id_retention_hours)
-        forgotten = await prune_message_ids(self.engine, retention)
+        forgotten = await self.store.prune_message_ids(retention)
         if forgotten:
             log.info("message_ids_pruned", count=forgotten)
 
-    async def publish(self, envelopes: list[Envelope]) -> None:
+    async def publish(self, events: Sequence[EncodedEvent]) -> None:
         try:
-            await self.publisher.publish(envelopes)
+            await self.publisher.publish_encoded(events)
         except Overloaded as exc:
-            REJECTED_REQUESTS.labels("overloaded").inc()
             raise ApiError(503, "overloaded", f"{exc}; nothing was accepted, retry shortly",
                            headers={"Retry-After": "1"}) from exc
         except PublishFailed as exc:
-            REJECTED_REQUESTS.labels("kafka_unavailable").inc()
             raise ApiError(503, "kafka_unavailable",
                            f"{exc}; nothing was accepted, retry later",
                            headers={"Retry-After": "5"}) from exc
 
 
-def build_router(api: IngestApi) -> APIRouter:
+def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    router.include_router(build_admin_router(api.settings, api.engine))
+    router.include_router(admin)
+
+    async def receive(request: Request, validate: Callable[[ReceivedBody], list[ValidatedMessage]]
+                      ) -> dict[str, bool]:
+        with counting_rejections():
+            async with api.holding_body(request):
+                body = await api.read_json(request)
+                source = await api.authorize(request, body.json)
+                items = validate(body)
+                await api.accept_messages(items, source)
+        return SUCCESS
 
     def single_message_route(message_type: str) -> Callable[[Request], Awaitable[dict[str, bool]]]:
-        async def receive(request: Request) -> dict[str, bool]:
-            with counting_rejections():
-                body = await api.read_json(request)
-                source = await api.authenticate(request, body)
-                items = validate_single(body, message_type, api.limits)
-                api.check_rate(source, len(items))
-            await api.accept_messages(items, source)
-            return SUCCESS
+        async def single(request: Request) -> dict[str, bool]:
+            return await receive(request, lambda body: validate_single(body.json, message_type,
+                                                                      api.limits))
 
-        return receive
+        return single
 
     for message_type in SINGLE_MESSAGE_TYPES:
         router.add_api_route(f"/{message_type}", single_message_route(message_type),
@@ -191,12 +250,7 @@ def build_router(api: IngestApi) -> APIRouter:
 
     @router.post("/batch")
     async def batch(request: Request) -> dict[str, bool]:
-        with counting_rejections():
-            body = await api.read_json(request)
-            source = await api.authenticate(request, body)
-            items = validate_batch(body, api.limits)
-            api.check_rate(source, len(items))
-        await api.accept_messages(items, source)
-        return SUCCESS
+        return await receive(request, lambda body: validate_batch(body.json, api.limits, body.size))
 
     return router
+
