@@ -8,10 +8,12 @@ dropped and counted, and the request still answers 200. A write key over its rat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +22,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request
 
-from services.ingest.attribution import Membership, attribute, users_to_look_up
+from services.ingest.attribution import attribute, users_to_look_up
 from services.ingest.budget import MemoryBudget, worst_case_size
 from services.ingest.metrics import (
     DUPLICATES_DROPPED,
@@ -31,7 +33,7 @@ from services.ingest.metrics import (
 )
 from services.ingest.rate_limit import rate_limited
 from services.ingest.segment import derive_message_id, encode_wire, occurred_at, wire_envelope
-from services.ingest.store import IngestStore, Rate
+from services.ingest.store import IngestStore, Rate, RequestTransaction
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
 from shared.http import ApiError, parse_json, read_body_limited
@@ -46,6 +48,8 @@ SUCCESS = {"success": True}
 SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 # Forgetting old message ids is housekeeping: once per instance every few minutes is plenty.
 PRUNE_INTERVAL_SECONDS = 300.0
+SEGMENT_EVENT_TYPES = (EventType.TRACK, EventType.PAGE, EventType.SCREEN, EventType.IDENTIFY,
+                       EventType.GROUP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,8 @@ class IngestApi:
         self.settings = settings
         self.publisher = publisher
         self.topics = Topics.from_settings(settings)
+        # By the wire's type string: no enum lookups per event.
+        self.topic_for = {t.value: self.topics.for_event(t) for t in SEGMENT_EVENT_TYPES}
         self.store = IngestStore(settings.database_url)
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
         self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
@@ -147,21 +153,43 @@ class IngestApi:
             raise rate_limited(f"the {source} webhook", admission.wait_seconds, self.rate.per_second,
                                self.rate.burst)
 
-    async def accept_messages(self, items: Sequence[ValidatedMessage], source: str) -> None:
+    async def accept_messages(self, items: Sequence[ValidatedMessage], authorizing: Awaitable[str],
+                              transaction: RequestTransaction) -> None:
+        """Publish a request's messages in `transaction` (already open), once `authorizing`
+        (the key check, already under way) yields their source; commit after Kafka acked.
+
+        The database round trips overlap where they can: the key check and opening the
+        transaction run while the body is validated, the memberships lookup beside the
+        claim, the memberships save beside the publish. A refused key, or a failed publish,
+        rolls the transaction back: nothing claimed, nothing saved.
+        """
         received_at = utcnow()
         messages = [item.message for item in items]
-        occurred = [occurred_at(m, received_at) for m in messages]
+        event_ids = [item.message.message_id or derive_message_id(item.raw) for item in items]
         wanted = users_to_look_up(messages)
-        known = await self.store.load_memberships(wanted) if wanted else {}
-        accounts, changed = attribute(messages, occurred, known)
-        events = [
-            self.outgoing(wire_envelope(
-                item.message,
-                event_id=item.message.message_id or derive_message_id(item.raw),
-                account_id=account, source=source, received_at=received_at, occurred=at))
-            for item, account, at in zip(items, accounts, occurred, strict=True)
-        ]
-        fresh = await self.publish_new(events, changed)
+        memberships = asyncio.ensure_future(self.store.load_memberships(wanted)) if wanted else None
+        try:
+            await transaction.claim(set(event_ids))
+            source = await authorizing
+            known = await memberships if memberships is not None else {}
+            occurred = [occurred_at(m, received_at) for m in messages]
+            accounts, changed = attribute(messages, occurred, known)
+            events = [
+                self.outgoing(wire_envelope(
+                    item.message, event_id=event_id, account_id=account, source=source,
+                    received_at=received_at, occurred=at))
+                for item, event_id, account, at in zip(items, event_ids, accounts, occurred, strict=True)
+            ]
+            saving = asyncio.ensure_future(transaction.save_memberships(changed))
+            try:
+                fresh = await self.publish_claimed(transaction, events)
+            finally:
+                await saving  # both done (or failed) before the transaction ends
+            await transaction.finish(commit=True)
+        finally:
+            await transaction.finish(commit=False)  # no-op once committed
+            if memberships is not None:
+                settle(memberships)
         counts = Counter((e.type, e.account_id is None) for e in fresh)
         for (event_type, unattributed), count in counts.items():
             EVENTS_ACCEPTED.labels(event_type, source).inc(count)
@@ -173,26 +201,28 @@ class IngestApi:
         account_id: str | None = wire["account_id"]
         event_id: str = wire["event_id"]
         return OutgoingEvent(event_id, event_type, account_id, EncodedEvent(
-            self.topics.for_event(EventType(event_type)),
-            partition_key_for(account_id, wire["user_id"], event_id), encode_wire(wire)))
+            self.topic_for[event_type], partition_key_for(account_id, wire["user_id"], event_id),
+            encode_wire(wire)))
 
-    async def publish_new(self, events: Sequence[OutgoingEvent],
-                          memberships: Mapping[str, Membership] | None = None) -> list[OutgoingEvent]:
-        """Publish the events whose id was never accepted before; return those.
-
-        One transaction claims the ids, waits for Kafka's acks, then commits (with the
-        memberships the request set). If Kafka fails it rolls back, so the client's retry
-        is not mistaken for a duplicate.
-        """
+    async def publish_new(self, events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
+        """Publish the events whose id was never accepted before; return those."""
         await self.prune_if_due()
+        async with self.store.claiming({e.event_id for e in events}) as claim:
+            return await self.publish_claimed(claim, events)
+
+    async def publish_claimed(self, claim: RequestTransaction,
+                              events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
+        """Publish the events whose id this request's transaction claimed (the first of each id).
+
+        The transaction that claimed the ids stays open until Kafka acked, and commits after:
+        if Kafka fails it rolls back, so the client's retry is not mistaken for a duplicate.
+        """
         first: dict[str, OutgoingEvent] = {}
         for event in events:
-            first.setdefault(event.event_id, event)
-        async with self.store.claiming(first.keys()) as claim:
-            fresh = [e for e in first.values() if e.event_id in claim.claimed]
-            await self.publish([e.encoded for e in fresh])
-            if memberships:
-                await claim.save_memberships(memberships)
+            if event.event_id in claim.claimed:
+                first.setdefault(event.event_id, event)
+        fresh = list(first.values())
+        await self.publish([e.encoded for e in fresh])
         if len(fresh) < len(events):
             dropped = Counter(e.type for e in events)
             dropped.subtract(e.type for e in fresh)
@@ -223,6 +253,26 @@ class IngestApi:
                            headers={"Retry-After": "5"}) from exc
 
 
+def settle(task: asyncio.Future[Any]) -> None:
+    """Leave no side task behind: cancel it if still running, or mark its error as seen
+    (the request has already failed for an earlier reason)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
+async def discard(opening: asyncio.Future[RequestTransaction]) -> None:
+    """Roll back (and give back the connection of) a transaction the request never finished."""
+    if not opening.done():
+        opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await opening
+        return
+    if not opening.cancelled() and opening.exception() is None:
+        await opening.result().finish(commit=False)
+
+
 def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
     router = APIRouter(prefix="/v1")
     router.include_router(admin)
@@ -232,9 +282,24 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
         with counting_rejections():
             async with api.holding_body(request):
                 body = await api.read_json(request)
-                source = await api.authorize(request, body.json)
-                items = validate(body)
-                await api.accept_messages(items, source)
+                # The key check (a database round trip) runs while the body is validated; a
+                # refused key still answers before an invalid body (401/429 before 400).
+                # The key check and opening the request's transaction (database round trips)
+                # run while the body is validated; a refused key still answers before an
+                # invalid body (401/429 before 400).
+                authorizing = asyncio.ensure_future(api.authorize(request, body.json))
+                opening = asyncio.ensure_future(api.store.begin())
+                try:
+                    try:
+                        items = validate(body)
+                    except ApiError:
+                        await authorizing
+                        raise
+                    await api.prune_if_due()
+                    await api.accept_messages(items, authorizing, await opening)
+                finally:
+                    settle(authorizing)
+                    await discard(opening)
         return SUCCESS
 
     def single_message_route(message_type: str) -> Callable[[Request], Awaitable[dict[str, bool]]]:

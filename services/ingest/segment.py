@@ -18,7 +18,8 @@ MAX_ID_LENGTH = 200
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    # Fields Churnwatch does not read (sentAt, channel, version, ...) are ignored, not kept.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     user_id: str | None = Field(default=None, alias="userId", max_length=MAX_ID_LENGTH)
     anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=MAX_ID_LENGTH)
@@ -26,12 +27,6 @@ class _Message(BaseModel):
     timestamp: datetime | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _someone_did_it(self) -> _Message:
-        if not self.user_id and not self.anonymous_id:
-            raise ValueError("userId or anonymousId is required")
-        return self
 
     def context_group_id(self) -> str | None:
         value = self.context.get("groupId")

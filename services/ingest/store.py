@@ -115,31 +115,74 @@ async def _reset(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
-class Claim:
-    """Message ids claimed by this request's open transaction (see `IngestStore.claiming`)."""
+class RequestTransaction:
+    """One request's transaction on a connection of its own: claim the request's message ids,
+    save the memberships its group calls set, and commit only once Kafka acked (else roll back).
 
-    def __init__(self, connection: asyncpg.Connection, claimed: set[str]) -> None:
+    While it is open, another instance claiming the same id waits for it, then sees a
+    duplicate (commit) or gets the id itself (rollback, the publish failed).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, connection: asyncpg.Connection,
+                 transaction: asyncpg.transaction.Transaction) -> None:
+        self._pool = pool
         self._connection = connection
-        self.claimed = claimed
+        self._transaction = transaction
+        self.finished = False
+        self.claimed: set[str] = set()
+
+    async def claim(self, message_ids: Collection[str]) -> set[str]:
+        """Record the ids; return (and keep in `claimed`) those no one had recorded before.
+
+        Sorted, so two requests sharing ids always lock them in the same order (no deadlock).
+        """
+        if message_ids:
+            rows = await self._connection.fetch(_CLAIM, sorted(message_ids))
+            self.claimed = {r["message_id"] for r in rows}
+        return self.claimed
 
     async def save_memberships(self, changed: Mapping[str, Membership]) -> None:
         if not changed:
             return
+        # Sorted rows, so concurrent requests lock them in one order.
         rows = sorted(changed.items())
         await self._connection.execute(
             _SAVE_MEMBERSHIPS, [user for user, _ in rows], [m.account_id for _, m in rows],
             [m.occurred_at for _, m in rows])
 
+    async def finish(self, commit: bool) -> None:
+        """Commit or roll back, then give the connection back. Idempotent."""
+        if self.finished:
+            return
+        self.finished = True
+        try:
+            if commit:
+                await self._transaction.commit()
+            else:
+                await self._transaction.rollback()
+        finally:
+            # Whatever happened (even a cancellation mid-commit), the pool's reset rolls back
+            # a transaction left open before the connection is used again.
+            await self._pool.release(self._connection)
+
 
 class IngestStore:
-    def __init__(self, database_url: str, max_connections: int = 20) -> None:
+    # A request may hold three at once: its key check, its memberships lookup and its claim.
+    def __init__(self, database_url: str, max_connections: int = 30) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
+        # synchronous_commit off: a commit returns before its WAL is flushed. What ingest writes
+        # here is bookkeeping whose loss in a database crash costs no acknowledged event: a
+        # forgotten message id lets one client retry through again (consumers drop repeated
+        # event ids), a bucket refills a little early, a membership is re-set by the user's next
+        # group call. Events themselves are durable in Kafka before any answer. The request path
+        # saves a WAL flush per request.
         self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._max_connections,
-                                               reset=_reset)
+                                               reset=_reset,
+                                               server_settings={"synchronous_commit": "off"})
 
     async def stop(self) -> None:
         if self._pool is not None:
@@ -178,19 +221,29 @@ class IngestStore:
         rows = await self.pool.fetch(_LOAD_MEMBERSHIPS, wanted)
         return {r["user_id"]: Membership(r["account_id"], r["occurred_at"]) for r in rows}
 
-    @asynccontextmanager
-    async def claiming(self, message_ids: Collection[str]) -> AsyncIterator[Claim]:
-        """Record the ids in a transaction held open for the body of the `async with`; the
-        yielded claim names those no one had recorded before.
+    async def begin(self) -> RequestTransaction:
+        """A connection with a transaction open on it; the caller must `finish` it."""
+        connection = await self.pool.acquire()
+        try:
+            transaction = connection.transaction()
+            await transaction.start()
+        except BaseException:
+            await self.pool.release(connection)
+            raise
+        return RequestTransaction(self.pool, connection, transaction)
 
-        Commit on a normal exit, roll back on an exception (the publish failed): while the
-        transaction is open, another instance claiming the same id waits for it, then sees
-        a duplicate (commit) or gets the id itself (rollback). Sorted, so two requests
-        sharing ids always lock them in the same order (no deadlock).
-        """
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(_CLAIM, sorted(message_ids)) if message_ids else []
-            yield Claim(connection, {r["message_id"] for r in rows})
+    @asynccontextmanager
+    async def claiming(self, message_ids: Collection[str]) -> AsyncIterator[RequestTransaction]:
+        """`begin` and `claim` for the body of an `async with`: committed on a normal exit,
+        rolled back on an exception."""
+        transaction = await self.begin()
+        committed = False
+        try:
+            await transaction.claim(message_ids)
+            yield transaction
+            committed = True
+        finally:
+            await transaction.finish(commit=committed)
 
     async def prune_message_ids(self, retention: timedelta) -> int:
         """Forget ids received longer ago than `retention`; how many were forgotten."""
