@@ -40,7 +40,7 @@ from shared.http import ApiError, parse_json, read_body_limited
 from shared.publisher import EncodedEvent, EventPublisher, Overloaded, PublishFailed
 from shared.settings import Settings
 from shared.topics import Topics
-from shared.write_keys import key_from_headers
+from shared.write_keys import write_key_for_tracking
 
 log = structlog.get_logger(__name__)
 
@@ -132,9 +132,7 @@ class IngestApi:
 
     async def authorize(self, request: Request, body: Any) -> str:
         """The write key's source; 401 for a missing, unknown or revoked key, 429 over its rate."""
-        key = key_from_headers(request)
-        if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
-            key = body["writeKey"]
+        key = write_key_for_tracking(request, body.get("writeKey") if isinstance(body, dict) else None)
         if not key:
             raise ApiError(401, "missing_write_key",
                            "no write key: send it as the Basic auth username, as a Bearer token, "
