@@ -99,6 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     batches = args.events // BATCH
     events = batches * BATCH
+    load_before = os.getloadavg()[0]
     ingest_rates: list[float] = []
     bare_rates: list[float] = []
     latencies: list[float] = []
@@ -131,6 +132,8 @@ def main() -> None:
         "command": "make bench  (.venv/bin/python -m bench.ingest_throughput --events "
                    f"{args.events} --rounds {args.rounds})",
         "cores": os.cpu_count(),
+        # Other work on the machine skews both sides: the 1-minute load average around the run.
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "python": platform.python_version(),
         "aiokafka": aiokafka.__version__,
         "events_per_round": events,

@@ -183,6 +183,8 @@ class IngestApi:
                 fresh = await self.publish_claimed(transaction, events)
             finally:
                 await saving  # both done (or failed) before the transaction ends
+            # Committed before the answer: a client's retry, or its next request relying on
+            # a membership this one set, must find it, even if this process dies right after.
             await transaction.finish(commit=True)
         finally:
             await transaction.finish(commit=False)  # no-op once committed
@@ -280,8 +282,6 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
         with counting_rejections():
             async with api.holding_body(request):
                 body = await api.read_json(request)
-                # The key check (a database round trip) runs while the body is validated; a
-                # refused key still answers before an invalid body (401/429 before 400).
                 # The key check and opening the request's transaction (database round trips)
                 # run while the body is validated; a refused key still answers before an
                 # invalid body (401/429 before 400).
