@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run test lint bench format clean
+.PHONY: install jars browser run test lint bench bench-ingest format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: install jars
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.alert_latency
 	$(BIN)/python -m bench.survey_invitations
+
+# Only ingest's /v1/batch against the bare producer (alternating rounds; see bench/ingest_throughput.py).
+bench-ingest: install jars
+	$(BIN)/python -m bench.ingest_throughput
 
 format: install
 	$(BIN)/ruff check --fix .

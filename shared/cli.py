@@ -13,6 +13,10 @@ import sys
 # command -> (module with `main(argv)`, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
+    # ingest
+    "write-keys": ("services.ingest.write_keys_cli", "create, list and revoke ingest write keys"),
+    "ticket-mappings": ("services.ingest.ticket_mappings_cli",
+                        "map help-desk organizations, requesters or email domains to accounts"),
 }
 
 

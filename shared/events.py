@@ -80,9 +80,14 @@ class Envelope(BaseModel):
         return model.model_validate(self.payload)
 
     def partition_key(self) -> bytes:
-        # Unattributed events still need a stable key so one user's events stay in order.
-        key = self.account_id or f"user:{self.user_id or self.event_id}"
-        return key.encode()
+        return partition_key_for(self.account_id, self.user_id, self.event_id)
+
+
+def partition_key_for(account_id: str | None, user_id: str | None, event_id: str) -> bytes:
+    """The Kafka key of an event: its account, so an account's events stay in order."""
+    # Unattributed events still need a stable key so one user's events stay in order.
+    key = account_id or f"user:{user_id or event_id}"
+    return key.encode()
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -153,6 +158,10 @@ class TicketPayload(BaseModel):
     created_at: datetime | None = None
     solved_at: datetime | None = None
     comment: str | None = Field(default=None, max_length=10_000)
+    # The help desk's own last-change time (the envelope's occurred_at is the same moment)
+    # and, for Zendesk, the requester's user id (its events carry no requester email).
+    updated_at: datetime | None = None
+    requester_id: str | None = None
 
 
 class SurveyResponsePayload(BaseModel):

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -34,6 +35,16 @@ class Overloaded(PublishFailed):
     aiokafka has no `buffer.memory`: without this bound a slow broker would let waiting
     requests, and the memory holding their events, grow without limit.
     """
+
+
+class EncodedEvent(NamedTuple):
+    """An event already encoded for the wire: for callers that build envelope bytes themselves
+    (ingest's hot path) rather than an `Envelope` model per event. (A tuple: one is made per
+    event, and a frozen dataclass costs several times more to build.)"""
+
+    topic: str
+    key: bytes
+    value: bytes
 
 
 @dataclass(frozen=True)
@@ -88,15 +99,21 @@ class EventPublisher:
 
     async def publish(self, envelopes: Sequence[Envelope], topic: str | None = None) -> None:
         """Send every envelope to its topic (or `topic`) and wait until Kafka has acked all."""
-        if not envelopes:
+        await self.publish_encoded([
+            EncodedEvent(topic or self.topics.for_event(e.type), e.partition_key(), encode(e))
+            for e in envelopes
+        ])
+
+    async def publish_encoded(self, events: Sequence[EncodedEvent]) -> None:
+        """`publish` for events already encoded: the same bound, deadline, acks and metrics."""
+        if not events:
             return
-        waiting = self._in_flight + len(envelopes)
+        waiting = self._in_flight + len(events)
         if waiting > self._settings.max_in_flight_events:
             PRODUCE_FAILURES.labels(self._service, "overloaded").inc()
             raise Overloaded(f"{self._in_flight} events are already waiting for Kafka's acks "
                              f"(limit {self._settings.max_in_flight_events})")
         started = time.perf_counter()
-        destinations = [topic or self.topics.for_event(e.type) for e in envelopes]
         self._in_flight = waiting
         PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
         try:
@@ -104,11 +121,8 @@ class EventPublisher:
             # while the producer's buffers are full.
             async with asyncio.timeout(self._settings.produce_timeout_seconds):
                 producer = await self._ensure_started()
-                futures = [
-                    await producer.send(destination, value=encode(envelope),
-                                        key=envelope.partition_key())
-                    for destination, envelope in zip(destinations, envelopes, strict=True)
-                ]
+                futures = [await producer.send(event.topic, value=event.value, key=event.key)
+                           for event in events]
                 await asyncio.gather(*futures)
         except TimeoutError as exc:
             PRODUCE_FAILURES.labels(self._service, "timeout").inc()
@@ -117,10 +131,10 @@ class EventPublisher:
             PRODUCE_FAILURES.labels(self._service, type(exc).__name__).inc()
             raise PublishFailed(f"Kafka is unavailable: {exc}") from exc
         finally:
-            self._in_flight -= len(envelopes)
+            self._in_flight -= len(events)
             PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
         PRODUCE_LATENCY.labels(self._service).observe(time.perf_counter() - started)
-        for destination, count in Counter(destinations).items():
+        for destination, count in Counter(event.topic for event in events).items():
             EVENTS_PRODUCED.labels(self._service, destination).inc(count)
 
     async def publish_raw(self, topic: str, messages: Sequence[RawMessage]) -> None:

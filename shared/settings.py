@@ -37,11 +37,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=512_000, gt=0)
     max_event_bytes: int = Field(default=32_000, gt=0)
     max_batch_items: int = Field(default=2_500, gt=0)
-    # ingest robustness: messageId dedupe window, per-source rate limit, write-key admin API
+    # ingest robustness: messageId dedupe window, per-write-key rate limit (shared by every
+    # instance), write-key and ticket-mapping admin API, request bodies held in memory
     message_id_retention_hours: float = Field(default=48.0, gt=0)
     rate_limit_events_per_second: float = Field(default=20_000.0, gt=0)
     rate_limit_burst: int = Field(default=100_000, gt=0)
     admin_token: SecretStr | None = None
+    max_request_bytes_in_memory: int = Field(default=50_000_000, gt=0)
     consumer_max_batch: int = Field(default=500, gt=0)
     dedupe_retention_hours: float = Field(default=168.0, gt=0)
     # help-desk webhooks: a webhook whose secret is unset answers 404

@@ -63,6 +63,21 @@ def key_from_headers(request: Request) -> str | None:
     return None
 
 
+def write_key_for_tracking(request: Request, body_key: object) -> str | None:
+    """The write key of a Segment-style request: the Basic auth username, else `writeKey` in the
+    body, else a Bearer token.
+
+    The body's `writeKey` wins over a Bearer token because Segment's own clients send an OAuth
+    access token as the Bearer together with the write key in the body.
+    """
+    header = request.headers.get("authorization", "")
+    if header.partition(" ")[0].lower() == "basic":
+        return key_from_headers(request)
+    if isinstance(body_key, str) and body_key:
+        return body_key
+    return key_from_headers(request)
+
+
 async def seed_key(engine: AsyncEngine, key: str, source: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(

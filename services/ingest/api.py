@@ -3,46 +3,44 @@
 Every route answers 200 only after Kafka has acknowledged every event of the request;
 while Kafka is unreachable it answers 503, which Segment clients retry. An event whose id
 was accepted before (a client retry, by any instance, within the retention window) is
-dropped and counted, and the request still answers 200. A source over its rate gets 429.
+dropped and counted, and the request still answers 200. A write key over its rate gets 429.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.admin import build_admin_router
-from services.ingest.attribution import Membership, attribute, users_to_look_up
+from services.ingest.attribution import attribute, explicit_accounts, users_to_look_up
+from services.ingest.budget import MemoryBudget, worst_case_size
 from services.ingest.metrics import (
     DUPLICATES_DROPPED,
     EVENTS_ACCEPTED,
-    REJECTED_REQUESTS,
     REQUEST_BYTES,
     UNATTRIBUTED_EVENTS,
     counting_rejections,
 )
-from services.ingest.rate_limit import RateLimiter, retry_after_header
-from services.ingest.segment import derive_message_id, occurred_at, to_envelope
-from services.ingest.store import (
-    claim_message_ids,
-    load_memberships,
-    prune_message_ids,
-    save_memberships,
-)
+from services.ingest.rate_limit import rate_limited
+from services.ingest.segment import derive_message_id, encode_wire, occurred_at, wire_envelope
+from services.ingest.store import IngestStore, Rate, RequestTransaction
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
-from shared.events import Envelope, utcnow
+from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
 from shared.http import ApiError, parse_json, read_body_limited
-from shared.publisher import EventPublisher, Overloaded, PublishFailed
+from shared.publisher import EncodedEvent, EventPublisher, Overloaded, PublishFailed
 from shared.settings import Settings
-from shared.write_keys import key_from_headers, source_for_key
+from shared.topics import Topics
+from shared.write_keys import write_key_for_tracking
 
 log = structlog.get_logger(__name__)
 
@@ -50,24 +48,75 @@ SUCCESS = {"success": True}
 SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 # Forgetting old message ids is housekeeping: once per instance every few minutes is plenty.
 PRUNE_INTERVAL_SECONDS = 300.0
+SEGMENT_EVENT_TYPES = (EventType.TRACK, EventType.PAGE, EventType.SCREEN, EventType.IDENTIFY,
+                       EventType.GROUP)
+
+
+class OutgoingEvent(NamedTuple):
+    """One event of a request, encoded for Kafka, with what dedupe and metrics need.
+    (A tuple: one is made per event, and a frozen dataclass costs several times more.)"""
+
+    event_id: str
+    type: str
+    account_id: str | None
+    encoded: EncodedEvent
+
+    @classmethod
+    def of_envelope(cls, envelope: Envelope, topics: Topics) -> OutgoingEvent:
+        return cls(envelope.event_id, envelope.type.value, envelope.account_id,
+                   EncodedEvent(topics.for_event(envelope.type), envelope.partition_key(),
+                                encode(envelope)))
+
+
+@dataclass(frozen=True)
+class ReceivedBody:
+    json: Any
+    size: int  # bytes after gzip decoding
+
+
+def items_in(body: Any) -> int:
+    """How many events a body carries, as counted against the key's rate (before validation)."""
+    if isinstance(body, dict) and isinstance(body.get("batch"), list):
+        return max(1, len(body["batch"]))
+    return 1
 
 
 class IngestApi:
-    def __init__(self, settings: Settings, engine: AsyncEngine, publisher: EventPublisher) -> None:
+    def __init__(self, settings: Settings, publisher: EventPublisher) -> None:
         self.settings = settings
-        self.engine = engine
         self.publisher = publisher
+        self.topics = Topics.from_settings(settings)
+        # By the wire's type string: no enum lookups per event.
+        self.topic_for = {t.value: self.topics.for_event(t) for t in SEGMENT_EVENT_TYPES}
+        self.store = IngestStore(settings.database_url)
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
-        self.rate_limiter = RateLimiter(settings.rate_limit_events_per_second,
-                                        settings.rate_limit_burst)
+        self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
+        self.bodies = MemoryBudget(settings.max_request_bytes_in_memory)
         self._last_prune: float | None = None
 
-    async def read_json(self, request: Request) -> Any:
-        raw = await read_body_limited(request, self.settings.max_request_bytes)
+    async def start(self) -> None:
+        await self.store.start()
+
+    async def stop(self) -> None:
+        await self.store.stop()
+
+    @asynccontextmanager
+    async def holding_body(self, request: Request) -> AsyncIterator[None]:
+        """Reserve the request's worst-case size in the memory budget while it is handled."""
+        size = worst_case_size(request.headers.get("content-length"),
+                               request.headers.get("content-encoding"), self.settings.max_request_bytes)
+        with self.bodies.reserve(size):
+            yield
+
+    async def read_raw(self, request: Request) -> bytes:
+        return await read_body_limited(request, self.settings.max_request_bytes)
+
+    async def read_json(self, request: Request) -> ReceivedBody:
+        raw = await self.read_raw(request)
         if request.headers.get("content-encoding", "").lower() == "gzip":
             raw = self._gunzip(raw)
         REQUEST_BYTES.inc(len(raw))
-        return parse_json(raw)
+        return ReceivedBody(parse_json(raw), len(raw))
 
     def _gunzip(self, raw: bytes) -> bytes:
         limit = self.settings.max_request_bytes
@@ -81,68 +130,106 @@ class IngestApi:
                            f"decompressed body exceeds the limit of {limit} bytes")
         return body
 
-    async def authenticate(self, request: Request, body: Any) -> str:
-        key = key_from_headers(request)
-        if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
-            key = body["writeKey"]
-        return await source_for_key(self.engine, key)
+    async def authorize(self, request: Request, body: Any) -> str:
+        """The write key's source; 401 for a missing, unknown or revoked key, 429 over its rate."""
+        key = write_key_for_tracking(request, body.get("writeKey") if isinstance(body, dict) else None)
+        if not key:
+            raise ApiError(401, "missing_write_key",
+                           "no write key: send it as the Basic auth username, as a Bearer token, "
+                           "or as writeKey in the body")
+        admission = await self.store.authorize(key, items_in(body), self.rate)
+        if admission.source is None:
+            raise ApiError(401, "invalid_write_key", "the write key is unknown or revoked")
+        if not admission.allowed:
+            raise rate_limited("this write key", admission.wait_seconds, self.rate.per_second,
+                               self.rate.burst)
+        return admission.source
 
-    def check_rate(self, source: str, events: int) -> None:
-        wait = self.rate_limiter.acquire(source, events)
-        if wait > 0:
-            raise ApiError(429, "rate_limited",
-                           f"source {source!r} is over its limit of "
-                           f"{self.settings.rate_limit_events_per_second:g} events/s "
-                           f"(burst {self.settings.rate_limit_burst}); nothing was accepted, "
-                           "retry after the Retry-After seconds",
-                           headers={"Retry-After": retry_after_header(wait)})
+    async def check_webhook_rate(self, source: str) -> None:
+        admission = await self.store.take_tokens(f"webhook:{source}", 1, self.rate)
+        if not admission.allowed:
+            raise rate_limited(f"the {source} webhook", admission.wait_seconds, self.rate.per_second,
+                               self.rate.burst)
 
-    async def accept_messages(self, items: list[ValidatedMessage], source: str) -> None:
+    async def accept_messages(self, items: Sequence[ValidatedMessage], authorizing: Awaitable[str],
+                              transaction: RequestTransaction) -> None:
+        """Publish a request's messages in `transaction` (already open), once `authorizing`
+        (the key check, already under way) yields their source; commit after Kafka acked.
+
+        The database round trips overlap where they can: the key check and opening the
+        transaction run while the body is validated, the memberships lookup beside the
+        claim, the memberships save beside the publish. A refused key, or a failed publish,
+        rolls the transaction back: nothing claimed, nothing saved.
+        """
         received_at = utcnow()
         messages = [item.message for item in items]
-        occurred = [occurred_at(m, received_at) for m in messages]
-        known = await load_memberships(self.engine, users_to_look_up(messages))
-        accounts, changed = attribute(messages, occurred, known)
-        envelopes = [
-            to_envelope(
-                item.message,
-                event_id=item.message.message_id or derive_message_id(item.raw),
-                account_id=account,
-                source=source,
-                received_at=received_at,
-            )
-            for item, account in zip(items, accounts, strict=True)
-        ]
-        fresh = await self.publish_new(envelopes, changed)
-        counts = Counter((e.type.value, e.account_id is None) for e in fresh)
+        event_ids = [item.message.message_id or derive_message_id(item.raw) for item in items]
+        explicit = explicit_accounts(messages)
+        wanted = users_to_look_up(messages, explicit)
+        memberships = asyncio.ensure_future(self.store.load_memberships(wanted)) if wanted else None
+        try:
+            await transaction.claim(set(event_ids))
+            source = await authorizing
+            known = await memberships if memberships is not None else {}
+            occurred = [occurred_at(m, received_at) for m in messages]
+            accounts, changed = attribute(messages, occurred, known, explicit)
+            events = [
+                self.outgoing(wire_envelope(
+                    item.message, event_id=event_id, account_id=account, source=source,
+                    received_at=received_at, occurred=at))
+                for item, event_id, account, at in zip(items, event_ids, accounts, occurred, strict=True)
+            ]
+            saving = asyncio.ensure_future(transaction.save_memberships(changed))
+            try:
+                fresh = await self.publish_claimed(transaction, events)
+            finally:
+                await saving  # both done (or failed) before the transaction ends
+            # Committed before the answer: a client's retry, or its next request relying on
+            # a membership this one set, must find it, even if this process dies right after.
+            await transaction.finish(commit=True)
+        finally:
+            await transaction.finish(commit=False)  # no-op once committed
+            if memberships is not None:
+                settle(memberships)
+        counts = Counter((e.type, e.account_id is None) for e in fresh)
         for (event_type, unattributed), count in counts.items():
             EVENTS_ACCEPTED.labels(event_type, source).inc(count)
             if unattributed:
                 UNATTRIBUTED_EVENTS.labels(event_type).inc(count)
 
-    async def publish_new(self, envelopes: list[Envelope],
-                          memberships: Mapping[str, Membership] | None = None) -> list[Envelope]:
-        """Publish the envelopes whose id was never accepted before; return those.
+    def outgoing(self, wire: dict[str, Any]) -> OutgoingEvent:
+        event_type: str = wire["type"]
+        account_id: str | None = wire["account_id"]
+        event_id: str = wire["event_id"]
+        return OutgoingEvent(event_id, event_type, account_id, EncodedEvent(
+            self.topic_for[event_type], partition_key_for(account_id, wire["user_id"], event_id),
+            encode_wire(wire)))
 
-        One transaction claims the ids, waits for Kafka's acks, then commits (with the
-        memberships the request set). If Kafka fails it rolls back, so the client's retry
-        is not mistaken for a duplicate.
-        """
+    async def publish_new(self, events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
+        """Publish the events whose id was never accepted before; return those."""
         await self.prune_if_due()
-        first: dict[str, Envelope] = {}
-        for envelope in envelopes:
-            first.setdefault(envelope.event_id, envelope)
-        async with self.engine.begin() as conn:
-            claimed = await claim_message_ids(conn, first.keys())
-            fresh = [e for e in first.values() if e.event_id in claimed]
-            await self.publish(fresh)
-            if memberships:
-                await save_memberships(conn, memberships)
-        dropped = Counter(e.type.value for e in envelopes)
-        dropped.subtract(e.type.value for e in fresh)
-        for event_type, count in dropped.items():
-            if count > 0:
-                DUPLICATES_DROPPED.labels(event_type).inc(count)
+        async with self.store.claiming({e.event_id for e in events}) as claim:
+            return await self.publish_claimed(claim, events)
+
+    async def publish_claimed(self, claim: RequestTransaction,
+                              events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
+        """Publish the events whose id this request's transaction claimed (the first of each id).
+
+        The transaction that claimed the ids stays open until Kafka acked, and commits after:
+        if Kafka fails it rolls back, so the client's retry is not mistaken for a duplicate.
+        """
+        first: dict[str, OutgoingEvent] = {}
+        for event in events:
+            if event.event_id in claim.claimed:
+                first.setdefault(event.event_id, event)
+        fresh = list(first.values())
+        await self.publish([e.encoded for e in fresh])
+        if len(fresh) < len(events):
+            dropped = Counter(e.type for e in events)
+            dropped.subtract(e.type for e in fresh)
+            for event_type, count in dropped.items():
+                if count > 0:
+                    DUPLICATES_DROPPED.labels(event_type).inc(count)
         return fresh
 
     async def prune_if_due(self) -> None:
@@ -151,39 +238,75 @@ class IngestApi:
             return
         self._last_prune = now
         retention = timedelta(hours=self.settings.message_id_retention_hours)
-        forgotten = await prune_message_ids(self.engine, retention)
+        forgotten = await self.store.prune_message_ids(retention)
         if forgotten:
             log.info("message_ids_pruned", count=forgotten)
 
-    async def publish(self, envelopes: list[Envelope]) -> None:
+    async def publish(self, events: Sequence[EncodedEvent]) -> None:
         try:
-            await self.publisher.publish(envelopes)
+            await self.publisher.publish_encoded(events)
         except Overloaded as exc:
-            REJECTED_REQUESTS.labels("overloaded").inc()
             raise ApiError(503, "overloaded", f"{exc}; nothing was accepted, retry shortly",
                            headers={"Retry-After": "1"}) from exc
         except PublishFailed as exc:
-            REJECTED_REQUESTS.labels("kafka_unavailable").inc()
             raise ApiError(503, "kafka_unavailable",
                            f"{exc}; nothing was accepted, retry later",
                            headers={"Retry-After": "5"}) from exc
 
 
-def build_router(api: IngestApi) -> APIRouter:
+def settle(task: asyncio.Future[Any]) -> None:
+    """Leave no side task behind: cancel it if still running, or mark its error as seen
+    (the request has already failed for an earlier reason)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
+async def discard(opening: asyncio.Future[RequestTransaction]) -> None:
+    """Roll back (and give back the connection of) a transaction the request never finished."""
+    if not opening.done():
+        opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await opening
+        return
+    if not opening.cancelled() and opening.exception() is None:
+        await opening.result().finish(commit=False)
+
+
+def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    router.include_router(build_admin_router(api.settings, api.engine))
+    router.include_router(admin)
+
+    async def receive(request: Request, validate: Callable[[ReceivedBody], list[ValidatedMessage]]
+                      ) -> dict[str, bool]:
+        with counting_rejections():
+            async with api.holding_body(request):
+                body = await api.read_json(request)
+                # The key check and opening the request's transaction (database round trips)
+                # run while the body is validated; a refused key still answers before an
+                # invalid body (401/429 before 400).
+                authorizing = asyncio.ensure_future(api.authorize(request, body.json))
+                opening = asyncio.ensure_future(api.store.begin())
+                try:
+                    try:
+                        items = validate(body)
+                    except ApiError:
+                        await authorizing
+                        raise
+                    await api.prune_if_due()
+                    await api.accept_messages(items, authorizing, await opening)
+                finally:
+                    settle(authorizing)
+                    await discard(opening)
+        return SUCCESS
 
     def single_message_route(message_type: str) -> Callable[[Request], Awaitable[dict[str, bool]]]:
-        async def receive(request: Request) -> dict[str, bool]:
-            with counting_rejections():
-                body = await api.read_json(request)
-                source = await api.authenticate(request, body)
-                items = validate_single(body, message_type, api.limits)
-                api.check_rate(source, len(items))
-            await api.accept_messages(items, source)
-            return SUCCESS
+        async def single(request: Request) -> dict[str, bool]:
+            return await receive(request, lambda body: validate_single(body.json, message_type,
+                                                                      api.limits))
 
-        return receive
+        return single
 
     for message_type in SINGLE_MESSAGE_TYPES:
         router.add_api_route(f"/{message_type}", single_message_route(message_type),
@@ -191,12 +314,7 @@ def build_router(api: IngestApi) -> APIRouter:
 
     @router.post("/batch")
     async def batch(request: Request) -> dict[str, bool]:
-        with counting_rejections():
-            body = await api.read_json(request)
-            source = await api.authenticate(request, body)
-            items = validate_batch(body, api.limits)
-            api.check_rate(source, len(items))
-        await api.accept_messages(items, source)
-        return SUCCESS
+        return await receive(request, lambda body: validate_batch(body.json, api.limits, body.size))
 
     return router
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.ingest.admin import build_admin_router
 from services.ingest.api import IngestApi, build_router
 from services.ingest.helpdesk.routes import HelpdeskWebhooks, build_helpdesk_router
 from shared.service import ServiceParts, Wiring, service_app
@@ -13,10 +14,16 @@ SERVICE = "ingest"
 
 
 def _wire(parts: ServiceParts) -> Wiring:
-    api = IngestApi(parts.settings, parts.engine, parts.publisher)
-    helpdesk = HelpdeskWebhooks(api)
-    return Wiring(routers=[build_router(api), build_helpdesk_router(helpdesk)], seeds_write_key=True,
-                  on_start=helpdesk.seed_mappings)
+    api = IngestApi(parts.settings, parts.publisher)
+    helpdesk = HelpdeskWebhooks(api, parts.engine)
+
+    async def start() -> None:
+        await api.start()
+        await helpdesk.seed_mappings()
+
+    return Wiring(routers=[build_router(api, build_admin_router(parts.settings, parts.engine)),
+                           build_helpdesk_router(helpdesk)],
+                  seeds_write_key=True, on_start=start, on_stop=api.stop)
 
 
 def create_app(settings: Settings) -> FastAPI:

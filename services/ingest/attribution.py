@@ -20,31 +20,40 @@ class Membership:
     occurred_at: datetime
 
 
-def users_to_look_up(messages: Sequence[SegmentMessage]) -> set[str]:
-    return {m.user_id for m in messages if m.user_id and explicit_account(m) is None}
+def explicit_accounts(messages: Sequence[SegmentMessage]) -> list[str | None]:
+    return [explicit_account(m) for m in messages]
+
+
+def users_to_look_up(messages: Sequence[SegmentMessage],
+                     explicit: Sequence[str | None] | None = None) -> set[str]:
+    """Users whose membership decides some message's account (it names none itself)."""
+    named = explicit if explicit is not None else explicit_accounts(messages)
+    return {m.user_id for m, account in zip(messages, named, strict=True) if m.user_id and account is None}
 
 
 def attribute(
     messages: Sequence[SegmentMessage],
     occurred: Sequence[datetime],
     known: Mapping[str, Membership],
+    explicit: Sequence[str | None] | None = None,
 ) -> tuple[list[str | None], dict[str, Membership]]:
     """Account per message, and the user→account memberships the request's group calls set.
 
     Group calls earlier in the same batch count for later messages, as they would have
     had the client sent them one by one. An older group call never overrides a newer one.
+    `explicit`: each message's `explicit_account`, when the caller has it already.
     """
+    named = explicit if explicit is not None else explicit_accounts(messages)
     memberships = dict(known)
     changed: dict[str, Membership] = {}
     accounts: list[str | None] = []
-    for message, at in zip(messages, occurred, strict=True):
+    for message, at, account in zip(messages, occurred, named, strict=True):
         if isinstance(message, GroupMessage) and message.user_id:
             current = memberships.get(message.user_id)
             if current is None or current.occurred_at <= at:
                 memberships[message.user_id] = changed[message.user_id] = Membership(
                     message.group_id, at
                 )
-        account = explicit_account(message)
         if account is None and message.user_id and message.user_id in memberships:
             account = memberships[message.user_id].account_id
         accounts.append(account)

@@ -1,7 +1,9 @@
 """Write-key administration: issue, list and revoke keys. Only the hash of a key is stored.
 
-Authentication itself stays in shared/write_keys.py, which reads the table on every request
-(no cache), so a revoked key is refused from the next request on, by every instance.
+Used by the admin API and `churnwatch write-keys`. Ingest checks a key on every request in
+the database (services/ingest/store.py, with its rate, in one statement; surveys through
+shared/write_keys.py), never from a cache, so a revoked key is refused from the next request
+on, by every instance.
 """
 
 from __future__ import annotations

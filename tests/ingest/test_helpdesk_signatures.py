@@ -31,8 +31,8 @@ def intercom_sig(secret: str, body: bytes) -> str:
     return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
 
 
-def generic_sig(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def generic_sig(secret: str, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 def code_of(call: object) -> str:
@@ -91,10 +91,25 @@ def test_intercom_sha1() -> None:
     assert code_of(lambda: verify_intercom(SECRET, BODY, bare_hex)) == "invalid_signature"
 
 
-def test_generic_sha256() -> None:
-    verify_generic(SECRET, BODY, generic_sig(SECRET, BODY))
-    assert code_of(lambda: verify_generic(SECRET, BODY, "")) == "missing_signature"
-    assert code_of(lambda: verify_generic("wrong", BODY, generic_sig(SECRET, BODY))) == "invalid_signature"
-    assert code_of(lambda: verify_generic(SECRET, b"{}", generic_sig(SECRET, BODY))) == "invalid_signature"
-    # The sha1 of the right body is still not the generic scheme.
-    assert code_of(lambda: verify_generic(SECRET, BODY, intercom_sig(SECRET, BODY))) == "invalid_signature"
+def test_generic_sha256_over_timestamp_and_body() -> None:
+    unix = str(int(NOW.timestamp()))
+
+    def verify(secret: str, body: bytes, signature: str | None, stamp: str | None) -> None:
+        verify_generic(secret, body, signature, stamp, now=NOW, max_age_seconds=300)
+
+    verify(SECRET, BODY, generic_sig(SECRET, unix, BODY), unix)
+    verify(SECRET, BODY, generic_sig(SECRET, STAMP, BODY), STAMP)  # ISO 8601 works too
+    good = generic_sig(SECRET, unix, BODY)
+    assert code_of(lambda: verify(SECRET, BODY, "", unix)) == "missing_signature"
+    assert code_of(lambda: verify(SECRET, BODY, good, None)) == "missing_signature_timestamp"
+    assert code_of(lambda: verify("wrong", BODY, good, unix)) == "invalid_signature"
+    assert code_of(lambda: verify(SECRET, b"{}", good, unix)) == "invalid_signature"  # tampered
+    # The timestamp is signed: a replay with a fresh timestamp no longer matches.
+    assert code_of(lambda: verify(SECRET, BODY, good, str(int(NOW.timestamp()) + 60))) == \
+        "invalid_signature"
+    # The body alone (the old scheme) or the sha1 of it is not the generic scheme.
+    body_only = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+    assert code_of(lambda: verify(SECRET, BODY, body_only, unix)) == "invalid_signature"
+    assert code_of(lambda: verify(SECRET, BODY, intercom_sig(SECRET, BODY), unix)) == "invalid_signature"
+    stale = str(int((NOW - timedelta(seconds=301)).timestamp()))
+    assert code_of(lambda: verify(SECRET, BODY, generic_sig(SECRET, stale, BODY), stale)) == "stale_signature"

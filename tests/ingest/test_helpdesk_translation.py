@@ -58,14 +58,36 @@ def test_zendesk_ticket_created() -> None:
     assert ticket.tags == ["export", "bug"]
     assert ticket.organization_id == "360012345"
     assert ticket.requester_email is None  # Zendesk events name the requester by id only
+    assert ticket.zendesk_requester_id == "900002"
     assert ticket.created_at == ticket.occurred_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-    assert ticket.solved_at is None and ticket.comment is None
+    assert ticket.solved_at is None
+    # The description is the ticket's first comment: its text is what scoring reads for signals.
+    assert ticket.comment == "Exports have been failing since Monday"
 
     envelope = ticket_envelope(ticket, account_id="acct-acme", received_at=datetime.now(UTC))
     assert envelope.type is EventType.TICKET
     payload = envelope.payload_as(TicketPayload)
     assert payload.organization_id == "360012345"
     assert payload.priority is TicketPriority.HIGH
+    # Everything scoring needs travels in the payload.
+    assert (payload.ticket_id, payload.status, payload.subject, payload.tags) == (
+        "35436", TicketStatus.NEW, "CSV export broken", ["export", "bug"])
+    assert payload.created_at == payload.updated_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    assert payload.comment == "Exports have been failing since Monday"
+    assert payload.requester_id == "900002"
+
+
+def test_zendesk_priority_changed() -> None:
+    body = zendesk_event("ticket.priority_changed", priority="URGENT", updated_at="2026-11-20T11:00:00Z",
+                         status="OPEN")
+    body["event"] = {"current": "URGENT", "previous": "HIGH"}
+    ticket = zendesk.translate(body)
+    assert (ticket.priority, ticket.status) == (TicketPriority.URGENT, TicketStatus.OPEN)
+    assert ticket.occurred_at == datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
+    assert ticket.comment is None  # not a comment event: the description is not repeated
+    # A detail without the priority still has it in the change itself.
+    del body["detail"]["priority"]
+    assert zendesk.translate(body).priority is TicketPriority.URGENT
 
 
 def test_zendesk_status_change_to_solved_and_comment() -> None:

@@ -53,6 +53,19 @@ def zendesk_headers(body: bytes, secret: str = ZENDESK_SECRET,
             "X-Zendesk-Webhook-Signature-Timestamp": stamp}
 
 
+def generic_headers(body: bytes, secret: str = GENERIC_SECRET, at: datetime | None = None) -> dict[str, str]:
+    stamp = str(int((at or datetime.now(UTC)).timestamp()))
+    signature = "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + body,
+                                     hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Churnwatch-Signature": signature,
+            "X-Churnwatch-Signature-Timestamp": stamp}
+
+
+def intercom_headers(body: bytes, secret: str = INTERCOM_SECRET) -> dict[str, str]:
+    return {"Content-Type": "application/json",
+            "X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
+
+
 def zendesk_body(event_id: str, organization_id: str | None) -> bytes:
     body: dict[str, Any] = copy.deepcopy(ZENDESK_CREATED)
     body["id"] = event_id
@@ -136,15 +149,11 @@ async def test_intercom_and_generic_webhooks(settings: Settings, client: httpx.A
 
     generic = orjson.dumps({"ticket_id": "fd-7", "status": "open", "priority": "urgent",
                             "updated_at": "2026-11-20T10:00:00Z", "requester_email": "ann@unknown.example"})
-    generic_sig = "sha256=" + hmac.new(GENERIC_SECRET.encode(), generic, hashlib.sha256).hexdigest()
-    accepted = await client.post("/v1/webhooks/tickets", content=generic,
-                                 headers={"X-Churnwatch-Signature": generic_sig})
+    accepted = await client.post("/v1/webhooks/tickets", content=generic, headers=generic_headers(generic))
     assert accepted.status_code == 200, accepted.text
 
     invalid = orjson.dumps({"ticket_id": "fd-8", "status": "exploded", "updated_at": "2026-11-20T10:00:00Z"})
-    invalid_sig = "sha256=" + hmac.new(GENERIC_SECRET.encode(), invalid, hashlib.sha256).hexdigest()
-    refused = await client.post("/v1/webhooks/tickets", content=invalid,
-                                headers={"X-Churnwatch-Signature": invalid_sig})
+    refused = await client.post("/v1/webhooks/tickets", content=invalid, headers=generic_headers(invalid))
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["field"] == "status"
 
@@ -163,3 +172,60 @@ async def test_unconfigured_webhook_is_off(infra: Infra) -> None:
     assert response.status_code == 404
     assert response.json()["code"] == "webhook_not_configured"
     assert "CHURNWATCH_ZENDESK_WEBHOOK_SECRET" in response.json()["message"]
+
+
+async def test_intercom_and_generic_bad_signatures_publish_nothing(settings: Settings,
+                                                                    client: httpx.AsyncClient) -> None:
+    intercom_body = orjson.dumps(INTERCOM_CREATED)
+    for headers, body, code in [
+        (intercom_headers(intercom_body, secret="wrong"), intercom_body, "invalid_signature"),
+        (intercom_headers(intercom_body), intercom_body.replace(b"Billing", b"Nothing"),
+         "invalid_signature"),
+        ({}, intercom_body, "missing_signature"),
+    ]:
+        response = await client.post("/v1/webhooks/intercom", content=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == code
+        assert "X-Hub-Signature" in response.json()["message"]
+
+    generic = orjson.dumps({"ticket_id": "fd-9", "account_id": "acme", "status": "open",
+                            "updated_at": "2026-11-20T10:00:00Z"})
+    for headers, body, code in [
+        (generic_headers(generic, secret="wrong"), generic, "invalid_signature"),
+        (generic_headers(generic), generic.replace(b"fd-9", b"fd-0"), "invalid_signature"),
+        (generic_headers(generic, at=datetime.now(UTC) - timedelta(minutes=10)), generic,
+         "stale_signature"),
+    ]:
+        response = await client.post("/v1/webhooks/tickets", content=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == code
+        assert "X-Churnwatch-Signature" in response.json()["message"]
+    assert await read_topic(settings, Topics.from_settings(settings).tickets) == []
+
+
+async def test_zendesk_events_map_by_an_explicit_requester_mapping(infra: Infra) -> None:
+    """Zendesk's events name the requester by id only: an explicit id mapping decides."""
+    settings = infra.fresh_settings(
+        zendesk_webhook_secret=ZENDESK_SECRET,
+        ticket_account_mappings='{"zendesk_requester:900002": "acct-initech"}')
+    async with serving(create_app(settings)) as http:
+        for event_id, event_type in [("zd-r1", "ticket.created"), ("zd-r2", "ticket.comment_added"),
+                                     ("zd-r3", "ticket.priority_changed")]:
+            body = copy.deepcopy(ZENDESK_CREATED)
+            body["id"], body["type"] = event_id, f"zen:event-type:{event_type}"
+            body["detail"]["organization_id"] = None
+            if event_type == "ticket.comment_added":
+                body["event"] = {"comment": {"id": "1", "body": "We are moving to Competitor X",
+                                             "is_public": True}}
+            if event_type == "ticket.priority_changed":
+                body["detail"]["priority"] = "URGENT"
+                body["event"] = {"current": "URGENT", "previous": "HIGH"}
+            raw = orjson.dumps(body)
+            response = await http.post("/v1/webhooks/zendesk", content=raw, headers=zendesk_headers(raw))
+            assert response.status_code == 200, response.text
+    events = {e.event_id: e for e in await read_topic(settings, Topics.from_settings(settings).tickets)}
+    assert {k: e.account_id for k, e in events.items()} == {
+        "zendesk:zd-r1": "acct-initech", "zendesk:zd-r2": "acct-initech", "zendesk:zd-r3": "acct-initech"}
+    assert events["zendesk:zd-r2"].payload["comment"] == "We are moving to Competitor X"
+    assert events["zendesk:zd-r3"].payload["priority"] == "urgent"
+    assert events["zendesk:zd-r1"].payload["requester_id"] == "900002"

@@ -87,6 +87,20 @@ async def test_gzip_and_bearer(settings: Settings, client: httpx.AsyncClient) ->
     assert [e.event_id for e in await read_topic(settings, Topics.from_settings(settings).usage)] == ["z1"]
 
 
+async def test_bearer_oauth_token_with_write_key_in_body(settings: Settings,
+                                                         client: httpx.AsyncClient) -> None:
+    """Segment's clients with OAuth send the access token as Bearer and the write key in the body."""
+    response = await client.post("/v1/batch", headers={"Authorization": "Bearer an-oauth-access-token"},
+                                 json={"writeKey": KEY, "batch": [{"type": "track", "userId": "u",
+                                                                   "event": "e", "messageId": "oauth-1"}]})
+    assert response.status_code == 200, response.text
+    wrong = await client.post("/v1/track", headers={"Authorization": "Bearer an-oauth-access-token"},
+                              json={"writeKey": "not-a-key", "userId": "u", "event": "e"})
+    assert wrong.status_code == 401
+    usage = await read_topic(settings, Topics.from_settings(settings).usage)
+    assert [e.event_id for e in usage] == ["oauth-1"]
+
+
 async def test_ticket_event(settings: Settings, client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/tickets", headers=basic(KEY), json={
         "ticket_id": "T-1", "account_id": "acme", "status": "open", "priority": "urgent",

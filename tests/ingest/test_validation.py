@@ -7,9 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from services.ingest.attribution import Membership, attribute
-from services.ingest.segment import derive_message_id, occurred_at, to_envelope
+from services.ingest.segment import (
+    derive_message_id,
+    encode_wire,
+    occurred_at,
+    to_envelope,
+    wire_envelope,
+)
 from services.ingest.validation import Limits, validate_batch, validate_single
-from shared.events import EventType
+from shared.events import EventType, decode, encode
 from shared.http import ApiError
 
 LIMITS = Limits(max_event_bytes=32_000, max_batch_items=2_500)
@@ -117,3 +123,24 @@ def test_derived_ids_are_stable_for_retries_and_differ_for_different_events() ->
     other = {**first, "event": "y"}
     assert derive_message_id(first) == derive_message_id(retry)
     assert derive_message_id(first) != derive_message_id(other)
+
+
+@pytest.mark.parametrize("raw", [
+    {"type": "track", "userId": "u", "event": "Report Built", "properties": {"rows": 3, "nested": {"a": [1]}},
+     "timestamp": "2026-11-01T10:00:00.5+01:00"},
+    {"type": "page", "anonymousId": "a", "name": "Pricing", "properties": {"path": "/pricing"}},
+    {"type": "screen", "userId": "u", "name": "Home"},
+    {"type": "identify", "userId": "u", "traits": {"email": "u@example.com"}},
+    {"type": "group", "userId": "u", "groupId": "acme", "traits": {"plan": "pro", "seats": 40}},
+    {"type": "alias", "userId": "u", "previousId": "anon-1"},
+], ids=["track", "page", "screen", "identify", "group", "alias"])
+def test_the_hot_path_bytes_are_the_envelope_contract(raw: dict[str, object]) -> None:
+    """Ingest encodes dicts straight to bytes; they must be exactly what the Envelope model gives."""
+    [item] = validate_batch({"batch": [raw]}, LIMITS)
+    occurred = occurred_at(item.message, NOW)
+    wire = wire_envelope(item.message, event_id="e-1", account_id="acme", source="web",
+                         received_at=NOW, occurred=occurred)
+    envelope = decode(encode_wire(wire))
+    assert encode(envelope) == encode_wire(wire)
+    assert envelope == to_envelope(item.message, event_id="e-1", account_id="acme", source="web",
+                                   received_at=NOW)

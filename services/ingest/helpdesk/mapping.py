@@ -1,7 +1,9 @@
 """Which Churnwatch account a help-desk ticket belongs to. Pure; never guesses.
 
-Only explicit mappings count: the ticket's organization id first, then its requester's
-email domain. No match means no account (the ticket is still published, unattributed).
+Only explicit mappings count, most specific first: the ticket's organization id, then (for
+Zendesk, whose ticket events name the requester only by id) the requester's Zendesk user id,
+then the requester's email domain. No match means no account (the ticket is still
+published, unattributed, and counted).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 
 class MappingKind(StrEnum):
     ORGANIZATION = "organization"
+    ZENDESK_REQUESTER = "zendesk_requester"
     EMAIL_DOMAIN = "email_domain"
 
 
@@ -46,11 +49,15 @@ def normalise_key(kind: MappingKind, key: str) -> str:
     return key.strip().lower() if kind is MappingKind.EMAIL_DOMAIN else key.strip()
 
 
-def lookup_keys(organization_id: str | None, requester_email: str | None) -> list[MappingKey]:
+def lookup_keys(organization_id: str | None, requester_email: str | None,
+                zendesk_requester_id: str | None = None) -> list[MappingKey]:
     """The mapping rows that could decide this ticket, most specific first."""
     keys: list[MappingKey] = []
     if organization_id:
         keys.append((MappingKind.ORGANIZATION, normalise_key(MappingKind.ORGANIZATION, organization_id)))
+    if zendesk_requester_id:
+        keys.append((MappingKind.ZENDESK_REQUESTER,
+                     normalise_key(MappingKind.ZENDESK_REQUESTER, zendesk_requester_id)))
     domain = email_domain(requester_email)
     if domain:
         keys.append((MappingKind.EMAIL_DOMAIN, domain))
@@ -58,12 +65,26 @@ def lookup_keys(organization_id: str | None, requester_email: str | None) -> lis
 
 
 def resolve_account(organization_id: str | None, requester_email: str | None,
-                    known: Mapping[MappingKey, str]) -> Resolution:
-    for kind, key in lookup_keys(organization_id, requester_email):
+                    known: Mapping[MappingKey, str],
+                    zendesk_requester_id: str | None = None) -> Resolution:
+    for kind, key in lookup_keys(organization_id, requester_email, zendesk_requester_id):
         account = known.get((kind, key))
         if account is not None:
             return Resolution(account, kind)
     return Resolution(None, None)
+
+
+def parse_mapping_name(name: str) -> tuple[MappingKind, str]:
+    """`organization:123`, `zendesk_requester:900002` or `email_domain:acme.com` as (kind, key)."""
+    kind_text, _, key = name.partition(":")
+    try:
+        kind = MappingKind(kind_text.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name!r} must start with one of "
+                         f"{', '.join(k.value + ':' for k in MappingKind)}") from exc
+    if not key.strip():
+        raise ValueError(f"{name!r} has no key after the colon")
+    return kind, normalise_key(kind, key)
 
 
 def parse_mappings_setting(text: str | None) -> list[TicketMapping]:
@@ -83,15 +104,11 @@ def parse_mappings_setting(text: str | None) -> list[TicketMapping]:
                          '{"organization:<id>" or "email_domain:<domain>": "<account id>"}')
     mappings = []
     for name, account in raw.items():
-        kind_text, _, key = name.partition(":")
         try:
-            kind = MappingKind(kind_text)
+            kind, key = parse_mapping_name(name)
         except ValueError as exc:
-            raise ValueError(f"CHURNWATCH_TICKET_ACCOUNT_MAPPINGS: {name!r} must start with "
-                             "organization: or email_domain:") from exc
-        if not key.strip():
-            raise ValueError(f"CHURNWATCH_TICKET_ACCOUNT_MAPPINGS: {name!r} has no key after the colon")
+            raise ValueError(f"CHURNWATCH_TICKET_ACCOUNT_MAPPINGS: {exc}") from exc
         if not isinstance(account, str) or not account.strip():
             raise ValueError(f"CHURNWATCH_TICKET_ACCOUNT_MAPPINGS: {name!r} must map to an account id")
-        mappings.append(TicketMapping(kind, normalise_key(kind, key), account.strip()))
+        mappings.append(TicketMapping(kind, key, account.strip()))
     return mappings

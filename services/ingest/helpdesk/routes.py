@@ -15,9 +15,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 
-from services.ingest.api import IngestApi
+from services.ingest.api import IngestApi, OutgoingEvent
 from services.ingest.helpdesk import generic, intercom, zendesk
 from services.ingest.helpdesk.mapping import lookup_keys, parse_mappings_setting, resolve_account
 from services.ingest.helpdesk.metrics import IGNORED_WEBHOOKS, UNMAPPED_TICKETS
@@ -31,21 +32,22 @@ from services.ingest.helpdesk.store import load_mappings, upsert_mappings
 from services.ingest.helpdesk.ticket import HelpdeskTicket, TranslationError, ticket_envelope
 from services.ingest.metrics import EVENTS_ACCEPTED, counting_rejections
 from shared.events import utcnow
-from shared.http import ApiError, invalid_request, parse_json, read_body_limited, validate_body
+from shared.http import ApiError, invalid_request, parse_json, validate_body
 from shared.settings import Settings
 
 SUCCESS: dict[str, Any] = {"success": True}
 
 
 class HelpdeskWebhooks:
-    def __init__(self, api: IngestApi) -> None:
+    def __init__(self, api: IngestApi, engine: AsyncEngine) -> None:
         self.api = api
+        self.engine = engine
         self.settings = api.settings
         # Parsed now so a malformed setting stops the service before it serves anything.
         self.configured_mappings = parse_mappings_setting(self.settings.ticket_account_mappings)
 
     async def seed_mappings(self) -> None:
-        await upsert_mappings(self.api.engine, self.configured_mappings)
+        await upsert_mappings(self.engine, self.configured_mappings)
 
     def secret(self, value: SecretStr | None, name: str, variable: str) -> str:
         if value is None:
@@ -53,18 +55,16 @@ class HelpdeskWebhooks:
                            f"the {name} webhook is off: set {variable} to its signing secret")
         return value.get_secret_value()
 
-    async def read_body(self, request: Request) -> bytes:
-        return await read_body_limited(request, self.settings.max_request_bytes)
-
     async def accept(self, ticket: HelpdeskTicket) -> None:
-        self.api.check_rate(ticket.source, 1)
         account = ticket.account_id
         if account is None:
-            known = await load_mappings(self.api.engine,
-                                        lookup_keys(ticket.organization_id, ticket.requester_email))
-            account = resolve_account(ticket.organization_id, ticket.requester_email, known).account_id
+            keys = lookup_keys(ticket.organization_id, ticket.requester_email,
+                               ticket.zendesk_requester_id)
+            known = await load_mappings(self.engine, keys)
+            account = resolve_account(ticket.organization_id, ticket.requester_email, known,
+                                      ticket.zendesk_requester_id).account_id
         envelope = ticket_envelope(ticket, account_id=account, received_at=utcnow())
-        if await self.api.publish_new([envelope]):
+        if await self.api.publish_new([OutgoingEvent.of_envelope(envelope, self.api.topics)]):
             EVENTS_ACCEPTED.labels("ticket", ticket.source).inc()
             if account is None:
                 UNMAPPED_TICKETS.labels(ticket.source).inc()
@@ -99,6 +99,12 @@ def _verify_zendesk(secret: str, body: bytes, headers: Headers, settings: Settin
                    now=utcnow(), max_age_seconds=settings.webhook_max_age_seconds)
 
 
+def _verify_generic(secret: str, body: bytes, headers: Headers, settings: Settings) -> None:
+    verify_generic(secret, body, headers.get("x-churnwatch-signature"),
+                   headers.get("x-churnwatch-signature-timestamp"),
+                   now=utcnow(), max_age_seconds=settings.webhook_max_age_seconds)
+
+
 def _translate_generic(payload: Any) -> HelpdeskTicket:
     return generic.translate(validate_body(generic.WebhookTicketEvent, payload))
 
@@ -113,8 +119,7 @@ VENDORS = (
            intercom.is_ticket_notification, "not a ticket.* notification", intercom.translate),
     Vendor("/webhooks/tickets", generic.SOURCE, "generic tickets", "CHURNWATCH_TICKETS_WEBHOOK_SECRET",
            lambda s: s.tickets_webhook_secret,
-           lambda secret, body, headers, _: verify_generic(
-               secret, body, headers.get("x-churnwatch-signature")),
+           _verify_generic,
            lambda _: True, "", _translate_generic),
 )
 
@@ -127,30 +132,33 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
     async def tickets(request: Request) -> dict[str, Any]:
         """The generic format with a write key instead of a signature."""
         with counting_rejections():
-            body = await webhooks.api.read_json(request)
-            source = await webhooks.api.authenticate(request, body)
-            event = validate_body(generic.WebhookTicketEvent, body)
-            await webhooks.accept(generic.translate(event, source=source))
+            async with webhooks.api.holding_body(request):
+                body = await webhooks.api.read_json(request)
+                source = await webhooks.api.authorize(request, body.json)
+                event = validate_body(generic.WebhookTicketEvent, body.json)
+                await webhooks.accept(generic.translate(event, source=source))
         return SUCCESS
 
     def vendor_route(vendor: Vendor) -> Callable[[Request], Awaitable[dict[str, Any]]]:
         async def receive(request: Request) -> dict[str, Any]:
             with counting_rejections():
                 secret = webhooks.secret(vendor.secret(settings), vendor.name, vendor.secret_variable)
-                body = await webhooks.read_body(request)
-                try:
-                    vendor.verify(secret, body, request.headers, settings)
-                except SignatureError as exc:
-                    raise unauthorized(exc) from exc
-                payload = parse_json(body)
-                if not vendor.is_ticket(payload):
-                    IGNORED_WEBHOOKS.labels(vendor.source).inc()
-                    return {"success": True, "ignored": vendor.ignored_reason}
-                try:
-                    ticket = vendor.translate(payload)
-                except TranslationError as exc:
-                    raise bad_payload(exc) from exc
-                await webhooks.accept(ticket)
+                async with webhooks.api.holding_body(request):
+                    body = await webhooks.api.read_raw(request)
+                    try:
+                        vendor.verify(secret, body, request.headers, settings)
+                    except SignatureError as exc:
+                        raise unauthorized(exc) from exc
+                    payload = parse_json(body)
+                    if not vendor.is_ticket(payload):
+                        IGNORED_WEBHOOKS.labels(vendor.source).inc()
+                        return {"success": True, "ignored": vendor.ignored_reason}
+                    try:
+                        ticket = vendor.translate(payload)
+                    except TranslationError as exc:
+                        raise bad_payload(exc) from exc
+                    await webhooks.api.check_webhook_rate(vendor.source)
+                    await webhooks.accept(ticket)
             return SUCCESS
 
         return receive

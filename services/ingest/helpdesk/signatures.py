@@ -31,13 +31,18 @@ def intercom_signature(secret: str, body: bytes) -> str:
     return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
 
 
-def generic_signature(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256(secret, body)>`, Churnwatch's X-Churnwatch-Signature."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def generic_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`, Churnwatch's X-Churnwatch-Signature.
+
+    The timestamp (`X-Churnwatch-Signature-Timestamp`) is signed with the body, so a captured
+    delivery cannot be replayed later with a fresh timestamp.
+    """
+    signed = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def parse_timestamp(value: str) -> datetime:
-    """Zendesk sends ISO 8601 (`2024-04-17T17:18:10Z`); unix seconds are accepted too."""
+def parse_timestamp(value: str, header: str = "X-Zendesk-Webhook-Signature-Timestamp") -> datetime:
+    """ISO 8601 (`2024-04-17T17:18:10Z`, as Zendesk sends it) or unix seconds."""
     text = value.strip()
     try:
         if text.isdigit():
@@ -45,8 +50,7 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError) as exc:
         raise SignatureError("invalid_signature_timestamp",
-                             f"X-Zendesk-Webhook-Signature-Timestamp {value!r} is not an "
-                             "ISO 8601 time or unix seconds") from exc
+                             f"{header} {value!r} is not an ISO 8601 time or unix seconds") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
@@ -68,10 +72,14 @@ def verify_zendesk(secret: str, body: bytes, signature: str | None, timestamp: s
         raise SignatureError("invalid_signature",
                              "X-Zendesk-Webhook-Signature does not match the body and timestamp "
                              "for the configured secret")
-    age = abs((now - parse_timestamp(timestamp)).total_seconds())
+    _check_age(timestamp, "X-Zendesk-Webhook-Signature-Timestamp", now, max_age_seconds)
+
+
+def _check_age(timestamp: str, header: str, now: datetime, max_age_seconds: int) -> None:
+    age = abs((now - parse_timestamp(timestamp, header)).total_seconds())
     if age > max_age_seconds:
         raise SignatureError("stale_signature",
-                             f"X-Zendesk-Webhook-Signature-Timestamp is {age:.0f} s away from now; "
+                             f"{header} is {age:.0f} s away from now; "
                              f"at most {max_age_seconds} s is accepted (replay protection)")
 
 
@@ -85,12 +93,18 @@ def verify_intercom(secret: str, body: bytes, signature: str | None) -> None:
                              "X-Hub-Signature does not match the body for the configured secret")
 
 
-def verify_generic(secret: str, body: bytes, signature: str | None) -> None:
+def verify_generic(secret: str, body: bytes, signature: str | None, timestamp: str | None,
+                   *, now: datetime, max_age_seconds: int) -> None:
     if not signature:
         raise SignatureError("missing_signature", "X-Churnwatch-Signature header is missing")
+    if not timestamp:
+        raise SignatureError("missing_signature_timestamp",
+                             "X-Churnwatch-Signature-Timestamp header is missing")
     if not signature.strip().startswith("sha256="):
+        raise SignatureError("invalid_signature", "X-Churnwatch-Signature must be "
+                             "sha256=<hex HMAC-SHA256 of timestamp + '.' + body>")
+    if not _same(generic_signature(secret, timestamp, body), signature):
         raise SignatureError("invalid_signature",
-                             "X-Churnwatch-Signature must be sha256=<hex HMAC-SHA256 of the body>")
-    if not _same(generic_signature(secret, body), signature):
-        raise SignatureError("invalid_signature",
-                             "X-Churnwatch-Signature does not match the body for the configured secret")
+                             "X-Churnwatch-Signature does not match the timestamp and body for the "
+                             "configured secret")
+    _check_age(timestamp, "X-Churnwatch-Signature-Timestamp", now, max_age_seconds)

@@ -1,10 +1,10 @@
-"""Ticket-to-account mappings in PostgreSQL (table from migration 0002)."""
+"""Ticket-to-account mappings in PostgreSQL (table from migration 0002; kinds widened in 0003_ingest)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, and_, func, or_, select
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,3 +46,19 @@ async def load_mappings(engine: AsyncEngine, keys: Iterable[MappingKey]) -> dict
             )
         )
         return {(MappingKind(r.kind), r.key): r.account_id for r in rows}
+
+
+async def list_mappings(engine: AsyncEngine) -> list[TicketMapping]:
+    table = ticket_account_mappings
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(table.c.kind, table.c.key, table.c.account_id)
+                                  .order_by(table.c.kind, table.c.key))
+        return [TicketMapping(MappingKind(r.kind), r.key, r.account_id) for r in rows]
+
+
+async def delete_mapping(engine: AsyncEngine, kind: MappingKind, key: str) -> bool:
+    """Remove one mapping; False if there was none. Tickets already published keep their account."""
+    table = ticket_account_mappings
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(table).where(table.c.kind == kind.value, table.c.key == key))
+    return bool(result.rowcount)

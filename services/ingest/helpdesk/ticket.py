@@ -36,6 +36,8 @@ class HelpdeskTicket:
     created_at: datetime | None = None
     solved_at: datetime | None = None
     comment: str | None = None
+    # Zendesk names the requester by user id only; mapped when an explicit mapping says so.
+    zendesk_requester_id: str | None = None
     # Only the generic format may name the account itself; vendors are mapped.
     account_id: str | None = None
     user_id: str | None = None
@@ -62,6 +64,8 @@ def ticket_envelope(ticket: HelpdeskTicket, *, account_id: str | None,
             created_at=ticket.created_at,
             solved_at=ticket.solved_at,
             comment=ticket.comment,
+            updated_at=ticket.occurred_at,
+            requester_id=ticket.zendesk_requester_id,
         ).model_dump(mode="json"),
     )
 

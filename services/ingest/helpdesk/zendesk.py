@@ -2,9 +2,14 @@
 
 A Zendesk event is `{type, id, time, account_id, subject, detail, event}`: `detail` is the
 ticket after the change (id, status, priority, organization_id, requester_id, tags, subject,
-created_at, updated_at), `event` the change itself (for `ticket.comment_added`, the comment).
-Zendesk's event id is the envelope id, so a redelivered event is one event downstream.
-Zendesk events name the requester only by id, so Zendesk tickets map by organization.
+description, created_at, updated_at, ...), `event` the change itself (`{current, previous}`
+for `ticket.status_changed` / `ticket.priority_changed`, `{comment: {body, ...}}` for
+`ticket.comment_added`). The text scoring reads for signals (a competitor named) is the
+subject and the comment: the new comment's body, or the description (the first comment) of a
+created ticket. Zendesk's event id is the envelope id, so a redelivered event is one event
+downstream. Zendesk events name the requester only by id (no email), so Zendesk tickets map
+by organization or by an explicit `zendesk_requester:<user id>` mapping. Zendesk tickets carry
+no escalation flag: priority (`urgent`) is their severity.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ def translate(body: Any) -> HelpdeskTicket:
     change = optional_object(root.get("event"), "event")
 
     status = _status(detail.get("status"), change, event_type)
+    priority_value = detail.get("priority")
+    if priority_value is None and event_type.endswith(".priority_changed"):
+        priority_value = change.get("current")
     updated_at = iso_time(detail.get("updated_at"), "detail.updated_at")
     occurred_at = updated_at or iso_time(root.get("time"), "time")
     if occurred_at is None:
@@ -59,14 +67,16 @@ def translate(body: Any) -> HelpdeskTicket:
         source=SOURCE,
         ticket_id=required_id(detail.get("id"), "detail.id"),
         status=status,
-        priority=_priority(detail.get("priority")),
+        priority=_priority(priority_value),
         occurred_at=occurred_at,
         subject=optional_text(detail.get("subject"), "detail.subject", SUBJECT_MAX),
         tags=string_list(detail.get("tags"), "detail.tags"),
         organization_id=None if organization in NO_ORGANIZATION else organization,
         created_at=iso_time(detail.get("created_at"), "detail.created_at"),
         solved_at=occurred_at if solved else None,
-        comment=_comment(change),
+        comment=_comment(change) if not event_type.endswith(".created") else optional_text(
+            detail.get("description"), "detail.description", COMMENT_MAX),
+        zendesk_requester_id=optional_id(detail.get("requester_id"), "detail.requester_id"),
     )
 
 
