@@ -13,6 +13,9 @@ import sys
 # command -> (module with `main(argv)`, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
+    # simulator
+    "simulate": ("simulator.cli", "simulate a SaaS customer base and send it through the public APIs"),
+    "demo": ("simulator.demo", "the whole system locally, fed by a small simulated customer base"),
 }
 
 
