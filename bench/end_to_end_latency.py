@@ -35,7 +35,17 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.harness import command_line, machine, megabytes, rss_bytes, running_system, write_result
+from bench.harness import (
+    SCORING_GROUP,
+    backlog,
+    command_line,
+    input_topics,
+    machine,
+    megabytes,
+    rss_bytes,
+    running_system,
+    write_result,
+)
 from bench.quality_metrics import percentile
 from shared.settings import Settings
 from shared.topics import Topics
@@ -104,6 +114,18 @@ def probe_detractor(number: int) -> SimEvent:
     return SimEvent(now, account, "survey", {
         "response_id": f"{account}-{int(now.timestamp() * 1e6)}", "account_id": account,
         "survey_type": "nps", "score": 2, "comment": "latency probe", "submitted_at": now.isoformat()})
+
+
+def probe_account_traits(number: int) -> SimEvent:
+    """Alert probes are high-touch accounts with a named CSM: alerted at once, never digested."""
+    now = datetime.now(UTC)
+    account = f"probe-alert-{number}"
+    return SimEvent(now, account, "segment", {
+        "type": "group", "userId": f"{account}-champion", "groupId": account,
+        "messageId": f"{account}-traits-{int(now.timestamp() * 1e6)}", "timestamp": now.isoformat(),
+        "traits": {"name": account, "plan": "enterprise", "mrr": 12000, "seats": 150,
+                   "csm_name": "Latency Probe", "csm_email": "probe.csm@cs.example.com",
+                   "csm_slack_channel": "#cs-probes", "champion_user_id": f"{account}-champion"}})
 
 
 async def tail_health_scores(settings: Settings, probes: Probes, stop: asyncio.Event) -> None:
@@ -178,8 +200,11 @@ async def load(settings: Settings, sinks: Sinks, processes: dict[str, ServicePro
         watchers = [asyncio.create_task(tail_health_scores(settings, score_probes, stop)),
                     asyncio.create_task(tail_slack(sinks, alert_probes, stop)),
                     asyncio.create_task(sample_rss(ingest_pid, ingest_rss, stop))]
-        await asyncio.sleep(1.0)  # the tailing consumer is positioned at the end
+        alert_probe_count = int(seconds * ALERT_PROBES_PER_SECOND) + 2
+        await sender.send([probe_account_traits(n) for n in range(alert_probe_count)])
+        await asyncio.sleep(1.0)  # the tailing consumer is positioned, the probe accounts known
         loop = asyncio.get_running_loop()
+        before_load = sender.stats.events
         started = loop.time()
         in_flight: list[asyncio.Task[None]] = []
         next_alert = 0.0
@@ -207,6 +232,8 @@ async def load(settings: Settings, sinks: Sinks, processes: dict[str, ServicePro
                 in_flight.append(asyncio.create_task(sender.send([alert])))
         await asyncio.gather(*in_flight)
         load_seconds = loop.time() - started
+        # Work accepted but not yet scored when the load stops: > 0 and growing means saturation.
+        unscored = await backlog(settings, SCORING_GROUP, input_topics(settings))
         deadline = loop.time() + DRAIN_SECONDS
         # The tails fill `arrived` as they read; polling it is simpler than signalling.
         while loop.time() < deadline and not (  # noqa: ASYNC110
@@ -217,10 +244,11 @@ async def load(settings: Settings, sinks: Sinks, processes: dict[str, ServicePro
         await asyncio.gather(*watchers)
     return {
         "target_events_per_second": rate,
-        "achieved_events_per_second": round(sender.stats.events / load_seconds),
+        "achieved_events_per_second": round((sender.stats.events - before_load) / load_seconds),
         "load_seconds": round(load_seconds, 1),
-        "events_sent": sender.stats.events,
+        "events_sent": sender.stats.events - before_load,
         "retries": {str(k): v for k, v in sender.stats.retries.items()},
+        "unscored_events_when_load_stopped": unscored,
         **score_probes.figures("to_score"),
         **alert_probes.figures("to_alert"),
         "ingest_rss_idle_mb": megabytes(idle_rss),
@@ -246,7 +274,8 @@ def main() -> None:
                   **machine(infra.postgres.url),
                   **measure(infra, Path(logs), rate=args.rate, seconds=args.seconds,
                             accounts=args.accounts)}
-    print(write_result("end_to_end_latency", result).read_text())
+    name = "end_to_end_latency" if args.rate == 2000 else f"end_to_end_latency_{args.rate:g}"
+    print(write_result(name, result).read_text())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiokafka
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -39,6 +39,9 @@ from tests.support.processes import ServiceProcess
 from tests.support.stack import SERVICES, Sinks, running_sinks
 
 RESULTS = Path(__file__).parent / "results"
+# The services' consumer groups, as operators see them in `consumer_offsets` and Kafka's tools.
+SCORING_GROUP = "churnwatch-scoring"
+ALERTS_GROUP = "churnwatch-alerts"
 SOURCE = "simulator"
 
 
@@ -68,7 +71,8 @@ def machine(database_url: str | None = None) -> dict[str, Any]:
 
 def command_line() -> str:
     module = sys.modules["__main__"].__spec__
-    program = f"python -m {module.name}" if module is not None else sys.argv[0]
+    name = module.name.removesuffix(".__main__") if module is not None else None
+    program = f"python -m {name}" if name is not None else sys.argv[0]
     return " ".join([".venv/bin/" + program if program.startswith("python") else program,
                      *map(shlex.quote, sys.argv[1:])])
 
@@ -180,13 +184,33 @@ def input_topics(settings: Settings) -> list[str]:
 # --- a consumer's durable progress --------------------------------------------------------------------
 
 
-async def stored_offsets(engine: AsyncEngine, topics: Sequence[str]) -> int:
-    """Sum of the next offsets consumers stored for these topics (their durable progress)."""
+async def stored_offsets(engine: AsyncEngine, group: str, topics: Sequence[str]) -> int:
+    """Sum of the next offsets a consumer group stored for these topics (its durable progress)."""
     async with engine.connect() as conn:
         total = (await conn.execute(
-            text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = ANY(:topics)"),
-            {"topics": list(topics)})).scalar_one()
+            text("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets "
+                 "WHERE consumer_group = :group AND topic = ANY(:topics)"),
+            {"group": group, "topics": list(topics)})).scalar_one()
     return int(total)
+
+
+async def end_offsets(settings: Settings, topics: Sequence[str]) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def backlog(settings: Settings, group: str, topics: Sequence[str]) -> int:
+    """Events on `topics` that a consumer group has not yet made durable."""
+    engine = create_async_engine(settings.database_url, pool_size=1)
+    try:
+        return await end_offsets(settings, topics) - await stored_offsets(engine, group, topics)
+    finally:
+        await engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -199,8 +223,8 @@ class Progress:
         return self.events / self.seconds if self.seconds > 0 else float("nan")
 
 
-async def watch_until(database_url: str, topics: Sequence[str], end: int, *, timeout: float,
-                      every: float = 0.1) -> Progress:
+async def watch_until(database_url: str, group: str, topics: Sequence[str], end: int, *,
+                      timeout: float, every: float = 0.1) -> Progress:
     """Poll stored offsets until they reach `end`; the rate is from the first progress seen.
 
     (A run so short that it was over at the first look is timed from that look.)
@@ -211,7 +235,7 @@ async def watch_until(database_url: str, topics: Sequence[str], end: int, *, tim
     engine = create_async_engine(database_url, pool_size=1)
     try:
         while True:
-            done = await stored_offsets(engine, topics)
+            done = await stored_offsets(engine, group, topics)
             now = time.perf_counter()
             if first is None and done > 0:
                 first = (now, done) if done < end else (watching_since, 0)

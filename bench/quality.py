@@ -28,10 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.harness import command_line, input_topics, machine, running_system, stored_offsets, write_result
+from bench.harness import (
+    ALERTS_GROUP,
+    SCORING_GROUP,
+    command_line,
+    end_offsets,
+    input_topics,
+    machine,
+    running_system,
+    stored_offsets,
+    write_result,
+)
 from bench.quality_metrics import (
     AccountOutcome,
     ScorePoint,
@@ -55,23 +64,13 @@ from tests.support.kafka import read_topic
 WRITE_KEY = "test-write-key"
 
 
-async def end_offsets(settings: Settings, topics: Sequence[str]) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)]
-        return sum((await consumer.end_offsets(partitions)).values())
-    finally:
-        await consumer.stop()
-
-
-async def wait_consumed(settings: Settings, topics: Sequence[str], timeout: float) -> None:
-    """Until the consumers' stored offsets on `topics` reach the topics' current end."""
+async def wait_consumed(settings: Settings, group: str, topics: Sequence[str], timeout: float) -> None:
+    """Until the group's stored offsets on `topics` reach the topics' current end."""
     deadline = time.monotonic() + timeout
     end = await end_offsets(settings, topics)
     engine = create_async_engine(settings.database_url, pool_size=1)
     try:
-        while await stored_offsets(engine, topics) < end:
+        while await stored_offsets(engine, group, topics) < end:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topics} not consumed to the end in {timeout:.0f}s")
             await asyncio.sleep(0.5)
@@ -91,8 +90,8 @@ async def simulate_into(settings: Settings, ingest_url: str, surveys_url: str, c
         truth.accounts(simulation.accounts())
     sent_seconds = time.perf_counter() - started
     topics = Topics.from_settings(settings)
-    await wait_consumed(settings, input_topics(settings), timeout=1800)
-    await wait_consumed(settings, [topics.risk_signals], timeout=600)
+    await wait_consumed(settings, SCORING_GROUP, input_topics(settings), timeout=1800)
+    await wait_consumed(settings, ALERTS_GROUP, [topics.risk_signals], timeout=600)
     return {"events_sent": sender.stats.events, "send_seconds": round(sent_seconds, 1),
             "send_and_score_seconds": round(time.perf_counter() - started, 1)}
 

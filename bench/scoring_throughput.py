@@ -21,7 +21,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.harness import command_line, input_topics, machine, produce, watch_until, write_result
+from bench.harness import (
+    SCORING_GROUP,
+    command_line,
+    input_topics,
+    machine,
+    produce,
+    watch_until,
+    write_result,
+)
 from deploy.local.processes import free_port
 from shared.settings import Settings
 from shared.topics import ensure_topics
@@ -86,8 +94,8 @@ def scoring_run(infra: Infra, log_dir: Path, events: list[SimEvent], processes: 
         time.sleep(3.0 if processes > 1 else 1.0)
         counts = asyncio.run(produce(settings, events))
         total = sum(counts.values())
-        progress = asyncio.run(watch_until(settings.database_url, input_topics(settings), total,
-                                           timeout=timeout))
+        progress = asyncio.run(watch_until(settings.database_url, SCORING_GROUP,
+                                           input_topics(settings), total, timeout=timeout))
     finally:
         for process in started:
             process.stop()

@@ -53,6 +53,9 @@ def test_end_to_end_latency(infra: Infra, tmp_path: Path) -> None:
     assert result["to_alert_probes"] >= 3 and result["to_alert_probes_unseen"] == 0
     assert 0 < result["to_score_p50_ms"] <= result["to_score_p99_ms"]
     assert result["ingest_rss_peak_mb"] > 0
+    assert result["unscored_events_when_load_stopped"] >= 0
+    assert [row[0] for row in suite.table({"latency": result})] == [
+        "3 ingest -> score", "3 surveys -> Slack alert", "5 ingest RSS under load"]
 
 
 def test_quality_and_the_summary_table(infra: Infra, tmp_path: Path) -> None:
