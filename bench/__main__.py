@@ -117,7 +117,8 @@ def render(rows: list[tuple[str, str, str, str]], about: dict[str, Any]) -> str:
     header = ("benchmark", "figure", "reference (same run)", "target")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = [f"Churnwatch benchmarks: {about['cores']} cores, Python {about['python']}, aiokafka "
-             f"{about['aiokafka']}, Kafka {about['kafka']}, PostgreSQL {about.get('postgresql', '?')}"]
+             f"{about['aiokafka']}, Kafka {about['kafka']}, PostgreSQL {about.get('postgresql', '?')}; "
+             f"1-minute load average at start {about.get('load_average_1m_at_start', '?')}"]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
@@ -160,7 +161,9 @@ def main() -> None:
                 continue
             started = time.perf_counter()
             print(f"bench: {name} ...", flush=True)
-            figures = run(infra, Path(logs))
+            directory = Path(logs) / key  # each its own logs and sink record
+            directory.mkdir()
+            figures = run(infra, directory)
             timings[key] = time.perf_counter() - started
             results[key] = {"benchmark": name, "command": command, **about, **figures}
             write_result(name, results[key])

@@ -165,8 +165,9 @@ async def tail_slack(sinks: Sinks, probes: Probes, stop: asyncio.Event) -> None:
                 if entry["kind"] != "slack":
                     continue
                 match = PROBE_ALERT.search(str(entry.get("text", "")))
-                if match:
-                    probes.arrived.setdefault(f"probe-alert-{match.group(1)}", now)
+                key = f"probe-alert-{match.group(1)}" if match else None
+                if key in probes.sent:
+                    probes.arrived.setdefault(key, now)
         await asyncio.sleep(0.01)
 
 

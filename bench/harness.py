@@ -63,6 +63,8 @@ def machine(database_url: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "aiokafka": aiokafka.__version__,
         "kafka": kafka_version(),
+        # Other work on the machine skews every figure: say how busy it was.
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
     if database_url is not None:
         info["postgresql"] = asyncio.run(postgres_version(database_url))
