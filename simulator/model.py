@@ -225,6 +225,8 @@ class _Account:
     # --- emitting -------------------------------------------------------------------------------
 
     def _message_id(self) -> str:
+        # Ids carry the seed (tickets and responses too): two runs with different seeds against
+        # one system never collide; the same seed again is recognised as the same events.
         self.sequence += 1
         return f"sim{self.config.seed}-{self.index + 1}-{self.sequence}"
 
@@ -388,7 +390,8 @@ class _Account:
             priority = rng.choice(("high", "urgent")) if severe else rng.choice(("low", "normal", "normal"))
         requester = rng.choice(self.users).user_id
         created = self._at(day, 8, 18)
-        ticket = _Ticket(f"{self.id}-t{self.tickets}", subject, priority, requester, created, tags)
+        ticket = _Ticket(f"{self.id}-s{self.config.seed}-t{self.tickets}", subject, priority, requester,
+                         created, tags)
         # It is worked on within hours, and solved in days (longer for unhappy accounts).
         opened = created + timedelta(hours=rng.uniform(0.5, 6))
         solved = opened + timedelta(days=rng.expovariate(1 / (1.0 + 4 * trouble)))
@@ -398,7 +401,7 @@ class _Account:
             self.responses += 1
             score = max(1, min(5, round(rng.gauss(1.2 + 4 * self.health, 0.8))))
             self._schedule(solved + timedelta(hours=rng.uniform(1, 30)), "survey", {
-                "response_id": f"{self.id}-r{self.responses}", "account_id": self.id,
+                "response_id": f"{self.id}-s{self.config.seed}-r{self.responses}", "account_id": self.id,
                 "user_id": requester, "survey_type": "csat", "score": score,
                 "submitted_at": (solved + timedelta(hours=1)).isoformat()})
         return self._event(created, "ticket", self._ticket_body(ticket, "new", created))
@@ -432,7 +435,7 @@ class _Account:
         self.responses += 1
         at = self._at(day)
         response: dict[str, Any] = {
-            "response_id": f"{self.id}-r{self.responses}", "account_id": self.id,
+            "response_id": f"{self.id}-s{self.config.seed}-r{self.responses}", "account_id": self.id,
             "user_id": respondent.user_id, "survey_type": "nps", "score": score,
             "submitted_at": at.isoformat()}
         # Survey tools often deliver the score first and the comment as an amendment.

@@ -166,3 +166,17 @@ def test_ids_are_unique_and_ticket_updates_follow_each_other(run: tuple[list[Sim
                 assert event.at.date() == day.day
     for statuses in timeline.values():
         assert statuses == ["new", "open", "solved"][: len(statuses)]
+
+
+def test_runs_with_different_seeds_never_share_an_id() -> None:
+    def ids(seed: int) -> set[str]:
+        found = set()
+        for day in Simulation(SimulationConfig(accounts=5, days=60, seed=seed)).days():
+            for event in day.events:
+                body = event.body
+                found.add(body.get("messageId") or body.get("event_id") or body["response_id"])
+                if event.channel == "ticket":
+                    found.add(body["ticket_id"])
+        return found
+
+    assert not ids(1) & ids(2)
