@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run test lint bench bench-ingest format clean
+.PHONY: install jars browser run demo test lint bench bench-ingest format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,17 +28,21 @@ browser:
 run: install jars
 	$(BIN)/python -m deploy.local run
 
+# The whole system fed by a small simulated customer base; scores and alerts print as they come.
+demo: install jars
+	$(BIN)/python -m simulator.demo $(DEMO_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services deploy
+	$(BIN)/mypy shared services deploy simulator bench
 
 test: install jars browser lint
 	$(BIN)/pytest
 
 # Figures go to bench/results/*.json with the command that produced them; not part of `make test`.
+# BENCH_ARGS="--quick" for small sizes, "--only scoring,latency" for a subset (see python -m bench -h).
 bench: install jars
-	$(BIN)/python -m bench.ingest_throughput
-	$(BIN)/python -m bench.alert_latency
+	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.survey_invitations
 
 # Only ingest's /v1/batch against the bare producer (alternating rounds; see bench/ingest_throughput.py).

@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "write-keys": ("services.ingest.write_keys_cli", "create, list and revoke ingest write keys"),
     "ticket-mappings": ("services.ingest.ticket_mappings_cli",
                         "map help-desk organizations, requesters or email domains to accounts"),
+    # simulator
+    "simulate": ("simulator.cli", "simulate a SaaS customer base and send it through the public APIs"),
+    "demo": ("simulator.demo", "the whole system locally, fed by a small simulated customer base"),
 }
 
 
