@@ -24,7 +24,7 @@ from services.surveys.attribution import normalize_email
 from services.surveys.revisions import Channel, IncomingResponse
 from services.surveys.webhook_results import Ignored, Unsubscribed, WebhookResult
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
-from shared.http import field_errors, invalid_request
+from shared.http import field_errors, invalid_request, validate_body
 
 SOURCE = "delighted"
 RESPONSE_EVENTS = ("survey_response.created", "survey_response.updated")
@@ -83,12 +83,7 @@ class DelightedWebhook:
 
 def parse(body: Any) -> DelightedWebhook:
     """The delivery as a response, an unsubscribe or an ignored event; a 400 naming bad fields."""
-    if not isinstance(body, dict):
-        raise invalid_request([{"field": "body", "message": "must be a JSON object"}])
-    try:
-        event = _Event.model_validate(body)
-    except ValidationError as exc:
-        raise invalid_request(field_errors(exc)) from exc
+    event = validate_body(_Event, body)
     if event.event_type.endswith(".unsubscribed"):
         person = event.event_data.get("person")
         email = normalize_email(person.get("email") if isinstance(person, dict) else None)

@@ -23,7 +23,7 @@ from services.surveys.attribution import normalize_email
 from services.surveys.revisions import Channel, IncomingResponse
 from services.surveys.webhook_results import Ignored, WebhookResult
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
-from shared.http import field_errors, invalid_request
+from shared.http import field_errors, invalid_request, validate_body
 
 SOURCE = "typeform"
 SCALE_FIELDS = ("nps", "opinion_scale", "rating")
@@ -77,12 +77,7 @@ def _type_named_by(ref: str | None) -> SurveyType | None:
 
 
 def parse(body: Any) -> WebhookResult:
-    if not isinstance(body, dict):
-        raise invalid_request([{"field": "body", "message": "must be a JSON object"}])
-    try:
-        event = _Event.model_validate(body)
-    except ValidationError as exc:
-        raise invalid_request(field_errors(exc)) from exc
+    event = validate_body(_Event, body)
     if event.event_type != "form_response":
         return Ignored(f"event type {event.event_type!r} is not form_response")
     if event.form_response is None:
