@@ -123,7 +123,7 @@ class SlackReceiver:
         self._hold: Literal["before", "after"] | None = None
         self.holding = asyncio.Event()
         self._release = asyncio.Event()
-        self._ts = 1_700_000_000
+        self._ts = 0
         app = Starlette(
             routes=[
                 Route("/services/{rest:path}", self._webhook, methods=["POST"]),
@@ -217,10 +217,11 @@ class SlackReceiver:
     def _store(
         self, channel: str, body: dict[str, Any], thread_ts: str | None, broadcast: bool, at: float
     ) -> SlackMessage:
-        self._ts += 1
+        # Slack's ts is wall-clock seconds with microseconds, unique per channel.
+        self._ts = max(self._ts + 1, int(time.time() * 1_000_000))
         message = SlackMessage(
             channel=channel,
-            ts=f"{self._ts}.000100",
+            ts=f"{self._ts / 1_000_000:.6f}",
             text=str(body.get("text", "")),
             blocks=list(body.get("blocks") or []),
             metadata=body.get("metadata"),
