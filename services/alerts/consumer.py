@@ -254,6 +254,10 @@ class _Batch:
                 "last_signal_at": envelope.occurred_at,
                 "opened_at": self.now,
                 "reopened_count": 0,
+                "notified_severity": None,
+                "last_notified_at": None,
+                "escalate_at": None,
+                "escalated_at": None,
                 **latest,
             }
             alert["id"] = await store.insert_alert(session, alert)

@@ -110,7 +110,7 @@ async def test_one_notification_per_dedupe_key_across_duplicates_and_restarts(
             [mail] = await smtp.wait_for_accepted(1)
             assert "Acme Corp" in post.body["text"] and "NPS detractor" in post.body["text"]
             assert post.body["channel"] == "#cs-acme"
-            assert "http://churnwatch.test/v1/accounts/acme/health" in post.body["text"]
+            assert "http://churnwatch.test/v1/accounts/acme/health" in str(post.body["blocks"])
             assert any("Reports are too slow" in str(b) for b in post.body["blocks"])
             assert mail.rcpt_tos == ["csm@acme.test"]
             assert mail.subject == "[Churnwatch] Acme Corp: NPS detractor (score 3)"
