@@ -131,6 +131,8 @@ class Dispatcher:
         self._lease = timedelta(seconds=settings.delivery_lease_seconds)
         self._timeout = settings.delivery_timeout_seconds
         self._blocked: dict[str, datetime] = {}  # pacing key -> not before (a 429 seen here)
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._last_send: dict[str, datetime] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
@@ -275,8 +277,35 @@ class Dispatcher:
                 last_response=f"not sent: {cancel}",
             )
             return
+        if key is None:
+            await self._send(claim, context)
+            return
+        # One send at a time per webhook or channel in this process, `interval` apart from the
+        # previous one's start: slots keep the rate across processes, this keeps the spacing
+        # even when one send ran late.
+        async with self._key_locks.setdefault(key, asyncio.Lock()):
+            blocked = self._blocked.get(key)
+            if blocked is not None and blocked > self._clock.now():
+                await self._record(
+                    claim,
+                    "deferred",
+                    "rate_limited",
+                    status="pending",
+                    attempts=claim.attempts - 1,
+                    next_attempt_at=blocked,
+                )
+                return
+            last = self._last_send.get(key)
+            if last is not None:
+                wait = (last + self._interval - self._clock.now()).total_seconds()
+                if wait > 0:
+                    await self._clock.sleep(wait)
+            self._last_send[key] = self._clock.now()
+            await self._send(claim, context)
+
+    async def _send(self, claim: Claim, context: dict[str, Any]) -> None:
         async with self._sessions() as session, session.begin():
-            started = await store.mark_started(session, claim.id, claim.attempts, now)
+            started = await store.mark_started(session, claim.id, claim.attempts, self._clock.now())
         if not started:
             LOST_LEASES.labels(claim.channel).inc()
             return

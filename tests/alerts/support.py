@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 
 from services.alerts.app import AlertsRuntime, create_app
+from services.alerts.clock import Clock
 from services.alerts.config import RoutingConfig
 from shared.events import Envelope, EventType, RiskSignalPayload, Severity, TraitsPayload, utcnow
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.topics import ensure_topics
-from tests.alerts.clock import ManualClock
 from tests.support.apps import serving
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -76,7 +76,7 @@ def signal(
 class Running:
     client: httpx.AsyncClient
     runtime: AlertsRuntime
-    clock: ManualClock
+    clock: Clock
     publisher: EventPublisher
 
     async def publish(self, *events: Envelope) -> None:
@@ -111,7 +111,7 @@ class Running:
 
 
 @asynccontextmanager
-async def running(settings: Settings, config: RoutingConfig, clock: ManualClock) -> AsyncIterator[Running]:
+async def running(settings: Settings, config: RoutingConfig, clock: Clock) -> AsyncIterator[Running]:
     await ensure_topics(settings)
     publisher = EventPublisher(settings, "test")
     await publisher.start()

@@ -24,18 +24,21 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 # --- classification -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "body", "verdict"), [
-    (200, "ok", Verdict.SENT),
-    (400, "invalid_payload", Verdict.FAILED),
-    (400, "user_not_found", Verdict.FAILED),
-    (403, "action_prohibited", Verdict.FAILED),
-    (404, "channel_not_found", Verdict.FAILED),
-    (410, "channel_is_archived", Verdict.FAILED),
-    (429, "rate_limited", Verdict.RETRY),
-    (500, "rollup_error", Verdict.RETRY),
-    (502, "bad gateway", Verdict.RETRY),
-    (408, "timeout", Verdict.RETRY),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (200, "ok", Verdict.SENT),
+        (400, "invalid_payload", Verdict.FAILED),
+        (400, "user_not_found", Verdict.FAILED),
+        (403, "action_prohibited", Verdict.FAILED),
+        (404, "channel_not_found", Verdict.FAILED),
+        (410, "channel_is_archived", Verdict.FAILED),
+        (429, "rate_limited", Verdict.RETRY),
+        (500, "rollup_error", Verdict.RETRY),
+        (502, "bad gateway", Verdict.RETRY),
+        (408, "timeout", Verdict.RETRY),
+    ],
+)
 def test_slack_responses(status: int, body: str, verdict: Verdict) -> None:
     outcome = classify_slack(status, body, None)
     assert outcome.verdict is verdict
@@ -48,18 +51,27 @@ def test_slack_429_carries_retry_after() -> None:
     assert classify_slack(429, "rate_limited", 7.0).retry_after == 7.0
 
 
-@pytest.mark.parametrize(("exc", "verdict", "reason"), [
-    (aiosmtplib.SMTPDataError(550, "mailbox unavailable"), Verdict.FAILED, "smtp_550"),
-    (aiosmtplib.SMTPSenderRefused(553, "no", "x@y"), Verdict.FAILED, "smtp_553"),
-    (aiosmtplib.SMTPDataError(451, "try later"), Verdict.RETRY, "smtp_451"),
-    (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "no such user", "a@b")]),
-     Verdict.FAILED, "smtp_550"),
-    (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "greylisted", "a@b")]),
-     Verdict.RETRY, "smtp_450"),
-    (aiosmtplib.SMTPServerDisconnected("gone"), Verdict.RETRY, "network"),
-    (aiosmtplib.SMTPConnectError("refused"), Verdict.RETRY, "network"),
-    (aiosmtplib.SMTPReadTimeoutError("slow"), Verdict.RETRY, "timeout"),
-])
+@pytest.mark.parametrize(
+    ("exc", "verdict", "reason"),
+    [
+        (aiosmtplib.SMTPDataError(550, "mailbox unavailable"), Verdict.FAILED, "smtp_550"),
+        (aiosmtplib.SMTPSenderRefused(553, "no", "x@y"), Verdict.FAILED, "smtp_553"),
+        (aiosmtplib.SMTPDataError(451, "try later"), Verdict.RETRY, "smtp_451"),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "no such user", "a@b")]),
+            Verdict.FAILED,
+            "smtp_550",
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "greylisted", "a@b")]),
+            Verdict.RETRY,
+            "smtp_450",
+        ),
+        (aiosmtplib.SMTPServerDisconnected("gone"), Verdict.RETRY, "network"),
+        (aiosmtplib.SMTPConnectError("refused"), Verdict.RETRY, "network"),
+        (aiosmtplib.SMTPReadTimeoutError("slow"), Verdict.RETRY, "timeout"),
+    ],
+)
 def test_smtp_errors(exc: Exception, verdict: Verdict, reason: str) -> None:
     outcome = classify_smtp_error(exc)
     assert (outcome.verdict, outcome.reason) == (verdict, reason)
@@ -100,8 +112,10 @@ def test_decisions() -> None:
     ok = classify_slack(200, "ok")
     assert decide(ok, 1, 8, 0.5).status == "sent"
     permanent = classify_slack(404, "channel_not_found")
-    assert (decide(permanent, 1, 8, 0.5).status, decide(permanent, 1, 8, 0.5).reason) == \
-        ("failed", "http_404")
+    assert (decide(permanent, 1, 8, 0.5).status, decide(permanent, 1, 8, 0.5).reason) == (
+        "failed",
+        "http_404",
+    )
     transient = classify_slack(500, "rollup_error")
     retry = decide(transient, 2, 8, 0.0)
     assert (retry.status, retry.outcome, retry.delay_seconds) == ("pending", "retry", 2.0)
