@@ -167,13 +167,32 @@ class SlackApiSender:
         return classify_slack_api(response.status_code, _json(response), response.text, retry_after)
 
     async def channel_id(self, address: str) -> str | None:
-        """A channel id for history look-ups: ids as they are, a member's DM via conversations.open."""
+        """A channel id for history look-ups: ids as they are, a member's DM via conversations.open,
+        a name via conversations.list."""
         if is_channel_id(address):
             return address
         if is_member_id(address):
             body = await self._call("conversations.open", {"users": address})
             channel = body.get("channel") if body and body.get("ok") else None
             return str(channel["id"]) if isinstance(channel, dict) and channel.get("id") else None
+        # A channel name ("#cs-acme"): look it up (needs the channels:read / groups:read scopes).
+        name = address.removeprefix("#")
+        params: dict[str, Any] = {
+            "types": "public_channel,private_channel",
+            "exclude_archived": True,
+            "limit": 1000,
+        }
+        for _ in range(HISTORY_PAGES_MAX):
+            body = await self._call("conversations.list", params)
+            if not body or not body.get("ok"):
+                return None
+            for channel in body.get("channels") or []:
+                if isinstance(channel, dict) and channel.get("name") == name and channel.get("id"):
+                    return str(channel["id"])
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+            params["cursor"] = cursor
         return None
 
     async def find(

@@ -624,7 +624,9 @@ async def mark_started(session: AsyncSession, delivery_id: int, attempts: int, n
     return result.first() is not None
 
 
-async def complete_delivery(session: AsyncSession, delivery_id: int, claimed_attempts: int, **values: Any) -> bool:
+async def complete_delivery(
+    session: AsyncSession, delivery_id: int, claimed_attempts: int, **values: Any
+) -> bool:
     """Record an attempt's result; False when this process no longer holds the delivery (its
     lease expired and another claim took it), so a late result never overwrites a newer one."""
     result = await session.execute(

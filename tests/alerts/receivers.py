@@ -241,6 +241,17 @@ class SlackReceiver:
         self.api_calls.append((method, params))
         if method == "chat.postMessage":
             return await self._post_message(params)
+        if method == "conversations.list":
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "channels": [
+                        {"id": channel_id, "name": name.removeprefix("#")}
+                        for name, channel_id in self._channels.items()
+                    ],
+                    "response_metadata": {"next_cursor": ""},
+                }
+            )
         if method == "conversations.open":
             return JSONResponse({"ok": True, "channel": {"id": self.channel_id(params["users"])}})
         if method in ("conversations.history", "conversations.replies"):
@@ -354,16 +365,16 @@ class _SmtpHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        if self.hold_next:
-            # Like an MTA that queued the message and then stalls before its 250 reply.
-            self.hold_next = False
-            self.holding.set()
-            await asyncio.to_thread(self.release.wait)
         with self.lock:
             code = self.rejections.popleft() if self.rejections else None
             self.received.append(
                 ReceivedEmail(envelope.mail_from, list(envelope.rcpt_tos), message, accepted=code is None)
             )
+        if self.hold_next:
+            # Like an MTA that queued the message (above) and then stalls before its 250 reply.
+            self.hold_next = False
+            self.holding.set()
+            await asyncio.to_thread(self.release.wait)
         if code is not None:
             return f"{code} rejected by the test SMTP receiver"
         return "250 Message accepted for delivery"
