@@ -279,12 +279,12 @@ def render_slack(view: AlertView) -> dict[str, Any]:
     if view.resent:
         context.append(RESENT_NOTE)
     blocks.append({"type": "context", "elements": [_mrkdwn(c, SLACK_FIELD_MAX) for c in context]})
-    buttons = [_button("Open account", view.account_url)]
+    buttons = [_button("Open account", view.account_url, "open")]
     if view.links is not None:
         buttons += [
-            _button("Acknowledge", view.links.acknowledge, "primary"),
-            _button("Snooze…", view.links.snooze),
-            _button("Not useful?", view.links.feedback),
+            _button("Acknowledge", view.links.acknowledge, "acknowledge", "primary"),
+            _button("Snooze…", view.links.snooze, "snooze"),
+            _button("Not useful?", view.links.feedback, "feedback"),
         ]
     buttons = [b for b in buttons if b is not None]
     if buttons:
@@ -310,14 +310,14 @@ def render_slack(view: AlertView) -> dict[str, Any]:
     }
 
 
-def _button(text: str, url: str, style: str | None = None) -> dict[str, Any] | None:
+def _button(text: str, url: str, action: str, style: str | None = None) -> dict[str, Any] | None:
     if len(url) > SLACK_URL_MAX:
         return None
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": text[:SLACK_BUTTON_TEXT_MAX]},
         "url": url,
-        "action_id": f"churnwatch-{text.split()[0].lower().strip('…?')}",
+        "action_id": f"churnwatch-{action}",
     }
     if style:
         button["style"] = style
