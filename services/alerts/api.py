@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerts import actions, store
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, looks_like_email
+from services.alerts.config import RoutingConfig, looks_like_email, secret_value
 from services.alerts.links import LinkAction, LinkError, LinkSigner
 from services.alerts.pages import PAGE_HEADERS, confirm_page, error_page, result_page
 from services.alerts.routing import StoredPreferences, effective_preferences
@@ -164,7 +164,7 @@ def build_router(
     clock: Clock,
 ) -> APIRouter:
     router = APIRouter()
-    token = settings.alerts_api_token.get_secret_value() if settings.alerts_api_token else None
+    token = secret_value(settings.alerts_api_token)
 
     def authorized(request: Request) -> None:
         writes = request.method not in ("GET", "HEAD")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.alerts import store
 from services.alerts.api import build_link_router, build_router
 from services.alerts.clock import Clock, SystemClock
-from services.alerts.config import RoutingConfig, load_routing
+from services.alerts.config import RoutingConfig, load_routing, secret_value
 from services.alerts.consumer import AlertsHandler
 from services.alerts.dispatcher import Dispatcher
 from services.alerts.links import LinkSigner
@@ -37,9 +37,8 @@ class AlertsRuntime:
 
     async def start(self) -> None:
         settings = self._parts.settings
-        if settings.alerts_link_secret is not None:
-            secret = settings.alerts_link_secret.get_secret_value()
-        else:
+        secret = secret_value(settings.alerts_link_secret)
+        if secret is None:
             async with self._parts.sessions() as session, session.begin():
                 secret = await store.link_secret(session)
         self.links.configure(secret)

@@ -18,7 +18,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.events import Severity
 from shared.http import field_errors
@@ -258,3 +266,9 @@ def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
 
         return _ENV_REFERENCE.sub(substitute, value)
     return value
+
+
+def secret_value(value: SecretStr | None) -> str | None:
+    """A secret setting's value; an empty one (`VAR=` in docker-compose) counts as unset."""
+    text = value.get_secret_value().strip() if value is not None else ""
+    return text or None

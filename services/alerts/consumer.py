@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import store
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, rank
+from services.alerts.config import RoutingConfig, rank, secret_value
 from services.alerts.lifecycle import (
     Action,
     AlertSnapshot,
@@ -59,7 +59,7 @@ log = structlog.get_logger(__name__)
 
 def capabilities(settings: Settings, config: RoutingConfig) -> Capabilities:
     return Capabilities(
-        slack_api=settings.slack_bot_token is not None,
+        slack_api=secret_value(settings.slack_bot_token) is not None,
         slack_webhook=bool(settings.slack_webhook_url),
         webhook_channels=frozenset(config.slack.webhooks),
         default_email=settings.alert_default_email,

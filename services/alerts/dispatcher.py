@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts import store
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig
+from services.alerts.config import RoutingConfig, secret_value
 from services.alerts.delivery_policy import Outcome, Verdict, decide
 from services.alerts.links import LinkAction, LinkSigner
 from services.alerts.messages import (
@@ -437,11 +437,9 @@ class Dispatcher:
             body = self._slack_body(row, context, resent=resent)
             return await SlackWebhookSender(self._client, self._timeout).send(route, body)
 
-        token = self._settings.slack_bot_token
+        token = secret_value(self._settings.slack_bot_token)
         assert token is not None
-        api = SlackApiSender(
-            self._client, self._settings.slack_api_url, token.get_secret_value(), self._timeout
-        )
+        api = SlackApiSender(self._client, self._settings.slack_api_url, token, self._timeout)
         parent = context.get("parent")
         thread_ts = parent["external_id"] if parent else None
         channel = (parent["external_channel"] if parent and parent["external_channel"] else None) or row[

@@ -23,7 +23,7 @@ import aiosmtplib
 import httpx
 import orjson
 
-from services.alerts.config import RoutingConfig
+from services.alerts.config import RoutingConfig, secret_value
 from services.alerts.delivery_policy import (
     Outcome,
     Verdict,
@@ -61,7 +61,7 @@ class SlackRoutes:
     from the YAML; else the default webhook."""
 
     def __init__(self, settings: Settings, config: RoutingConfig) -> None:
-        self._api = settings.slack_bot_token is not None
+        self._api = secret_value(settings.slack_bot_token) is not None
         self._default = settings.slack_webhook_url
         self._webhooks = config.slack.webhooks
 
