@@ -129,3 +129,12 @@ def signals_of(alert: dict[str, Any]) -> list[str]:
 
 def sent(alert: dict[str, Any], purpose: str = "alert") -> list[dict[str, Any]]:
     return [d for d in alert["deliveries"] if d["purpose"] == purpose and d["status"] == "sent"]
+
+
+def metric(text: str, sample: str) -> float:
+    """The value of one sample (`name{labels}`) in a /metrics page; 0 if absent. Metrics are
+    per process and tests share one, so compare values before and after."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
