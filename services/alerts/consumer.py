@@ -285,7 +285,15 @@ class _Batch:
                     snooze_reason=None,
                     snoozed_by=None,
                     escalated_at=None,
-                    escalate_at=None,
+                    # Reopened quietly (for the digest), it can still escalate if nobody acts:
+                    # the safety net under the cooldown.
+                    escalate_at=escalation_due_at(
+                        self.now,
+                        Severity(changes.get("severity", signal.severity.value)),
+                        SignalKind(base["kind"]),
+                        (segment.escalation if segment and segment.escalation else None)
+                        or self.config.escalation,
+                    ),
                 )
                 self.lifecycle[(kind, "reopened", "signal")] += 1
             await store.update_alert(session, base["id"], **changes)

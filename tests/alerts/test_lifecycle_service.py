@@ -201,6 +201,7 @@ async def test_dedupe_updates_threads_hysteresis_and_cooldown(
         await service.publish(signal("acme", "usage_decline", "w5", at=T0 + timedelta(hours=5)))
         [alert] = await service.wait("acme", lambda a: a[0]["state"] == "open")
         assert alert["reopened_count"] == 1 and signals_of(alert)[-1] == "reopen:cooldown"
+        assert alert["escalate_at"] is not None  # quiet, but still escalates if nobody acts
         # After the cooldown, a new condition is a new alert and a new ping.
         clock.advance(hours=1)
         await service.publish(
