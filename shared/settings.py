@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8082"
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_poll_seconds: float = Field(default=0.5, gt=0)
+    # --- alerts (issue 5): routing file, lifecycle API and links, Slack Web API, pacing ---
+    alerts_routing_file: str | None = None
+    alerts_public_url: str = "http://127.0.0.1:8083"
+    alerts_api_token: SecretStr | None = None
+    alerts_link_secret: SecretStr | None = None
+    alerts_link_ttl_hours: float = Field(default=336.0, gt=0)
+    alerts_tick_seconds: float = Field(default=15.0, gt=0)
+    slack_bot_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api"
+    slack_min_interval_seconds: float = Field(default=1.0, ge=0)
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
 
     # --- surveys: invitations, response pages, survey-tool webhooks, insight --------------
     # Base URL of the links in survey invitations (the public response pages of surveys).

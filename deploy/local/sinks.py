@@ -43,6 +43,13 @@ class Recorder:
             print(f"[email] to {', '.join(entry['to'])}: {entry['subject'].strip()}", flush=True)
         else:
             print(f"[slack] {entry.get('text')}", flush=True)
+            # The message's buttons are plain links (acknowledge, snooze, feedback): show them so
+            # they can be opened from the terminal.
+            for block in entry.get("blocks") or []:
+                if isinstance(block, dict) and block.get("type") == "actions":
+                    for button in block.get("elements") or []:
+                        label = (button.get("text") or {}).get("text", "")
+                        print(f"          {label}: {button.get('url')}", flush=True)
 
 
 class _SmtpHandler:

@@ -1,12 +1,20 @@
-"""The alerts service's application: one consumer (traits + risk signals), one dispatcher, routes."""
+"""The alerts service's application: one consumer (traits + risk signals), the outbox
+dispatcher, the scheduler for time-based work, the API and the action-link pages."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
-from services.alerts.api import build_router
+from services.alerts import store
+from services.alerts.api import build_link_router, build_router
+from services.alerts.clock import Clock, SystemClock
+from services.alerts.config import RoutingConfig, load_routing, secret_value
 from services.alerts.consumer import AlertsHandler
 from services.alerts.dispatcher import Dispatcher
+from services.alerts.links import LinkSigner
+from services.alerts.scheduler import Scheduler
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
 from shared.topics import Topics
@@ -15,16 +23,56 @@ SERVICE = "alerts"
 GROUP_ID = "churnwatch-alerts"
 
 
-def _wire(parts: ServiceParts) -> Wiring:
-    topics = Topics.from_settings(parts.settings)
-    dispatcher = Dispatcher(parts.settings, parts.sessions)
-    consumer = parts.consumer(
-        GROUP_ID, [topics.traits, topics.risk_signals],
-        AlertsHandler(parts.settings, on_new_deliveries=dispatcher.wake))
-    return Wiring(routers=[build_router(parts.engine)], loops=[consumer, dispatcher],
-                  kafka_ready=lambda: consumer.running,
-                  on_start=dispatcher.start, on_stop=dispatcher.close)
+class AlertsRuntime:
+    """The service's moving parts, reachable from tests through `app.state.alerts`."""
+
+    def __init__(self, parts: ServiceParts, config: RoutingConfig, clock: Clock) -> None:
+        settings = parts.settings
+        self.clock = clock
+        self.config = config
+        self.links = LinkSigner(settings.alerts_public_url, timedelta(hours=settings.alerts_link_ttl_hours))
+        self.dispatcher = Dispatcher(settings, parts.sessions, config, clock, self.links)
+        self.scheduler = Scheduler(settings, parts.sessions, config, clock, self.dispatcher.wake)
+        self._parts = parts
+
+    async def start(self) -> None:
+        settings = self._parts.settings
+        secret = secret_value(settings.alerts_link_secret)
+        if secret is None:
+            async with self._parts.sessions() as session, session.begin():
+                secret = await store.link_secret(session)
+        self.links.configure(secret)
+        await self.dispatcher.start()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    return service_app(SERVICE, "Churnwatch alerts", settings, _wire)
+def create_app(
+    settings: Settings, clock: Clock | None = None, config: RoutingConfig | None = None
+) -> FastAPI:
+    # A wrong routing file stops the service here, before it takes any work, naming each mistake.
+    routing = config if config is not None else load_routing(settings.alerts_routing_file)
+    the_clock: Clock = clock or SystemClock()
+    runtime: AlertsRuntime | None = None
+
+    def wire(parts: ServiceParts) -> Wiring:
+        nonlocal runtime
+        runtime = AlertsRuntime(parts, routing, the_clock)
+        topics = Topics.from_settings(parts.settings)
+        consumer = parts.consumer(
+            GROUP_ID,
+            [topics.traits, topics.risk_signals],
+            AlertsHandler(parts.settings, routing, the_clock, on_new_deliveries=runtime.dispatcher.wake),
+        )
+        return Wiring(
+            routers=[
+                build_router(parts.engine, parts.sessions, parts.settings, routing, the_clock),
+                build_link_router(parts.engine, parts.sessions, runtime.links, the_clock),
+            ],
+            loops=[consumer, runtime.dispatcher, runtime.scheduler],
+            kafka_ready=lambda: consumer.running,
+            on_start=runtime.start,
+            on_stop=runtime.dispatcher.close,
+        )
+
+    app = service_app(SERVICE, "Churnwatch alerts", settings, wire)
+    app.state.alerts = runtime
+    return app

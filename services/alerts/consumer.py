@@ -1,14 +1,17 @@
-"""The consumer side: traits become contacts; risk signals become alerts and pending deliveries.
+"""The consumer side: traits become contacts; risk signals move alerts through their lifecycle
+and queue deliveries.
 
-An alert and its deliveries are written in the consumer's batch transaction, together with
-the consumed offsets, and sending happens later from the `alert_deliveries` outbox. So a
-crash can neither lose a notification (the rows commit with the offsets or not at all) nor
-repeat one (the alert exists once per dedupe key, whatever is replayed).
+Everything a batch decides (signal ledger rows, alert changes, outbox rows, digest items) is
+written in the consumer's batch transaction, together with the consumed offsets, and sending
+happens later from the `alert_deliveries` outbox. So a crash can neither lose a notification
+(the rows commit with the offsets or not at all) nor repeat one (each dedupe key is recorded
+once, each outbox row has a unique delivery key).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,26 +20,73 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import store
-from services.alerts.contacts import contact_from_traits
-from services.alerts.metrics import ALERTS_CREATED, ALERTS_SUPPRESSED, ALERTS_UNROUTABLE
-from services.alerts.routing import RoutingConfig, Target, resolve_targets
-from shared.account_facts import merge_traits
+from services.alerts.clock import Clock
+from services.alerts.config import RoutingConfig, rank, secret_value
+from services.alerts.lifecycle import (
+    Action,
+    AlertSnapshot,
+    AlertState,
+    Notify,
+    escalation_due_at,
+    on_cleared,
+    on_raised,
+)
+from services.alerts.metrics import (
+    ALERTS_CREATED,
+    ALERTS_IGNORED,
+    ALERTS_LIFECYCLE,
+    ALERTS_SUPPRESSED,
+    ALERTS_UNROUTABLE,
+    ALERTS_UPDATED,
+)
+from services.alerts.outbox import Purpose, deliveries_for
+from services.alerts.routing import (
+    AlertFacts,
+    Capabilities,
+    Notice,
+    Role,
+    StoredPreferences,
+    plan_notices,
+    resolve_segment,
+)
+from shared.account_facts import AccountFacts, merge_traits
 from shared.consumer import ConsumedEvent, HandlerResult
-from shared.events import EventType, RiskSignalPayload, TraitsPayload
+from shared.events import EventType, RiskSignalPayload, Severity, SignalKind, SignalStatus, TraitsPayload
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+def capabilities(settings: Settings, config: RoutingConfig) -> Capabilities:
+    return Capabilities(
+        slack_api=secret_value(settings.slack_bot_token) is not None,
+        slack_webhook=bool(settings.slack_webhook_url),
+        webhook_channels=frozenset(config.slack.webhooks),
+        default_email=settings.alert_default_email,
+    )
+
+
+def snapshot(row: Mapping[str, Any]) -> AlertSnapshot:
+    return AlertSnapshot(
+        state=AlertState(row["state"]),
+        severity=Severity(row["severity"]),
+        notified_severity=Severity(row["notified_severity"]) if row["notified_severity"] else None,
+        last_notified_at=row["last_notified_at"],
+        last_signal_at=row["last_signal_at"],
+        clearing_since=row["clearing_since"],
+    )
 
 
 class AlertsHandler:
     """A `DurableConsumer` handler; calls `on_new_deliveries` once a batch that queued
     deliveries has committed, so the dispatcher sends without waiting for its next poll."""
 
-    def __init__(self, settings: Settings, on_new_deliveries: Callable[[], None]) -> None:
-        self._routing = RoutingConfig(
-            slack_configured=bool(settings.slack_webhook_url),
-            default_email=settings.alert_default_email,
-        )
+    def __init__(
+        self, settings: Settings, config: RoutingConfig, clock: Clock, on_new_deliveries: Callable[[], None]
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._capabilities = capabilities(settings, config)
         self._on_new_deliveries = on_new_deliveries
 
     async def __call__(self, session: AsyncSession, events: Sequence[ConsumedEvent]) -> HandlerResult:
@@ -67,9 +117,13 @@ class AlertsHandler:
 
         # Contacts first, so a signal batched right after its account's group call is routed.
         await self._apply_traits(session, traits)
-        # The dispatcher is woken only after commit: it must not look for rows not yet visible.
-        if signals and await self._record_alerts(session, signals, result.after_commit):
-            result.after_commit.append(self._on_new_deliveries)
+        if signals:
+            batch = _Batch(self._config, self._capabilities, self._clock.now())
+            await batch.run(session, signals)
+            result.after_commit.append(batch.count)
+            if batch.queued:
+                # Woken only after commit: the dispatcher must not look for rows not yet visible.
+                result.after_commit.append(self._on_new_deliveries)
         return result
 
     async def _apply_traits(
@@ -82,65 +136,292 @@ class AlertsHandler:
         for account_id, incoming, occurred_at in updates:
             current = changed.get(account_id, stored.get(account_id, {}))
             changed[account_id] = merge_traits(current, incoming, occurred_at)
-        await store.save_contacts(
-            session, [(contact_from_traits(a, t), t) for a, t in changed.items()]
-        )
+        await store.save_contacts(session, changed)
 
-    async def _record_alerts(
+
+class _Batch:
+    """The signals of one consumed batch, applied in Kafka order; metrics counted after commit."""
+
+    def __init__(self, config: RoutingConfig, capabilities: Capabilities, now: datetime) -> None:
+        self.config = config
+        self.capabilities = capabilities
+        self.now = now
+        self.queued = 0
+        self.created: Counter[tuple[str, str]] = Counter()
+        self.duplicates: Counter[str] = Counter()
+        self.updated: Counter[tuple[str, str]] = Counter()
+        self.ignored: Counter[tuple[str, str]] = Counter()
+        self.lifecycle: Counter[tuple[str, str, str]] = Counter()
+        self.unroutable = 0
+
+    async def run(
+        self, session: AsyncSession, signals: list[tuple[ConsumedEvent, RiskSignalPayload]]
+    ) -> None:
+        accounts = {c.envelope.account_id for c, _ in signals if c.envelope.account_id}
+        traits = await store.load_traits(session, accounts)
+        prefs = await store.load_preferences(session)
+        for consumed, signal in signals:
+            account_id = consumed.envelope.account_id
+            assert account_id is not None
+            facts = AccountFacts.from_traits(traits.get(account_id, {}))
+            await self._apply(session, consumed, signal, account_id, facts, prefs)
+
+    async def _apply(
         self,
         session: AsyncSession,
-        signals: list[tuple[ConsumedEvent, RiskSignalPayload]],
-        on_commit: list[Callable[[], None]],
-    ) -> int:
-        """Insert alerts for unseen dedupe keys and their deliveries; returns deliveries queued.
+        consumed: ConsumedEvent,
+        signal: RiskSignalPayload,
+        account_id: str,
+        facts: AccountFacts,
+        prefs: Mapping[str, StoredPreferences],
+    ) -> None:
+        envelope = consumed.envelope
+        kind = signal.signal_type
+        signal_id = await store.record_signal(
+            session,
+            {
+                "dedupe_key": signal.dedupe_key,
+                "account_id": account_id,
+                "signal_type": kind,
+                "status": signal.status.value,
+                "severity": signal.severity.value,
+                "event_id": envelope.event_id,
+                "occurred_at": envelope.occurred_at,
+                "received_at": self.now,
+                "signal": signal.model_dump(mode="json"),
+                "outcome": "recorded",
+            },
+        )
+        if signal_id is None:
+            self.duplicates[kind] += 1
+            return
+        current = await store.lock_open_alert(session, account_id, kind)
+        policy = self.config.lifecycle
+        if signal.status is SignalStatus.CLEARED:
+            decision = on_cleared(snapshot(current) if current else None, envelope.occurred_at, policy)
+            alert_id = current["id"] if current else None
+            if decision.action is Action.IGNORE:
+                self.ignored[(kind, decision.reason)] += 1
+            elif decision.action is Action.CLEAR and current is not None:
+                await store.update_alert(
+                    session,
+                    current["id"],
+                    updated_at=self.now,
+                    clearing_since=current["clearing_since"] or self.now,
+                )
+            elif current is not None:
+                await resolve(session, current, self.now, reason="cleared", actor="signal")
+                self.lifecycle[(kind, "resolved", "signal")] += 1
+            await store.set_signal_outcome(
+                session, signal_id, alert_id, f"{decision.action}:{decision.reason}"
+            )
+            return
 
-        Metrics are counted in `on_commit`: a batch that rolls back and is retried counts once.
-        """
-        candidates: dict[str, store.NewAlert] = {}
-        for consumed, signal in signals:
-            envelope = consumed.envelope
-            assert envelope.account_id is not None
-            # The first in Kafka order wins, as it would across batches.
-            candidates.setdefault(signal.dedupe_key, store.NewAlert(
-                dedupe_key=signal.dedupe_key,
-                account_id=envelope.account_id,
-                signal_type=signal.signal_type,
-                severity=signal.severity.value,
-                summary=signal.summary,
-                signal_event_id=envelope.event_id,
-                signal=signal.model_dump(mode="json"),
-                occurred_at=envelope.occurred_at,
-            ))
-        created = await store.insert_new_alerts(session, list(candidates.values()))
-        suppressed = [
-            signal for consumed, signal in signals
-            if signal.dedupe_key not in created
-            or candidates[signal.dedupe_key].signal_event_id != consumed.envelope.event_id
-        ]
+        last_resolved = None if current else await store.lock_last_resolved(session, account_id, kind)
+        decision = on_raised(
+            snapshot(current) if current else None,
+            snapshot(last_resolved) if last_resolved else None,
+            signal.severity,
+            envelope.occurred_at,
+            self.now,
+            policy,
+        )
+        if decision.action is Action.IGNORE:
+            self.ignored[(kind, decision.reason)] += 1
+            await store.set_signal_outcome(session, signal_id, None, f"ignore:{decision.reason}")
+            return
+        segment = resolve_segment(self.config, signal.segment, facts)
+        latest = {
+            "severity": signal.severity.value,
+            "summary": signal.summary,
+            "signal": signal.model_dump(mode="json"),
+            "last_dedupe_key": signal.dedupe_key,
+            "updated_at": self.now,
+            "clearing_since": None,
+            "segment": segment.name if segment else signal.segment,
+        }
+        if decision.action is Action.OPEN:
+            alert: dict[str, Any] = {
+                "dedupe_key": signal.dedupe_key,
+                "account_id": account_id,
+                "signal_type": kind,
+                "kind": signal.kind.value,
+                "signal_event_id": envelope.event_id,
+                "occurred_at": envelope.occurred_at,
+                "created_at": self.now,
+                "state": AlertState.OPEN.value,
+                "occurrences": 1,
+                "last_signal_at": envelope.occurred_at,
+                "opened_at": self.now,
+                "reopened_count": 0,
+                "notified_severity": None,
+                "last_notified_at": None,
+                "escalate_at": None,
+                "escalated_at": None,
+                **latest,
+            }
+            alert["id"] = await store.insert_alert(session, alert)
+            self.created[(kind, signal.severity.value)] += 1
+        else:
+            base = current if decision.action is Action.UPDATE else last_resolved
+            assert base is not None
+            changes: dict[str, Any] = {
+                **latest,
+                "occurrences": base["occurrences"] + 1,
+                "last_signal_at": max(base["last_signal_at"], envelope.occurred_at),
+            }
+            if rank(Severity(base["severity"])) > rank(signal.severity):
+                changes["severity"] = base["severity"]  # an alert is as severe as its worst occurrence
+            if decision.action is Action.REOPEN:
+                changes.update(
+                    state=AlertState.OPEN.value,
+                    reopened_count=base["reopened_count"] + 1,
+                    resolved_at=None,
+                    resolved_reason=None,
+                    resolved_by=None,
+                    acknowledged_at=None,
+                    acknowledged_by=None,
+                    snoozed_until=None,
+                    snooze_reason=None,
+                    snoozed_by=None,
+                    escalated_at=None,
+                    # Reopened quietly (for the digest), it can still escalate if nobody acts:
+                    # the safety net under the cooldown.
+                    escalate_at=escalation_due_at(
+                        self.now,
+                        Severity(changes.get("severity", signal.severity.value)),
+                        SignalKind(base["kind"]),
+                        (segment.escalation if segment and segment.escalation else None)
+                        or self.config.escalation,
+                    ),
+                )
+                self.lifecycle[(kind, "reopened", "signal")] += 1
+            await store.update_alert(session, base["id"], **changes)
+            alert = {**base, **changes}
+            self.updated[(kind, decision.reason)] += 1
+        await store.set_signal_outcome(
+            session, signal_id, alert["id"], f"{decision.action}:{decision.reason}"
+        )
+        if decision.notify is not Notify.NONE:
+            await self._notify(session, alert, signal, signal_id, decision.notify, facts, segment, prefs)
 
-        contacts = await store.load_contacts(session, (candidates[k].account_id for k in created))
-        targets: list[tuple[int, Target]] = []
-        unroutable = 0
-        for dedupe_key, alert_id in created.items():
-            alert = candidates[dedupe_key]
-            routed = resolve_targets(contacts.get(alert.account_id), self._routing)
-            if not routed:
-                unroutable += 1
-                log.warning("alert_unroutable", alert_id=alert_id, account_id=alert.account_id,
-                            dedupe_key=dedupe_key)
-            targets += [(alert_id, target) for target in routed]
-        queued = await store.insert_deliveries(session, targets)
+    async def _notify(
+        self,
+        session: AsyncSession,
+        alert: dict[str, Any],
+        signal: RiskSignalPayload,
+        signal_id: int,
+        notify: Notify,
+        facts: AccountFacts,
+        segment: Any,
+        prefs: Mapping[str, StoredPreferences],
+    ) -> None:
+        severity = Severity(alert["severity"])
+        notices = plan_notices(
+            AlertFacts(severity, signal.segment, force_digest=notify is Notify.DIGEST),
+            facts,
+            self.config,
+            segment,
+            prefs,
+            self.capabilities,
+            self.now,
+        )
+        purpose = Purpose.UPDATE if notify is Notify.UPDATE else Purpose.ALERT
+        rows = deliveries_for(
+            notices,
+            alert_id=alert["id"],
+            purpose=purpose,
+            tag=str(signal_id),
+            now=self.now,
+            details={"signal_id": signal_id},
+        )
+        self.queued += await store.insert_deliveries(session, rows)
+        digest = [notice for notice in notices if notice.digest and notice.skipped is None]
+        await store.insert_digest_items(
+            session,
+            [
+                {
+                    "recipient": n.recipient,
+                    "alert_id": alert["id"],
+                    "signal_id": signal_id,
+                    "reason": "cooldown" if notify is Notify.DIGEST else "digest",
+                    "targets": [{"channel": t.channel.value, "address": t.address} for t in n.targets],
+                    "timezone": n.timezone,
+                    "digest_time": n.digest_time.strftime("%H:%M"),
+                    "added_at": self.now,
+                }
+                for n in digest
+            ],
+        )
+        if not rows and not digest:
+            if not any(n.skipped == "below_min_severity" for n in notices):
+                self.unroutable += 1
+                log.warning("alert_unroutable", alert_id=alert["id"], account_id=alert["account_id"])
+            return
+        if rows:
+            told = alert["notified_severity"]
+            changes: dict[str, Any] = {
+                "last_notified_at": self.now,
+                "notified_severity": (
+                    severity.value if told is None or rank(severity) > rank(Severity(told)) else told
+                ),
+            }
+            if alert["escalate_at"] is None and alert["escalated_at"] is None:
+                changes["escalate_at"] = escalation_due_at(
+                    _owner_told_at(notices, self.now),
+                    severity,
+                    SignalKind(alert["kind"]),
+                    (segment.escalation if segment and segment.escalation else None)
+                    or self.config.escalation,
+                )
+            await store.update_alert(session, alert["id"], **changes)
 
-        def count() -> None:
-            for key in created:
-                ALERTS_CREATED.labels(candidates[key].signal_type, candidates[key].severity).inc()
-            for signal in suppressed:
-                ALERTS_SUPPRESSED.labels(signal.signal_type).inc()
-            if unroutable:
-                ALERTS_UNROUTABLE.inc(unroutable)
-            log.info("alerts_recorded", created=len(created), suppressed=len(suppressed),
-                     deliveries=queued)
+    def count(self) -> None:
+        for (kind, severity), n in self.created.items():
+            ALERTS_CREATED.labels(kind, severity).inc(n)
+        for kind, n in self.duplicates.items():
+            ALERTS_SUPPRESSED.labels(kind).inc(n)
+        for (kind, reason), n in self.updated.items():
+            ALERTS_UPDATED.labels(kind, reason).inc(n)
+        for (kind, reason), n in self.ignored.items():
+            ALERTS_IGNORED.labels(kind, reason).inc(n)
+        for (kind, action, via), n in self.lifecycle.items():
+            ALERTS_LIFECYCLE.labels(kind, action, via).inc(n)
+        if self.unroutable:
+            ALERTS_UNROUTABLE.inc(self.unroutable)
+        log.info(
+            "alerts_recorded",
+            created=sum(self.created.values()),
+            updated=sum(self.updated.values()),
+            duplicates=sum(self.duplicates.values()),
+            deliveries=self.queued,
+        )
 
-        on_commit.append(count)
-        return queued
 
+def _owner_told_at(notices: Sequence[Notice], now: datetime) -> datetime:
+    """Escalation counts from when the owner could first read it (after their quiet hours)."""
+    times = [n.not_before or now for n in notices if n.immediate and n.role in (Role.OWNER, Role.FALLBACK)]
+    return min(times) if times else now
+
+
+async def resolve(
+    session: AsyncSession,
+    alert: Mapping[str, Any],
+    now: datetime,
+    *,
+    reason: str,
+    actor: str,
+    via: str = "signal",
+) -> None:
+    await store.update_alert(
+        session,
+        alert["id"],
+        state=AlertState.RESOLVED.value,
+        resolved_at=now,
+        resolved_reason=reason,
+        resolved_by=actor,
+        clearing_since=None,
+        updated_at=now,
+    )
+    await store.cancel_pending(session, alert["id"], f"not sent: the alert was resolved ({reason})")
+    await store.insert_action(session, alert["id"], "resolve", actor, via, now, {"reason": reason})

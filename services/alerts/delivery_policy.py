@@ -34,6 +34,25 @@ class Outcome:
     status_code: int | None = None
     response: str = ""
     retry_after: float | None = None
+    # The request may have reached the receiver although we got no answer (a read timeout,
+    # a dropped connection after sending): the next attempt must first check, where it can.
+    in_doubt: bool = False
+    external_id: str | None = None  # Slack message ts, email Message-ID
+    external_channel: str | None = None  # the Slack channel id the message landed in
+
+
+# Slack Web API errors (HTTP 200, "ok": false) worth retrying; every other error is final.
+SLACK_API_TRANSIENT = frozenset(
+    {
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "ratelimited",
+        "rate_limited",
+        "team_added_to_org",
+    }
+)
 
 
 def classify_slack(status: int, body: str, retry_after: float | None = None) -> Outcome:
@@ -46,6 +65,29 @@ def classify_slack(status: int, body: str, retry_after: float | None = None) -> 
     if status in SLACK_PERMANENT or (400 <= status < 500 and status != 408):
         return Outcome(Verdict.FAILED, reason, status, response)
     return Outcome(Verdict.RETRY, reason, status, response, retry_after)
+
+
+def classify_slack_api(
+    status: int, body: dict[str, object] | None, text: str, retry_after: float | None = None
+) -> Outcome:
+    """chat.postMessage: errors come as HTTP 200 with `{"ok": false, "error": ...}`; 429 and 5xx as HTTP."""
+    response = text[:RESPONSE_MAX]
+    if status == 429 or status >= 500 or body is None:
+        reason = f"http_{status}" if status != 200 else "unreadable_response"
+        return Outcome(Verdict.RETRY, reason, status, response, retry_after, in_doubt=status >= 500)
+    if body.get("ok") is True:
+        ts, channel = body.get("ts"), body.get("channel")
+        return Outcome(
+            Verdict.SENT,
+            "ok",
+            status,
+            response,
+            external_id=str(ts) if ts else None,
+            external_channel=str(channel) if channel else None,
+        )
+    error = str(body.get("error") or "unknown_error")[:60]
+    verdict = Verdict.RETRY if error in SLACK_API_TRANSIENT else Verdict.FAILED
+    return Outcome(verdict, error, status, response, retry_after, in_doubt=error == "fatal_error")
 
 
 def classify_smtp_error(exc: Exception) -> Outcome:
@@ -62,13 +104,17 @@ def classify_smtp_error(exc: Exception) -> Outcome:
         verdict = Verdict.FAILED if 500 <= code < 600 else Verdict.RETRY
         return Outcome(verdict, f"smtp_{code}", code, message)
     if isinstance(exc, TimeoutError):
-        return Outcome(Verdict.RETRY, "timeout", None, message)
-    return Outcome(Verdict.RETRY, "network", None, message or type(exc).__name__)
+        return Outcome(Verdict.RETRY, "timeout", None, message, in_doubt=True)
+    connect = isinstance(exc, aiosmtplib.SMTPConnectError | ConnectionRefusedError)
+    return Outcome(Verdict.RETRY, "network", None, message or type(exc).__name__, in_doubt=not connect)
 
 
 def network_error(exc: Exception) -> Outcome:
-    reason = "timeout" if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__ else "network"
-    return Outcome(Verdict.RETRY, reason, None, (str(exc) or type(exc).__name__)[:RESPONSE_MAX])
+    """A failed HTTP exchange; in doubt unless the request certainly never left (connect errors)."""
+    name = type(exc).__name__
+    reason = "timeout" if isinstance(exc, TimeoutError) or "Timeout" in name else "network"
+    never_sent = "Connect" in name or isinstance(exc, ConnectionRefusedError)
+    return Outcome(Verdict.RETRY, reason, None, (str(exc) or name)[:RESPONSE_MAX], in_doubt=not never_sent)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -122,5 +168,4 @@ def decide(outcome: Outcome, attempts: int, max_attempts: int, jitter: float) ->
         return Decision("failed", "failed", outcome.reason)
     if attempts >= max_attempts:
         return Decision("failed", "failed", "max_attempts")
-    return Decision("pending", "retry", outcome.reason,
-                    retry_delay(attempts, outcome.retry_after, jitter))
+    return Decision("pending", "retry", outcome.reason, retry_delay(attempts, outcome.retry_after, jitter))

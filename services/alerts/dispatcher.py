@@ -1,21 +1,25 @@
-"""The outbox dispatcher: sends the deliveries the consumer queued, until each is sent or failed.
+"""The outbox dispatcher: sends what the consumer and the scheduler queued, each message once.
 
-One pass:
-  1. claim (commit): up to `batch_size` due rows, `FOR UPDATE SKIP LOCKED`, become 'sending'
-     with `attempts + 1` and a lease (`next_attempt_at = now() + lease`);
-  2. send each one (outside any transaction, so no row lock is held while the network is slow);
-  3. record (commit, one row at a time): 'sent', a retry time, or 'failed'.
+Per delivery, the ledger moves through three commits:
+  1. claim: the row becomes 'sending' with `attempts + 1`, a send slot (pacing) and a lease
+     (`next_attempt_at = slot + lease`); `FOR UPDATE SKIP LOCKED` gives each dispatcher
+     process its own rows;
+  2. started: `send_started_at` is set right before the network call (fenced on the attempt);
+  3. result: 'sent' (with Slack's ts / the Message-ID), a retry time, 'failed' or 'cancelled'.
 
-Several dispatchers (processes) can run at once: SKIP LOCKED gives each its own rows.
+A process that dies between 1 and 2 sent nothing: after the lease the row is claimed again
+and sent normally. One that dies between 2 and 3 (or whose request timed out after leaving)
+leaves the attempt *in doubt*: the receiver may or may not have the message. The next attempt
+settles that before sending where the receiver can tell: on the Slack Web API every message
+carries its delivery key as metadata, and the dispatcher looks for it in the channel (or
+thread) history; found means recorded as sent, not posted again. Incoming webhooks and SMTP
+cannot be asked: those are sent again (at least once), a webhook copy marked as a possible
+repeat, an email under the same Message-ID so mail stores fold it.
 
-At-least-once in one narrow window: if a process dies after Slack or the SMTP server
-accepted a message but before step 3 committed, the row stays 'sending'; when its lease
-expires another pass claims it and sends again. Neither an incoming webhook nor SMTP
-takes an idempotency key, so nothing on our side can tell "sent, not recorded" from
-"never sent"; resending is the choice that never loses an alert. Emails carry a
-Message-ID stable per delivery so mail clients can fold such a copy. Completing a row is
-fenced on its attempt number, so a slow attempt that outlived its lease cannot overwrite
-the newer attempt's result.
+Pacing: Slack allows about one message per second per webhook or channel. Each claim reserves
+send slots in `alert_pacing` (shared by all processes) `slack_min_interval_seconds` apart and
+claims only rows whose slot is near; a burst waits its turn in the outbox, nothing is dropped.
+A 429 pushes that webhook's or channel's next slot past its `Retry-After`.
 """
 
 from __future__ import annotations
@@ -24,31 +28,76 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts import store
+from services.alerts.clock import Clock
+from services.alerts.config import RoutingConfig, secret_value
 from services.alerts.delivery_policy import Outcome, Verdict, decide
+from services.alerts.links import LinkAction, LinkSigner
 from services.alerts.messages import (
+    ActionLinks,
     AlertView,
+    DigestAccount,
+    DigestLine,
+    account_url,
     build_email,
     message_id,
     render_email,
+    render_email_digest,
     render_slack,
+    render_slack_digest,
 )
-from services.alerts.metrics import DELIVERIES, DELIVERY_LATENCY, DELIVERY_QUEUE, LOST_LEASES
-from services.alerts.routing import SLACK_WEBHOOK_CHANNEL, Channel
-from services.alerts.senders import EmailSender, SlackSender
-from shared.events import RiskSignalPayload, utcnow
+from services.alerts.metrics import (
+    DELIVERIES,
+    DELIVERY_LATENCY,
+    DELIVERY_QUEUE,
+    IN_DOUBT,
+    LOST_LEASES,
+)
+from services.alerts.outbox import Purpose
+from services.alerts.playbook import next_step
+from services.alerts.senders import (
+    EmailSender,
+    Found,
+    SlackApiSender,
+    SlackRoute,
+    SlackRoutes,
+    SlackWebhookSender,
+    Transport,
+)
+from shared.account_facts import AccountFacts
+from shared.events import RiskSignalPayload, Severity
 from shared.metrics import ERRORS
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "alerts"
+PACING_HORIZON_SLOTS = 5  # claim a webhook's or channel's rows only this many slots ahead
+
+
+@dataclass
+class Claim:
+    row: dict[str, Any]
+    attempts: int
+    slot: datetime
+    in_doubt: bool
+    route: SlackRoute | None
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.row["channel"])
 
 
 class Dispatcher:
@@ -56,33 +105,44 @@ class Dispatcher:
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
+        config: RoutingConfig,
+        clock: Clock,
+        links: LinkSigner,
         *,
-        lease_seconds: float = 60.0,
-        send_timeout: float = 10.0,
-        batch_size: int = 5,
+        batch_size: int = 20,
+        max_in_flight: int = 100,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        # Slack posts go one at a time (one webhook, ~1 message/s), so a whole claimed batch
-        # must finish well inside the lease or another process would take rows still in flight.
-        if batch_size * send_timeout >= lease_seconds:
-            raise ValueError("lease_seconds must exceed batch_size * send_timeout")
+        if settings.delivery_lease_seconds <= 2 * settings.delivery_timeout_seconds:
+            raise ValueError(
+                "CHURNWATCH_DELIVERY_LEASE_SECONDS must exceed twice "
+                "CHURNWATCH_DELIVERY_TIMEOUT_SECONDS (a lease covers a history check and a send)"
+            )
         self._settings = settings
         self._sessions = sessions
-        self._lease = lease_seconds
-        self._send_timeout = send_timeout
+        self._config = config
+        self._clock = clock
+        self._links = links
+        self._routes = SlackRoutes(settings, config)
         self._batch_size = batch_size
+        self._max_in_flight = max_in_flight
         self._jitter = jitter
+        self._interval = timedelta(seconds=settings.slack_min_interval_seconds)
+        self._lease = timedelta(seconds=settings.delivery_lease_seconds)
+        self._timeout = settings.delivery_timeout_seconds
+        self._blocked: dict[str, datetime] = {}  # pacing key -> not before (a 429 seen here)
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._last_send: dict[str, datetime] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._slack_turn = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.running = False
 
-    # --- lifecycle --------------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self._send_timeout,
-                                         headers={"User-Agent": "churnwatch-alerts"})
+        self._client = httpx.AsyncClient(timeout=self._timeout, headers={"User-Agent": "churnwatch-alerts"})
 
     async def close(self) -> None:
         if self._client is not None:
@@ -94,7 +154,7 @@ class Dispatcher:
         self._wake.set()
 
     def stop(self) -> None:
-        """Finish the pass in flight (its sends are bounded by `send_timeout`), then return."""
+        """Finish the sends in flight (each bounded by the delivery timeout), then return."""
         self._stopping.set()
         self._wake.set()
 
@@ -103,113 +163,419 @@ class Dispatcher:
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
-                try:
-                    handled = await self.run_once()
-                except Exception as exc:
-                    # The database may be away for a while; keep trying rather than die.
-                    ERRORS.labels(SERVICE, "dispatch").inc()
-                    log.error("dispatch_pass_failed", error=repr(exc))
-                    handled = 0
-                if handled >= self._batch_size:
+                room = self._max_in_flight - len(self._in_flight)
+                claims: list[Claim] = []
+                if room > 0:
+                    try:
+                        claims = await self.claim(min(room, self._batch_size))
+                        await self._refresh_queue_depth()
+                    except Exception as exc:
+                        # The database may be away for a while; keep trying rather than die.
+                        ERRORS.labels(SERVICE, "dispatch").inc()
+                        log.error("dispatch_pass_failed", error=repr(exc))
+                for claim in claims:
+                    task = asyncio.create_task(self._deliver(claim))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._finished)
+                if len(claims) >= self._batch_size:
                     continue  # more may be due right now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_seconds)
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
             self.running = False
 
-    # --- one pass ---------------------------------------------------------------------------
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # a pacing slot or some capacity may have freed up
 
     async def run_once(self) -> int:
-        """Claim, send and record one batch of due deliveries; returns how many were claimed."""
+        """Claim one batch of due deliveries and send them all; returns how many were claimed."""
+        claims = await self.claim(self._batch_size)
+        await asyncio.gather(*(self._deliver(c) for c in claims))
+        await self._refresh_queue_depth()
+        return len(claims)
+
+    # --- claiming ---------------------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Claim]:
+        now = self._clock.now()
         max_attempts = self._settings.delivery_max_attempts
         async with self._sessions() as session, session.begin():
-            exhausted = await store.fail_exhausted(session, max_attempts=max_attempts)
-            claimed = await store.claim_due(session, limit=self._batch_size,
-                                            lease_seconds=self._lease, max_attempts=max_attempts)
+            exhausted = await store.fail_exhausted(session, now=now, max_attempts=max_attempts)
+            rows = await store.due_deliveries(session, now=now, limit=limit, max_attempts=max_attempts)
+            routes = {
+                r["id"]: self._routes.route(r["recipient"]) if r["channel"] == "slack" else None for r in rows
+            }
+            next_free = await store.lock_pacing(session, {r.pacing_key for r in routes.values() if r}, now)
+            horizon = now + self._interval * PACING_HORIZON_SLOTS
+            claims: list[Claim] = []
+            for row in rows:
+                route = routes[row["id"]]
+                slot = now
+                if route is not None and self._interval:
+                    slot = max(next_free[route.pacing_key], now)
+                    if slot > horizon:
+                        continue  # this webhook's or channel's queue is long: its turn comes later
+                    next_free[route.pacing_key] = slot + self._interval
+                in_doubt = bool(row["in_doubt"]) or (
+                    row["status"] == "sending" and row["send_started_at"] is not None
+                )
+                attempts = row["attempts"] + 1
+                await store.mark_claimed(
+                    session,
+                    row["id"],
+                    attempts=attempts,
+                    now=now,
+                    lease_until=slot + self._lease,
+                    in_doubt=in_doubt,
+                    pacing_key=route.pacing_key if route else None,
+                )
+                claims.append(Claim(row, attempts, slot, in_doubt, route))
+            await store.save_pacing(session, {k: v for k, v in next_free.items()})
         for channel in exhausted:
             DELIVERIES.labels(channel, "failed", "lease_expired").inc()
-        if claimed:
-            async with self._sessions() as session:
-                alerts = await store.load_alerts(session, (d.alert_id for d in claimed))
-            await asyncio.gather(*(self._deliver(d, alerts.get(d.alert_id)) for d in claimed))
-        await self._refresh_queue_depth()
-        return len(claimed)
+        return claims
 
-    async def _deliver(self, delivery: store.ClaimedDelivery, alert: store.AlertRecord | None) -> None:
+    # --- one delivery -----------------------------------------------------------------------------
+
+    async def _deliver(self, claim: Claim) -> None:
         try:
-            outcome = await self._attempt(delivery, alert)
+            await self._deliver_unguarded(claim)
+        except Exception as exc:
+            # Unrecorded: the lease will expire and the delivery be claimed again.
+            ERRORS.labels(SERVICE, "delivery").inc()
+            log.exception("delivery_crashed", delivery_id=claim.id, error=repr(exc))
+
+    async def _deliver_unguarded(self, claim: Claim) -> None:
+        wait = (claim.slot - self._clock.now()).total_seconds()
+        if wait > 0:
+            await self._clock.sleep(wait)
+        now = self._clock.now()
+        key = claim.route.pacing_key if claim.route else None
+        blocked = self._blocked.get(key) if key else None
+        if blocked is not None and blocked > now:
+            # A 429 arrived for this webhook or channel since the claim: wait it out, uncounted.
+            await self._record(
+                claim,
+                "deferred",
+                "rate_limited",
+                status="pending",
+                attempts=claim.attempts - 1,
+                next_attempt_at=blocked,
+            )
+            return
+        context = await self._load(claim)
+        cancel = _cancel_reason(claim.row, context.get("alert"))
+        if cancel is not None:
+            await self._record(
+                claim,
+                "cancelled",
+                "no_longer_needed",
+                status="cancelled",
+                last_response=f"not sent: {cancel}",
+            )
+            return
+        if key is None:
+            await self._send(claim, context)
+            return
+        # One send at a time per webhook or channel in this process, `interval` apart from the
+        # previous one's start: slots keep the rate across processes, this keeps the spacing
+        # even when one send ran late.
+        async with self._key_locks.setdefault(key, asyncio.Lock()):
+            blocked = self._blocked.get(key)
+            if blocked is not None and blocked > self._clock.now():
+                await self._record(
+                    claim,
+                    "deferred",
+                    "rate_limited",
+                    status="pending",
+                    attempts=claim.attempts - 1,
+                    next_attempt_at=blocked,
+                )
+                return
+            last = self._last_send.get(key)
+            if last is not None:
+                wait = (last + self._interval - self._clock.now()).total_seconds()
+                if wait > 0:
+                    await self._clock.sleep(wait)
+            self._last_send[key] = self._clock.now()
+            await self._send(claim, context)
+
+    async def _send(self, claim: Claim, context: dict[str, Any]) -> None:
+        async with self._sessions() as session, session.begin():
+            started = await store.mark_started(session, claim.id, claim.attempts, self._clock.now())
+        if not started:
+            LOST_LEASES.labels(claim.channel).inc()
+            return
+        try:
+            outcome = await self._attempt(claim, context)
         except Exception as exc:
             # A bug in rendering or sending must not lose the delivery: retry it later.
             ERRORS.labels(SERVICE, "delivery").inc()
-            log.exception("delivery_attempt_crashed", delivery_id=delivery.id)
-            outcome = Outcome(Verdict.RETRY, "error", None, repr(exc)[:1000])
-        decision = decide(outcome, delivery.attempts, self._settings.delivery_max_attempts,
-                          self._jitter())
+            log.exception("delivery_attempt_crashed", delivery_id=claim.id)
+            outcome = Outcome(Verdict.RETRY, "error", None, repr(exc)[:1000], in_doubt=True)
+        await self._settle(claim, outcome)
+
+    async def _settle(self, claim: Claim, outcome: Outcome) -> None:
+        decision = decide(outcome, claim.attempts, self._settings.delivery_max_attempts, self._jitter())
+        now = self._clock.now()
         response = outcome.response
         if decision.reason == "max_attempts":
-            response = f"gave up after {delivery.attempts} attempts; last: {response}"[:1000]
-        try:
+            response = f"gave up after {claim.attempts} attempts; last: {response}"[:1000]
+        values: dict[str, Any] = {
+            "status": decision.status,
+            "last_status_code": outcome.status_code,
+            "last_response": response,
+            "in_doubt": outcome.in_doubt,
+        }
+        if decision.status == "sent":
+            values.update(
+                sent_at=now,
+                in_doubt=False,
+                external_id=outcome.external_id,
+                external_channel=outcome.external_channel,
+            )
+        elif decision.status == "pending":
+            values["next_attempt_at"] = now + timedelta(seconds=decision.delay_seconds or 0.0)
+        if outcome.retry_after is not None and claim.route is not None:
+            until = now + timedelta(seconds=outcome.retry_after)
+            self._blocked[claim.route.pacing_key] = until
             async with self._sessions() as session, session.begin():
-                stamp = await store.complete_delivery(
-                    session, delivery, status=decision.status, status_code=outcome.status_code,
-                    response=response, delay_seconds=decision.delay_seconds,
-                )
-        except Exception as exc:
-            # Unrecorded: the lease will expire and the delivery be claimed again.
-            ERRORS.labels(SERVICE, "delivery_record").inc()
-            log.error("delivery_not_recorded", delivery_id=delivery.id, error=repr(exc))
-            return
-        if stamp is None:
-            LOST_LEASES.labels(delivery.channel).inc()
-            log.warning("delivery_lease_lost", delivery_id=delivery.id, attempts=delivery.attempts)
-            return
-        DELIVERIES.labels(delivery.channel, decision.outcome, decision.reason).inc()
-        log.info("delivery_attempted", delivery_id=delivery.id, alert_id=delivery.alert_id,
-                 channel=delivery.channel, attempt=delivery.attempts, outcome=decision.outcome,
-                 reason=decision.reason, status_code=outcome.status_code)
-        if decision.status == "sent" and alert is not None:
-            DELIVERY_LATENCY.labels(delivery.channel).observe(
-                max((stamp - alert.created_at).total_seconds(), 0.0)
+                await store.push_pacing(session, claim.route.pacing_key, until)
+        recorded = await self._record(claim, decision.outcome, decision.reason, **values)
+        if recorded:
+            log.info(
+                "delivery_attempted",
+                delivery_id=claim.id,
+                purpose=claim.row["purpose"],
+                channel=claim.channel,
+                attempt=claim.attempts,
+                outcome=decision.outcome,
+                reason=decision.reason,
+                status_code=outcome.status_code,
             )
+            if decision.status == "sent":
+                due = _due_at(claim.row)
+                DELIVERY_LATENCY.labels(claim.channel).observe(max((now - due).total_seconds(), 0.0))
 
-    async def _attempt(self, delivery: store.ClaimedDelivery, alert: store.AlertRecord | None) -> Outcome:
-        if alert is None:
-            return Outcome(Verdict.FAILED, "alert_missing", None, "the alert row is gone")
-        try:
-            signal = RiskSignalPayload.model_validate(alert.signal)
-        except ValidationError as exc:
-            return Outcome(Verdict.FAILED, "render_error", None, str(exc)[:1000])
-        public_url = self._settings.public_url
-        if delivery.channel == Channel.SLACK:
-            channel = None if delivery.recipient == SLACK_WEBHOOK_CHANNEL else delivery.recipient
-            view = _view(alert, signal, channel)
-            assert self._client is not None, "start() the dispatcher first"
-            sender = SlackSender(self._settings.slack_webhook_url, self._client, self._send_timeout)
-            async with self._slack_turn:
-                return await sender.send(render_slack(view, public_url))
-        if delivery.channel == Channel.EMAIL:
-            sender_address = self._settings.email_from
+    async def _record(self, claim: Claim, outcome: str, reason: str, **values: Any) -> bool:
+        async with self._sessions() as session, session.begin():
+            done = await store.complete_delivery(session, claim.id, claim.attempts, **values)
+        if not done:
+            LOST_LEASES.labels(claim.channel).inc()
+            log.warning("delivery_lease_lost", delivery_id=claim.id, attempts=claim.attempts)
+            return False
+        DELIVERIES.labels(claim.channel, outcome, reason).inc()
+        return True
+
+    # --- what to send -------------------------------------------------------------------------------
+
+    async def _load(self, claim: Claim) -> dict[str, Any]:
+        row = claim.row
+        context: dict[str, Any] = {}
+        async with self._sessions() as session:
+            if row["alert_id"] is not None:
+                alerts = await store.load_alert_rows(session, [row["alert_id"]])
+                alert = alerts.get(row["alert_id"])
+                context["alert"] = alert
+                if alert is not None:
+                    context["traits"] = (await store.load_traits(session, [alert["account_id"]])).get(
+                        alert["account_id"], {}
+                    )
+                    signal_id = (row["details"] or {}).get("signal_id")
+                    if signal_id is not None:
+                        context["occurrence"] = (await store.load_signal_rows(session, [signal_id])).get(
+                            signal_id
+                        )
+                    if row["purpose"] in (Purpose.UPDATE, Purpose.REMINDER):
+                        if row["channel"] == "slack":
+                            context["parent"] = await store.thread_parent(
+                                session, alert["id"], "slack", row["recipient"]
+                            )
+                        else:
+                            context["first_message_id"] = await store.first_message_id(
+                                session, alert["id"], row["recipient"]
+                            )
+            if row["digest_id"] is not None:
+                context["digest"] = await store.digest_contents(session, row["digest_id"])
+            if claim.in_doubt and row["channel"] == "slack":
+                context["known_channel"] = row["external_channel"] or await store.known_channel_id(
+                    session, row["recipient"]
+                )
+        return context
+
+    async def _attempt(self, claim: Claim, context: dict[str, Any]) -> Outcome:
+        row = claim.row
+        resent = claim.in_doubt
+        if row["channel"] == "email":
+            content, in_reply_to = self._email_content(row, context, resent=False)
+            sender = self._settings.email_from
             message = build_email(
-                render_email(_view(alert, signal, None), public_url),
-                sender=sender_address, recipient=delivery.recipient,
-                message_id=message_id(alert.id, delivery.id, sender_address), date=utcnow(),
+                content,
+                sender=sender,
+                recipient=row["recipient"],
+                message_id=message_id(row["delivery_key"], row["id"], sender),
+                date=self._clock.now(),
+                in_reply_to=in_reply_to,
             )
-            return await EmailSender(self._settings, self._send_timeout).send(message)
-        return Outcome(Verdict.FAILED, "unknown_channel", None, f"no sender for {delivery.channel!r}")
+            if claim.in_doubt:
+                IN_DOUBT.labels("email", "resent").inc()
+            return await EmailSender(self._settings, self._timeout).send(message)
+        if row["channel"] != "slack":
+            return Outcome(Verdict.FAILED, "unknown_channel", None, f"no sender for {row['channel']!r}")
+        route = claim.route
+        if route is None:
+            return Outcome(
+                Verdict.FAILED, "not_configured", None, "no Slack bot token or webhook reaches this channel"
+            )
+        assert self._client is not None, "start() the dispatcher first"
+        if route.transport is Transport.WEBHOOK:
+            if claim.in_doubt:
+                IN_DOUBT.labels("slack", "resent").inc()
+            body = self._slack_body(row, context, resent=resent)
+            return await SlackWebhookSender(self._client, self._timeout).send(route, body)
+
+        token = secret_value(self._settings.slack_bot_token)
+        assert token is not None
+        api = SlackApiSender(self._client, self._settings.slack_api_url, token, self._timeout)
+        parent = context.get("parent")
+        thread_ts = parent["external_id"] if parent else None
+        channel = (parent["external_channel"] if parent and parent["external_channel"] else None) or row[
+            "recipient"
+        ]
+        if claim.in_doubt:
+            channel_id = context.get("known_channel") or await api.channel_id(row["recipient"])
+            if channel_id:
+                lookup = await api.find(channel_id, row["delivery_key"], row["created_at"], thread_ts)
+                if lookup.found is Found.YES:
+                    IN_DOUBT.labels("slack", "found").inc()
+                    return Outcome(
+                        Verdict.SENT,
+                        "verified_in_history",
+                        200,
+                        "already delivered before an interruption: found in the channel's "
+                        "history by its delivery key; not posted again",
+                        external_id=lookup.ts,
+                        external_channel=lookup.channel,
+                    )
+                resent = lookup.found is not Found.NO
+            IN_DOUBT.labels("slack", "not_found" if not resent else "resent").inc()
+        body = self._slack_body(row, context, resent=resent)
+        return await api.send(
+            channel,
+            body,
+            delivery_key=row["delivery_key"],
+            thread_ts=thread_ts,
+            broadcast=thread_ts is not None,
+        )
+
+    def _slack_body(self, row: dict[str, Any], context: dict[str, Any], *, resent: bool) -> dict[str, Any]:
+        if row["digest_id"] is not None:
+            day, accounts = self._digest(context.get("digest") or [])
+            return render_slack_digest(_recipient_label(row), accounts, day)
+        return render_slack(self._view(row, context, resent))
+
+    def _email_content(
+        self, row: dict[str, Any], context: dict[str, Any], *, resent: bool
+    ) -> tuple[Any, str | None]:
+        if row["digest_id"] is not None:
+            day, accounts = self._digest(context.get("digest") or [])
+            return render_email_digest(_recipient_label(row), accounts, day), None
+        return render_email(self._view(row, context, resent)), context.get("first_message_id")
+
+    def _view(self, row: dict[str, Any], context: dict[str, Any], resent: bool) -> AlertView:
+        alert = context["alert"]
+        facts = AccountFacts.from_traits(context.get("traits") or {})
+        occurrence = context.get("occurrence")
+        signal = RiskSignalPayload.model_validate(occurrence["signal"] if occurrence else alert["signal"])
+        details = row["details"] or {}
+        recipient = str(details.get("recipient_key") or row["recipient"])
+        now = self._clock.now()
+        links = ActionLinks(
+            *(
+                self._links.url(alert["id"], action, recipient, now)
+                for action in (LinkAction.ACKNOWLEDGE, LinkAction.SNOOZE, LinkAction.FEEDBACK)
+            )
+        )
+        return AlertView(
+            alert_id=alert["id"],
+            account_id=alert["account_id"],
+            account_name=facts.name,
+            signal=signal,
+            occurred_at=occurrence["occurred_at"] if occurrence else alert["last_signal_at"],
+            account_url=account_url(
+                self._config.links.account, self._settings.public_url, alert["account_id"]
+            ),
+            next_step=next_step(self._config, alert["signal_type"]),
+            purpose=Purpose(row["purpose"]),
+            occurrences=alert["occurrences"],
+            opened_at=alert["opened_at"],
+            state=alert["state"],
+            slack_channel=row["recipient"] if row["channel"] == "slack" else None,
+            mention=row["mention"],
+            links=links,
+            resent=resent,
+            note=details.get("note"),
+        )
+
+    def _digest(self, rows: list[dict[str, Any]]) -> tuple[str, list[DigestAccount]]:
+        accounts: dict[str, DigestAccount] = {}
+        worst_type: dict[str, tuple[int, str]] = {}
+        for r in rows:
+            signal = RiskSignalPayload.model_validate(r["signal"])
+            facts = AccountFacts.from_traits(r["traits"] or {})
+            account = accounts.setdefault(
+                r["account_id"],
+                DigestAccount(
+                    r["account_id"],
+                    facts.name,
+                    account_url(self._config.links.account, self._settings.public_url, r["account_id"]),
+                    "",
+                ),
+            )
+            account.lines.append(
+                DigestLine(Severity(r["severity"]), signal.summary, r["occurred_at"], r["reason"], r["state"])
+            )
+            score = ({"low": 0, "medium": 1, "high": 2}[r["severity"]], signal.signal_type)
+            if r["account_id"] not in worst_type or score[0] > worst_type[r["account_id"]][0]:
+                worst_type[r["account_id"]] = score
+        for account_id, account in accounts.items():
+            accounts[account_id] = DigestAccount(
+                account.account_id,
+                account.account_name,
+                account.account_url,
+                next_step(self._config, worst_type[account_id][1]),
+                account.lines,
+            )
+        day = f"{self._clock.now():%Y-%m-%d}"
+        return day, list(accounts.values())
 
     async def _refresh_queue_depth(self) -> None:
         async with self._sessions() as session:
             depth = await store.queue_depth(session)
-        for channel in Channel:
-            DELIVERY_QUEUE.labels(channel.value).set(depth.get(channel.value, 0))
+        for channel in ("slack", "email"):
+            DELIVERY_QUEUE.labels(channel).set(depth.get(channel, 0))
 
 
-def _view(alert: store.AlertRecord, signal: RiskSignalPayload, slack_channel: str | None) -> AlertView:
-    return AlertView(
-        alert_id=alert.id,
-        account_id=alert.account_id,
-        account_name=alert.account_name,
-        signal=signal,
-        occurred_at=alert.occurred_at,
-        slack_channel=slack_channel,
-    )
+def _recipient_label(row: dict[str, Any]) -> str:
+    return str((row["details"] or {}).get("recipient_key") or row["recipient"])
+
+
+def _due_at(row: dict[str, Any]) -> datetime:
+    due = (row["details"] or {}).get("due_at")
+    return datetime.fromisoformat(due) if isinstance(due, str) else row["created_at"]
+
+
+def _cancel_reason(row: dict[str, Any], alert: dict[str, Any] | None) -> str | None:
+    """A message that would only add noise by the time its turn comes (say, after quiet hours)."""
+    if row["digest_id"] is not None or row["alert_id"] is None:
+        return None
+    if alert is None:
+        return "the alert is gone"
+    if alert["state"] == "resolved":
+        return "the alert was resolved before this was sent"
+    if alert["state"] in ("acknowledged", "snoozed") and row["purpose"] != Purpose.UPDATE:
+        return f"the alert was {alert['state']} before this was sent"
+    return None

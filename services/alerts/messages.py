@@ -1,28 +1,34 @@
-"""What a CSM reads: the Slack and email renderings of one alert. Pure functions, no I/O.
+"""What a CSM reads: the Slack and email renderings of an alert, and of a daily digest. Pure.
 
-Every message answers the same questions in the same order: which account, what changed,
-why (the top factors in plain words), the evidence, and where to look next.
+Every alert message answers the same questions in the same order: which account (linked),
+what changed (band, score and its delta), why (the top factors in plain words), the
+evidence, what to do next (the playbook), and buttons to act on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
-from shared.events import Factor, RiskSignalPayload
+from services.alerts.config import rank
+from services.alerts.outbox import Purpose
+from shared.events import Factor, RiskSignalPayload, Severity, SignalKind
 
 # Slack Block Kit limits (characters / items), from Slack's reference.
 SLACK_HEADER_MAX = 150
 SLACK_SECTION_MAX = 3000
 SLACK_FIELD_MAX = 2000
 SLACK_FIELDS_MAX = 10
+SLACK_BLOCKS_MAX = 50
+SLACK_BLOCK_ID_MAX = 255
 SLACK_BUTTON_TEXT_MAX = 75
 SLACK_URL_MAX = 3000
 # Slack shows `text` as the notification and where blocks cannot render; keep it a glance.
@@ -32,18 +38,38 @@ EMAIL_SUBJECT_MAX = 200
 TOP_FACTORS = 3
 EVIDENCE_LINES_MAX = 8
 EVIDENCE_VALUE_MAX = 500
+DIGEST_ACCOUNTS_MAX = 40  # Slack: a header, one section per account, a closing line, under 50 blocks
+MINUS = "\u2212"  # typographic minus: "-17" reads as a hyphen in some fonts
+RESENT_NOTE = "Sent again after an interruption: you may already have seen this message."
+
+
+@dataclass(frozen=True)
+class ActionLinks:
+    acknowledge: str
+    snooze: str
+    feedback: str
 
 
 @dataclass(frozen=True)
 class AlertView:
-    """Everything a message needs about one alert, loaded by the dispatcher."""
+    """Everything one alert message needs, loaded by the dispatcher."""
 
     alert_id: int
     account_id: str
     account_name: str | None
-    signal: RiskSignalPayload
+    signal: RiskSignalPayload  # the occurrence this message is about
     occurred_at: datetime
+    account_url: str
+    next_step: str
+    purpose: Purpose = Purpose.ALERT
+    occurrences: int = 1
+    opened_at: datetime | None = None
+    state: str = "open"
     slack_channel: str | None = None
+    mention: str | None = None
+    links: ActionLinks | None = None
+    resent: bool = False
+    note: str | None = None  # e.g. why this escalated, or that a snooze ended
 
     @property
     def account_label(self) -> str:
@@ -57,15 +83,58 @@ class EmailContent:
     html: str
 
 
-# --- shared wording -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DigestLine:
+    severity: Severity
+    summary: str
+    occurred_at: datetime
+    reason: str  # digest, or cooldown (raised again soon after a notification)
+    state: str
+
+
+@dataclass(frozen=True)
+class DigestAccount:
+    account_id: str
+    account_name: str | None
+    account_url: str
+    next_step: str
+    lines: list[DigestLine] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.account_name or self.account_id
+
+    @property
+    def worst(self) -> Severity:
+        return max((line.severity for line in self.lines), key=rank)
+
+
+# --- shared wording ----------------------------------------------------------------------------
 
 
 def health_url(public_url: str, account_id: str) -> str:
     return f"{public_url.rstrip('/')}/v1/accounts/{quote(account_id, safe='')}/health"
 
 
-def title(view: AlertView) -> str:
-    return _one_line(f"{view.account_label}: {view.signal.summary}")
+def account_url(template: str | None, public_url: str, account_id: str) -> str:
+    if template:
+        return template.replace("{account_id}", quote(account_id, safe=""))
+    return health_url(public_url, account_id)
+
+
+def headline(view: AlertView) -> str:
+    """'Acme Corp turned red: ...' (a summary that starts lowercase reads on from the name),
+    'Acme Corp: NPS detractor (score 3)' otherwise."""
+    summary = _one_line(view.signal.summary)
+    joined = (
+        f"{view.account_label} {summary}" if summary[:1].islower() else f"{view.account_label}: {summary}"
+    )
+    prefix = {
+        Purpose.UPDATE: "Update: ",
+        Purpose.REMINDER: "Snooze ended: ",
+        Purpose.ESCALATION: "Escalated: ",
+    }.get(view.purpose, "")
+    return prefix + joined
 
 
 def top_factors(factors: Sequence[Factor], limit: int = TOP_FACTORS) -> list[Factor]:
@@ -73,6 +142,7 @@ def top_factors(factors: Sequence[Factor], limit: int = TOP_FACTORS) -> list[Fac
 
     Factors without data (value None) explain nothing about this score and are left out.
     """
+
     def points_lost(factor: Factor) -> float:
         if factor.value is None:
             return float("-inf")
@@ -83,25 +153,37 @@ def top_factors(factors: Sequence[Factor], limit: int = TOP_FACTORS) -> list[Fac
 
 
 def change_line(signal: RiskSignalPayload) -> str | None:
-    """'Health score 42 (red, was yellow)' from whatever of score and bands the signal has."""
+    """'Health 38 (-17 from 55) · red, was yellow' (a true minus sign) from the score and bands."""
     parts: list[str] = []
     if signal.score is not None:
-        parts.append(f"Health score {signal.score:.0f}")
+        score = f"Health {signal.score:.0f}"
+        if signal.previous_score is not None:
+            delta = round(signal.score - signal.previous_score)
+            sign = MINUS if delta < 0 else "+"
+            score += f" ({sign}{abs(delta)} from {signal.previous_score:.0f})" if delta else " (unchanged)"
+        parts.append(score)
     band = signal.band.value if signal.band else None
     previous = signal.previous_band.value if signal.previous_band else None
     if band and previous and previous != band:
-        parts.append(f"({band}, was {previous})")
+        parts.append(f"{band}, was {previous}")
     elif band:
-        parts.append(f"({band})")
-    return " ".join(parts) if parts else None
+        parts.append(band)
+    return " · ".join(parts) if parts else None
+
+
+def _hidden_evidence(key: str) -> bool:
+    # Ids and provenance are for engineers (the API shows them); a CSM reads the rest.
+    return key.endswith("_id") or key.startswith(("caused_by", "_"))
 
 
 def evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) pairs in a stable order: 'detractor_comment' -> 'Detractor comment'."""
+    """(label, value) pairs in a stable order: 'ticket_subject' -> 'Ticket subject'."""
     lines: list[tuple[str, str]] = []
-    for key in list(evidence)[:EVIDENCE_LINES_MAX]:
+    for key in list(evidence):
+        if len(lines) >= EVIDENCE_LINES_MAX:
+            break
         value = evidence[key]
-        if value is None or value == "":
+        if value is None or value == "" or _hidden_evidence(key):
             continue
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         label = key.replace("_", " ").strip().capitalize() or key
@@ -109,7 +191,23 @@ def evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-# --- Slack ----------------------------------------------------------------------------------
+def _facts_line(view: AlertView) -> str:
+    signal = view.signal
+    kind = "Expansion opportunity" if signal.kind is SignalKind.EXPANSION else "Churn risk"
+    parts = [kind, f"severity {signal.severity.value}", signal.signal_type.replace("_", " ")]
+    if signal.segment:
+        parts.append(f"segment {signal.segment}")
+    return " · ".join(parts)
+
+
+def _history_line(view: AlertView) -> str:
+    when = f"{view.occurred_at:%Y-%m-%d %H:%M} UTC"
+    if view.occurrences > 1 and view.opened_at is not None:
+        return f"Seen {view.occurrences} times since {view.opened_at:%Y-%m-%d %H:%M} UTC (latest {when})"
+    return f"Occurred {when}"
+
+
+# --- Slack -----------------------------------------------------------------------------------------
 
 
 def slack_escape(text: str) -> str:
@@ -117,30 +215,51 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_slack(view: AlertView, public_url: str) -> dict[str, Any]:
-    """An incoming-webhook body: `text` fallback plus Block Kit blocks, all within Slack's limits."""
-    signal = view.signal
-    url = health_url(public_url, view.account_id)
-    change = change_line(signal)
+def _slack_link(url: str, label: str) -> str:
+    return (
+        f"<{url}|{slack_escape(label).replace('|', '¦')}>"
+        if len(url) <= SLACK_URL_MAX
+        else slack_escape(label)
+    )
 
-    what_changed = f"*What changed*\n{slack_escape(signal.summary)}"
+
+def render_slack(view: AlertView) -> dict[str, Any]:
+    """A chat.postMessage / incoming-webhook body: `text` fallback plus Block Kit blocks."""
+    signal = view.signal
+    change = change_line(signal)
+    mention = f"<@{view.mention}> " if view.mention else ""
+    link = _slack_link(view.account_url, view.account_label)
+    what = f"{mention}*{link}* — {slack_escape(_one_line(signal.summary))}"
     if change:
-        what_changed += f"\n{slack_escape(change)}"
+        what += f"\n{slack_escape(change)}"
+    if view.note:
+        what += f"\n_{slack_escape(_one_line(view.note))}_"
     fields = [
-        f"*Severity*\n{slack_escape(signal.severity.value)}",
+        f"*Severity*\n{signal.severity.value}",
         f"*Signal*\n{slack_escape(signal.signal_type)}",
+        f"*Kind*\n{signal.kind.value}",
     ]
     if signal.score is not None:
         fields.append(f"*Health score*\n{signal.score:.0f}")
     if signal.band is not None:
         fields.append(f"*Band*\n{signal.band.value}")
+    if signal.segment:
+        fields.append(f"*Segment*\n{slack_escape(signal.segment)}")
 
     blocks: list[dict[str, Any]] = [
-        {"type": "header",
-         "text": {"type": "plain_text", "text": _truncate(title(view), SLACK_HEADER_MAX), "emoji": False}},
-        {"type": "section",
-         "text": _mrkdwn(what_changed, SLACK_SECTION_MAX),
-         "fields": [_mrkdwn(f, SLACK_FIELD_MAX) for f in fields[:SLACK_FIELDS_MAX]]},
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _truncate(headline(view), SLACK_HEADER_MAX),
+                "emoji": True,
+            },
+        },
+        {
+            "type": "section",
+            "text": _mrkdwn(what, SLACK_SECTION_MAX),
+            "fields": [_mrkdwn(f, SLACK_FIELD_MAX) for f in fields[:SLACK_FIELDS_MAX]],
+        },
     ]
     factors = top_factors(signal.factors)
     if factors:
@@ -150,29 +269,59 @@ def render_slack(view: AlertView, public_url: str) -> dict[str, Any]:
     if evidence:
         lines = "\n".join(f"*{slack_escape(label)}:* {_slack_quote(value)}" for label, value in evidence)
         blocks.append({"type": "section", "text": _mrkdwn(f"*Evidence*\n{lines}", SLACK_SECTION_MAX)})
-    context = [f"Occurred {view.occurred_at:%Y-%m-%d %H:%M} UTC",
-               f"Account `{slack_escape(view.account_id)}`"]
-    if view.slack_channel:
-        context.append(f"For {slack_escape(view.slack_channel)}")
+    blocks.append(
+        {
+            "type": "section",
+            "text": _mrkdwn(f"*Suggested next step*\n{slack_escape(view.next_step)}", SLACK_SECTION_MAX),
+        }
+    )
+    context = [_history_line(view), f"Account `{slack_escape(view.account_id)}`"]
+    if view.resent:
+        context.append(RESENT_NOTE)
     blocks.append({"type": "context", "elements": [_mrkdwn(c, SLACK_FIELD_MAX) for c in context]})
-    if len(url) <= SLACK_URL_MAX:
-        blocks.append({"type": "actions", "elements": [{
-            "type": "button",
-            "text": {"type": "plain_text", "text": "Open account health"[:SLACK_BUTTON_TEXT_MAX]},
-            "url": url,
-        }]})
+    buttons = [_button("Open account", view.account_url, "open")]
+    if view.links is not None:
+        buttons += [
+            _button("Acknowledge", view.links.acknowledge, "acknowledge", "primary"),
+            _button("Snooze…", view.links.snooze, "snooze"),
+            _button("Not useful?", view.links.feedback, "feedback"),
+        ]
+    buttons = [b for b in buttons if b is not None]
+    if buttons:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"churnwatch-alert-{view.alert_id}"[:SLACK_BLOCK_ID_MAX],
+                "elements": buttons,
+            }
+        )
 
-    fallback = title(view)
+    fallback = mention + headline(view)
     if change:
         fallback += f" — {change}"
-    body: dict[str, Any] = {
-        "text": _truncate(slack_escape(f"{fallback} — {url}"), SLACK_FALLBACK_MAX),
-        "blocks": blocks,
+    if view.resent:
+        fallback += f" ({RESENT_NOTE})"
+    return {
+        "text": _truncate(
+            slack_escape(fallback) if not mention else mention + slack_escape(fallback[len(mention) :]),
+            SLACK_FALLBACK_MAX,
+        ),
+        "blocks": blocks[:SLACK_BLOCKS_MAX],
     }
-    if view.slack_channel:
-        # Honoured by legacy webhooks; app-bound webhooks post to their own channel anyway.
-        body["channel"] = view.slack_channel
-    return body
+
+
+def _button(text: str, url: str, action: str, style: str | None = None) -> dict[str, Any] | None:
+    if len(url) > SLACK_URL_MAX:
+        return None
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:SLACK_BUTTON_TEXT_MAX]},
+        "url": url,
+        "action_id": f"churnwatch-{action}",
+    }
+    if style:
+        button["style"] = style
+    return button
 
 
 def _mrkdwn(text: str, limit: int) -> dict[str, str]:
@@ -188,58 +337,189 @@ def _slack_quote(value: str) -> str:
 
 
 def _truncate_escaped(text: str, limit: int) -> str:
-    """Truncate without leaving half an entity such as `&am` behind."""
+    """Truncate without leaving half an entity such as `&am` or half a `<url|label>` behind."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
+    angle = cut.rfind("<")
+    if angle != -1 and ">" not in cut[angle:]:
+        cut = cut[:angle]
     return cut + "…"
 
 
-# --- email ----------------------------------------------------------------------------------
+def render_slack_digest(recipient_label: str, accounts: Sequence[DigestAccount], day: str) -> dict[str, Any]:
+    ordered = order_digest(accounts)
+    total = sum(len(a.lines) for a in ordered)
+    title = (
+        f"Churnwatch daily digest for {day}: {total} signal{'s' * (total != 1)} on {len(ordered)} "
+        f"account{'s' * (len(ordered) != 1)}"
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _truncate(title, SLACK_HEADER_MAX)}},
+        {
+            "type": "context",
+            "elements": [
+                _mrkdwn(f"For {slack_escape(recipient_label)} · most severe first", SLACK_FIELD_MAX)
+            ],
+        },
+    ]
+    for account in ordered[:DIGEST_ACCOUNTS_MAX]:
+        lines = [
+            f"*{_slack_link(account.account_url, account.label)}* — highest severity *{account.worst.value}*"
+        ]
+        lines += [
+            f"• [{line.severity.value}] {slack_escape(_one_line(line.summary))}{_digest_suffix(line)}"
+            for line in account.lines
+        ]
+        lines.append(f"_Next step:_ {slack_escape(account.next_step)}")
+        blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines), SLACK_SECTION_MAX)})
+    if len(ordered) > DIGEST_ACCOUNTS_MAX:
+        rest = len(ordered) - DIGEST_ACCOUNTS_MAX
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    _mrkdwn(
+                        f"…and {rest} more account{'s' * (rest != 1)}: "
+                        "the email digest and the alerts API list them all.",
+                        SLACK_FIELD_MAX,
+                    )
+                ],
+            }
+        )
+    return {"text": _truncate(title, SLACK_FALLBACK_MAX), "blocks": blocks[:SLACK_BLOCKS_MAX]}
 
 
-def render_email(view: AlertView, public_url: str) -> EmailContent:
+def order_digest(accounts: Sequence[DigestAccount]) -> list[DigestAccount]:
+    """Accounts by their most severe signal, then by how many signals, then by name; lines likewise."""
+    for account in accounts:
+        account.lines.sort(key=lambda line: (-rank(line.severity), line.occurred_at))
+    return sorted(accounts, key=lambda a: (-rank(a.worst), -len(a.lines), a.label.lower()))
+
+
+def _digest_suffix(line: DigestLine) -> str:
+    notes = []
+    if line.reason == "cooldown":
+        notes.append("raised again soon after an earlier alert")
+    if line.state == "resolved":
+        notes.append("since resolved")
+    elif line.state in ("acknowledged", "snoozed"):
+        notes.append(line.state)
+    return f" _({'; '.join(notes)})_" if notes else ""
+
+
+# --- email -----------------------------------------------------------------------------------------
+
+
+def render_email(view: AlertView) -> EmailContent:
     signal = view.signal
-    url = health_url(public_url, view.account_id)
     change = change_line(signal)
     factors = top_factors(signal.factors)
     evidence = evidence_lines(signal.evidence)
-    subject = _truncate(f"[Churnwatch] {title(view)}", EMAIL_SUBJECT_MAX)
+    subject = _truncate(f"[Churnwatch] {_one_line(headline(view))}", EMAIL_SUBJECT_MAX)
 
-    text_lines = [title(view), "", "What changed:", f"  {signal.summary}"]
+    text = [headline(view), ""]
+    if view.note:
+        text += [view.note, ""]
+    text += ["What changed", f"  {_one_line(signal.summary)}"]
     if change:
-        text_lines.append(f"  {change}")
-    text_lines.append(f"  Severity: {signal.severity.value} ({signal.signal_type})")
+        text.append(f"  {change}")
+    text.append(f"  {_facts_line(view)}")
     if factors:
-        text_lines += ["", "Why:"] + [f"  - {_one_line(f.detail)}" for f in factors]
+        text += ["", "Why"] + [f"  - {_one_line(f.detail)}" for f in factors]
     if evidence:
-        text_lines += ["", "Evidence:"]
-        for label, value in evidence:
-            text_lines.append(f"  {label}: {value}")
-    text_lines += ["", f"Occurred: {view.occurred_at:%Y-%m-%d %H:%M} UTC",
-                   f"Account health: {url}", ""]
+        text += ["", "Evidence"] + [f"  {label}: {value}" for label, value in evidence]
+    text += ["", "Suggested next step", f"  {view.next_step}", "", _history_line(view) + ".", ""]
+    text.append(f"Open the account:  {view.account_url}")
+    if view.links:
+        text += [
+            f"Acknowledge:       {view.links.acknowledge}",
+            f"Snooze:            {view.links.snooze}",
+            f"Not useful?        {view.links.feedback}",
+        ]
+    if view.resent:
+        text += ["", RESENT_NOTE]
+    text.append("")
 
     e = html.escape
-    parts = [f"<h2>{e(title(view))}</h2>", "<h3>What changed</h3>", f"<p>{e(signal.summary)}"]
+    parts = [f"<h2>{e(headline(view))}</h2>"]
+    if view.note:
+        parts.append(f"<p><em>{e(view.note)}</em></p>")
+    parts.append(
+        f'<p><a href="{e(view.account_url)}"><strong>{e(view.account_label)}</strong></a> — '
+        f"{e(_one_line(signal.summary))}"
+    )
     if change:
         parts.append(f"<br>{e(change)}")
-    parts.append(f"<br>Severity: {e(signal.severity.value)} ({e(signal.signal_type)})</p>")
+    parts.append(f"<br><small>{e(_facts_line(view))}</small></p>")
     if factors:
         parts.append("<h3>Why</h3><ul>" + "".join(f"<li>{e(f.detail)}</li>" for f in factors) + "</ul>")
     if evidence:
-        parts.append("<h3>Evidence</h3><ul>" + "".join(
-            f"<li><strong>{e(label)}:</strong> {e(value)}</li>" for label, value in evidence) + "</ul>")
-    parts.append(f"<p>Occurred {e(f'{view.occurred_at:%Y-%m-%d %H:%M}')} UTC · "
-                 f'<a href="{e(url)}">Open account health</a></p>')
-    body_html = ("<!DOCTYPE html><html><body>" + "\n".join(parts) + "</body></html>")
-    return EmailContent(subject=subject, text="\n".join(text_lines), html=body_html)
+        parts.append(
+            "<h3>Evidence</h3><ul>"
+            + "".join(f"<li><strong>{e(label)}:</strong> {e(value)}</li>" for label, value in evidence)
+            + "</ul>"
+        )
+    parts.append(f"<h3>Suggested next step</h3><p>{e(view.next_step)}</p>")
+    parts.append(f"<p><small>{e(_history_line(view))}.</small></p>")
+    buttons = [("Open account", view.account_url)]
+    if view.links:
+        buttons += [
+            ("Acknowledge", view.links.acknowledge),
+            ("Snooze", view.links.snooze),
+            ("Not useful?", view.links.feedback),
+        ]
+    parts.append("<p>" + " · ".join(f'<a href="{e(url)}">{e(label)}</a>' for label, url in buttons) + "</p>")
+    if view.resent:
+        parts.append(f"<p><small>{e(RESENT_NOTE)}</small></p>")
+    body_html = "<!DOCTYPE html><html><body>" + "\n".join(parts) + "</body></html>"
+    return EmailContent(subject=subject, text="\n".join(text), html=body_html)
+
+
+def render_email_digest(recipient_label: str, accounts: Sequence[DigestAccount], day: str) -> EmailContent:
+    ordered = order_digest(accounts)
+    total = sum(len(a.lines) for a in ordered)
+    subject = (
+        f"[Churnwatch] Daily digest {day}: {total} signal{'s' * (total != 1)} on {len(ordered)} "
+        f"account{'s' * (len(ordered) != 1)}"
+    )
+    text = [subject.removeprefix("[Churnwatch] "), f"For {recipient_label}. Most severe first.", ""]
+    e = html.escape
+    parts = [
+        f"<h2>{e(subject.removeprefix('[Churnwatch] '))}</h2><p>For {e(recipient_label)}. "
+        "Most severe first.</p>"
+    ]
+    for account in ordered:
+        text.append(f"{account.label} (highest severity {account.worst.value})  {account.account_url}")
+        items = []
+        for line in account.lines:
+            note = _digest_suffix(line).strip(" _")
+            text.append(f"  - [{line.severity.value}] {_one_line(line.summary)}{' ' + note if note else ''}")
+            items.append(
+                f"<li>[{e(line.severity.value)}] {e(_one_line(line.summary))}"
+                f"{' <em>' + e(note) + '</em>' if note else ''}</li>"
+            )
+        text += [f"  Next step: {account.next_step}", ""]
+        parts.append(
+            f'<h3><a href="{e(account.account_url)}">{e(account.label)}</a> — highest severity '
+            f"{e(account.worst.value)}</h3><ul>{''.join(items)}</ul>"
+            f"<p><em>Next step:</em> {e(account.next_step)}</p>"
+        )
+    body_html = "<!DOCTYPE html><html><body>" + "\n".join(parts) + "</body></html>"
+    return EmailContent(subject=_truncate(subject, EMAIL_SUBJECT_MAX), text="\n".join(text), html=body_html)
 
 
 def build_email(
-    content: EmailContent, *, sender: str, recipient: str, message_id: str, date: datetime
+    content: EmailContent,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    date: datetime,
+    in_reply_to: str | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message (plain text first, HTML preferred by clients that can)."""
     message = EmailMessage()
@@ -247,19 +527,25 @@ def build_email(
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = format_datetime(date)
-    # Stable per delivery: if a crash makes us send twice, mail clients can fold the copies.
+    # Stable per delivery: if a crash makes us send twice, mail stores and clients fold the copies.
     message["Message-ID"] = message_id
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    message["Auto-Submitted"] = "auto-generated"
     message.set_content(content.text)
     message.add_alternative(content.html, subtype="html")
     return message
 
 
-def message_id(alert_id: int, delivery_id: int, sender: str) -> str:
+def message_id(delivery_key: str, delivery_id: int, sender: str) -> str:
+    """The same for every attempt of a delivery, in any process: derived from its ledger key."""
     domain = sender.rpartition("@")[2] or "churnwatch.local"
-    return f"<churnwatch.alert-{alert_id}.delivery-{delivery_id}@{domain}>"
+    digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:16]
+    return f"<churnwatch.{delivery_id}.{digest}@{domain}>"
 
 
-# --- helpers --------------------------------------------------------------------------------
+# --- helpers ---------------------------------------------------------------------------------------
 
 
 def _one_line(text: str) -> str:
@@ -267,4 +553,10 @@ def _one_line(text: str) -> str:
 
 
 def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut + "…"

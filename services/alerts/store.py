@@ -1,39 +1,44 @@
-"""Alerts' persistence: contacts, alerts and their deliveries (the outbox), and their queries.
+"""Alerts' persistence: contacts, alerts and their signal ledger, the delivery outbox, digests,
+actions, feedback and preferences. Tables match migrations 0001 and 0003_alerts.
 
-Tables match shared/migrations/versions/0001_foundation.py. The dispatcher's queries use
-the database clock (`now()`) throughout, so several dispatcher processes agree on what is due.
+Time columns that drive behaviour (due times, leases, snoozes, escalations) are written and
+compared with the injected clock's `now`, never the database's, so tests can move time.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
-    Interval,
     MetaData,
     Table,
     Text,
     and_,
+    case,
+    delete,
     func,
-    literal,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.alerts.contacts import Contact
-from services.alerts.routing import Target
+from services.alerts.outbox import NewDelivery
+from services.alerts.routing import StoredPreferences
+from shared.account_facts import AccountFacts
 
 TS = DateTime(timezone=True)
+Row = dict[str, Any]
 
 metadata = MetaData()
 account_contacts = Table(
@@ -50,34 +55,151 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("dedupe_key", Text, nullable=False, unique=True),
+    Column("dedupe_key", Text, nullable=False, unique=True),  # the occurrence that opened it
     Column("account_id", Text, nullable=False),
     Column("signal_type", Text, nullable=False),
+    Column("kind", Text, nullable=False),
     Column("severity", Text, nullable=False),
+    Column("segment", Text),
     Column("summary", Text, nullable=False),
     Column("signal_event_id", Text, nullable=False),
-    Column("signal", JSONB, nullable=False),
+    Column("signal", JSONB, nullable=False),  # the newest raised occurrence
     Column("occurred_at", TS, nullable=False),
     Column("created_at", TS, server_default=func.now()),
+    Column("state", Text, nullable=False),
+    Column("occurrences", Integer, nullable=False),
+    Column("last_dedupe_key", Text),
+    Column("last_signal_at", TS, nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("updated_at", TS),
+    Column("acknowledged_at", TS),
+    Column("acknowledged_by", Text),
+    Column("snoozed_until", TS),
+    Column("snooze_reason", Text),
+    Column("snoozed_by", Text),
+    Column("resolved_at", TS),
+    Column("resolved_reason", Text),
+    Column("resolved_by", Text),
+    Column("clearing_since", TS),
+    Column("notified_severity", Text),
+    Column("last_notified_at", TS),
+    Column("escalate_at", TS),
+    Column("escalated_at", TS),
+    Column("reopened_count", Integer, nullable=False),
+)
+alert_signals = Table(
+    "alert_signals",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("dedupe_key", Text, nullable=False, unique=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id")),
+    Column("account_id", Text, nullable=False),
+    Column("signal_type", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("signal", JSONB, nullable=False),
+    Column("outcome", Text, nullable=False),
+)
+alert_digests = Table(
+    "alert_digests",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("recipient", Text, nullable=False),
+    Column("digest_date", Date, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("covers_until", TS, nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+alert_digest_items = Table(
+    "alert_digest_items",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("recipient", Text, nullable=False),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id"), nullable=False),
+    Column("signal_id", BigInteger, ForeignKey("alert_signals.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("targets", JSONB, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("digest_time", Text, nullable=False),
+    Column("added_at", TS, nullable=False),
+    Column("digest_id", BigInteger, ForeignKey("alert_digests.id")),
 )
 alert_deliveries = Table(
     "alert_deliveries",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("alert_id", BigInteger, ForeignKey("alerts.id"), nullable=False),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id")),
+    Column("digest_id", BigInteger, ForeignKey("alert_digests.id")),
+    Column("purpose", Text, nullable=False),
+    Column("delivery_key", Text, nullable=False, unique=True),
     Column("channel", Text, nullable=False),
     Column("recipient", Text, nullable=False),
+    Column("mention", Text),
+    Column("details", JSONB, nullable=False),
     Column("status", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", TS, nullable=False),
+    Column("pacing_key", Text),
+    Column("claimed_at", TS),
+    Column("send_started_at", TS),
+    Column("in_doubt", Boolean, nullable=False),
     Column("last_status_code", Integer),
     Column("last_response", Text),
+    Column("external_id", Text),
+    Column("external_channel", Text),
     Column("created_at", TS, server_default=func.now()),
     Column("sent_at", TS),
 )
+alert_actions = Table(
+    "alert_actions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id"), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("via", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
+    Column("at", TS, nullable=False),
+)
+alert_feedback = Table(
+    "alert_feedback",
+    metadata,
+    Column("alert_id", BigInteger, ForeignKey("alerts.id"), primary_key=True),
+    Column("actor", Text, primary_key=True),
+    Column("signal_type", Text, nullable=False),
+    Column("useful", Boolean, nullable=False),
+    Column("comment", Text),
+    Column("at", TS, nullable=False),
+)
+recipient_preferences = Table(
+    "recipient_preferences",
+    metadata,
+    Column("recipient", Text, primary_key=True),
+    Column("preferences", JSONB, nullable=False),
+    Column("updated_by", Text),
+    Column("updated_at", TS, nullable=False),
+)
+alert_pacing = Table(
+    "alert_pacing",
+    metadata,
+    Column("pacing_key", Text, primary_key=True),
+    Column("next_free_at", TS, nullable=False),
+)
+alert_link_secret = Table(
+    "alert_link_secret",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("secret", Text, nullable=False),
+)
+
+ACTIVE = ("pending", "sending")
 
 
-# --- contacts (consumer side) ---------------------------------------------------------------
+# --- contacts ------------------------------------------------------------------------------------
 
 
 async def lock_contact_traits(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -92,247 +214,749 @@ async def lock_contact_traits(session: AsyncSession, account_ids: Iterable[str])
     return {r.account_id: dict(r.traits) for r in rows}
 
 
-async def save_contacts(
-    session: AsyncSession, rows: Sequence[tuple[Contact, Mapping[str, Any]]]
-) -> None:
+async def save_contacts(session: AsyncSession, rows: Mapping[str, Mapping[str, Any]]) -> None:
     if not rows:
         return
-    statement = insert(account_contacts).values([
-        {"account_id": c.account_id, "account_name": c.account_name, "csm_email": c.csm_email,
-         "csm_slack_channel": c.csm_slack_channel, "traits": dict(traits)}
-        for c, traits in rows
-    ])
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=["account_id"],
-        set_={"account_name": statement.excluded.account_name,
-              "csm_email": statement.excluded.csm_email,
-              "csm_slack_channel": statement.excluded.csm_slack_channel,
-              "traits": statement.excluded.traits,
-              "updated_at": func.now()},
-    ))
+    values = []
+    for account_id, traits in rows.items():
+        facts = AccountFacts.from_traits(traits)
+        values.append(
+            {
+                "account_id": account_id,
+                "account_name": facts.name,
+                "csm_email": facts.csm_email,
+                "csm_slack_channel": facts.csm_slack_channel,
+                "traits": dict(traits),
+            }
+        )
+    statement = insert(account_contacts).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["account_id"],
+            set_={
+                "account_name": statement.excluded.account_name,
+                "csm_email": statement.excluded.csm_email,
+                "csm_slack_channel": statement.excluded.csm_slack_channel,
+                "traits": statement.excluded.traits,
+                "updated_at": func.now(),
+            },
+        )
+    )
 
 
-async def load_contacts(session: AsyncSession, account_ids: Iterable[str]) -> dict[str, Contact]:
+async def load_traits(
+    session: AsyncSession | AsyncConnection, account_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
     wanted = sorted(set(account_ids))
     if not wanted:
         return {}
     rows = await session.execute(
-        select(account_contacts.c.account_id, account_contacts.c.account_name,
-               account_contacts.c.csm_email, account_contacts.c.csm_slack_channel)
-        .where(account_contacts.c.account_id.in_(wanted))
+        select(account_contacts.c.account_id, account_contacts.c.traits).where(
+            account_contacts.c.account_id.in_(wanted)
+        )
     )
-    return {r.account_id: Contact(r.account_id, r.account_name, r.csm_email, r.csm_slack_channel)
-            for r in rows}
+    return {r.account_id: dict(r.traits) for r in rows}
 
 
-# --- alerts and their deliveries (consumer side) --------------------------------------------
+# --- the signal ledger and alerts (consumer side) ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NewAlert:
-    dedupe_key: str
-    account_id: str
-    signal_type: str
-    severity: str
-    summary: str
-    signal_event_id: str
-    signal: dict[str, Any]
-    occurred_at: datetime
-
-
-async def insert_new_alerts(session: AsyncSession, candidates: Sequence[NewAlert]) -> dict[str, int]:
-    """Insert the alerts whose dedupe key is new; returns {dedupe_key: alert id} of those only."""
-    if not candidates:
-        return {}
+async def record_signal(session: AsyncSession, values: Row) -> int | None:
+    """Insert an occurrence; None if its dedupe key was seen before (the same signal again)."""
     inserted = await session.execute(
-        insert(alerts)
-        .values([
-            {"dedupe_key": a.dedupe_key, "account_id": a.account_id, "signal_type": a.signal_type,
-             "severity": a.severity, "summary": a.summary, "signal_event_id": a.signal_event_id,
-             "signal": a.signal, "occurred_at": a.occurred_at}
-            for a in candidates
-        ])
+        insert(alert_signals)
+        .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(alerts.c.dedupe_key, alerts.c.id)
+        .returning(alert_signals.c.id)
     )
-    return {r.dedupe_key: r.id for r in inserted}
+    signal_id: int | None = inserted.scalar_one_or_none()
+    return signal_id
 
 
-async def insert_deliveries(session: AsyncSession, targets: Sequence[tuple[int, Target]]) -> int:
-    if not targets:
+async def set_signal_outcome(
+    session: AsyncSession, signal_id: int, alert_id: int | None, outcome: str
+) -> None:
+    await session.execute(
+        update(alert_signals)
+        .where(alert_signals.c.id == signal_id)
+        .values(alert_id=alert_id, outcome=outcome)
+    )
+
+
+async def lock_open_alert(session: AsyncSession, account_id: str, signal_type: str) -> Row | None:
+    row = (
+        (
+            await session.execute(
+                select(alerts)
+                .where(
+                    and_(
+                        alerts.c.account_id == account_id,
+                        alerts.c.signal_type == signal_type,
+                        alerts.c.state != "resolved",
+                    )
+                )
+                .with_for_update()
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def lock_last_resolved(session: AsyncSession, account_id: str, signal_type: str) -> Row | None:
+    row = (
+        (
+            await session.execute(
+                select(alerts)
+                .where(
+                    and_(
+                        alerts.c.account_id == account_id,
+                        alerts.c.signal_type == signal_type,
+                        alerts.c.state == "resolved",
+                    )
+                )
+                .order_by(alerts.c.resolved_at.desc().nulls_last(), alerts.c.id.desc())
+                .limit(1)
+                .with_for_update()
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def lock_alert(session: AsyncSession, alert_id: int) -> Row | None:
+    row = (
+        (await session.execute(select(alerts).where(alerts.c.id == alert_id).with_for_update()))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def insert_alert(session: AsyncSession, values: Row) -> int:
+    return int((await session.execute(insert(alerts).values(**values).returning(alerts.c.id))).scalar_one())
+
+
+async def update_alert(session: AsyncSession, alert_id: int, **values: Any) -> None:
+    await session.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[NewDelivery]) -> int:
+    if not rows:
         return 0
     inserted = await session.execute(
         insert(alert_deliveries)
-        .values([{"alert_id": alert_id, "channel": t.channel.value, "recipient": t.recipient,
-                  "status": "pending", "attempts": 0}
-                 for alert_id, t in targets])
-        .on_conflict_do_nothing(constraint="uq_delivery_target")
+        .values(
+            [
+                {
+                    "delivery_key": r.delivery_key,
+                    "alert_id": r.alert_id,
+                    "digest_id": r.digest_id,
+                    "purpose": r.purpose.value,
+                    "channel": r.channel,
+                    "recipient": r.recipient,
+                    "mention": r.mention,
+                    "details": r.details,
+                    "status": "pending",
+                    "attempts": 0,
+                    "in_doubt": False,
+                    "next_attempt_at": r.next_attempt_at,
+                    "created_at": r.created_at,
+                }
+                for r in rows
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["delivery_key"])
         .returning(alert_deliveries.c.id)
     )
     return len(inserted.all())
 
 
-# --- the dispatcher's outbox queries --------------------------------------------------------
+async def insert_digest_items(session: AsyncSession, rows: Sequence[Row]) -> int:
+    if not rows:
+        return 0
+    inserted = await session.execute(
+        insert(alert_digest_items)
+        .values(list(rows))
+        .on_conflict_do_nothing(constraint="uq_digest_item")
+        .returning(alert_digest_items.c.id)
+    )
+    return len(inserted.all())
 
 
-@dataclass(frozen=True)
-class ClaimedDelivery:
-    id: int
-    alert_id: int
-    channel: str
-    recipient: str
-    attempts: int  # including this one; also the fencing token for completing it
+async def insert_action(
+    session: AsyncSession,
+    alert_id: int,
+    action: str,
+    actor: str,
+    via: str,
+    at: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    await session.execute(
+        insert(alert_actions).values(
+            alert_id=alert_id, action=action, actor=actor, via=via, details=dict(details or {}), at=at
+        )
+    )
 
 
-async def claim_due(
-    session: AsyncSession, *, limit: int, lease_seconds: float, max_attempts: int
-) -> list[ClaimedDelivery]:
-    """Take up to `limit` due deliveries for this process: pending ones whose time has come,
-    and 'sending' ones whose lease ran out (their process died mid-send).
+async def cancel_pending(session: AsyncSession, alert_id: int, reason: str) -> int:
+    """Deliveries of an alert not yet sent (deferred by quiet hours, say) that no longer need sending."""
+    result = await session.execute(
+        update(alert_deliveries)
+        .where(
+            and_(
+                alert_deliveries.c.alert_id == alert_id,
+                alert_deliveries.c.status == "pending",
+                alert_deliveries.c.purpose != "digest",
+            )
+        )
+        .values(status="cancelled", last_response=reason)
+        .returning(alert_deliveries.c.id)
+    )
+    return len(result.all())
 
-    The claim moves `next_attempt_at` to the lease's end, so the same index serves both
-    cases and a claimed row is invisible to other dispatchers until the lease expires.
-    """
-    due = (
-        select(alert_deliveries.c.id)
-        .where(and_(alert_deliveries.c.status.in_(["pending", "sending"]),
-                    alert_deliveries.c.next_attempt_at <= func.now(),
-                    alert_deliveries.c.attempts < max_attempts))
-        .order_by(alert_deliveries.c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+
+# --- preferences -----------------------------------------------------------------------------------
+
+
+async def load_preferences(session: AsyncSession | AsyncConnection) -> dict[str, StoredPreferences]:
+    rows = await session.execute(
+        select(recipient_preferences.c.recipient, recipient_preferences.c.preferences)
+    )
+    return {r.recipient: StoredPreferences.model_validate(r.preferences) for r in rows}
+
+
+async def get_preferences(conn: AsyncConnection, recipient: str) -> Row | None:
+    row = (
+        (
+            await conn.execute(
+                select(recipient_preferences).where(recipient_preferences.c.recipient == recipient)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def put_preferences(
+    session: AsyncSession, recipient: str, prefs: StoredPreferences, actor: str | None, now: datetime
+) -> None:
+    values = {
+        "recipient": recipient,
+        "preferences": prefs.model_dump(mode="json", exclude_defaults=True),
+        "updated_by": actor,
+        "updated_at": now,
+    }
+    statement = insert(recipient_preferences).values(**values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["recipient"], set_={k: statement.excluded[k] for k in values if k != "recipient"}
+        )
+    )
+
+
+async def delete_preferences(session: AsyncSession, recipient: str) -> bool:
+    result = await session.execute(
+        delete(recipient_preferences)
+        .where(recipient_preferences.c.recipient == recipient)
+        .returning(recipient_preferences.c.recipient)
+    )
+    return result.first() is not None
+
+
+# --- feedback --------------------------------------------------------------------------------------
+
+
+async def upsert_feedback(
+    session: AsyncSession,
+    alert_id: int,
+    actor: str,
+    signal_type: str,
+    useful: bool,
+    comment: str | None,
+    now: datetime,
+) -> None:
+    """One verdict per person per alert: clicking twice, or changing one's mind, counts once."""
+    statement = insert(alert_feedback).values(
+        alert_id=alert_id, actor=actor, signal_type=signal_type, useful=useful, comment=comment, at=now
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["alert_id", "actor"],
+            set_={
+                "useful": statement.excluded.useful,
+                "comment": statement.excluded.comment,
+                "at": statement.excluded.at,
+            },
+        )
+    )
+
+
+async def feedback_summary(conn: AsyncSession | AsyncConnection) -> list[Row]:
+    """Per signal type: verdicts given and how many said "not useful"."""
+    rows = await conn.execute(
+        select(
+            alert_feedback.c.signal_type,
+            func.count().label("verdicts"),
+            func.sum(case((alert_feedback.c.useful.is_(False), 1), else_=0)).label("not_useful"),
+        )
+        .group_by(alert_feedback.c.signal_type)
+        .order_by(alert_feedback.c.signal_type)
+    )
+    return [
+        {"signal_type": r.signal_type, "verdicts": int(r.verdicts), "not_useful": int(r.not_useful)}
+        for r in rows
+    ]
+
+
+# --- the outbox (dispatcher side) ------------------------------------------------------------------
+
+
+async def due_deliveries(session: AsyncSession, *, now: datetime, limit: int, max_attempts: int) -> list[Row]:
+    """Due rows, locked for this transaction (other dispatchers skip them): pending ones whose
+    time has come, and 'sending' ones whose lease ran out (their process stopped mid-send)."""
+    rows = (
+        (
+            await session.execute(
+                select(alert_deliveries)
+                .where(
+                    and_(
+                        alert_deliveries.c.status.in_(ACTIVE),
+                        alert_deliveries.c.next_attempt_at <= now,
+                        alert_deliveries.c.attempts < max_attempts,
+                    )
+                )
+                .order_by(alert_deliveries.c.next_attempt_at, alert_deliveries.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+async def lock_pacing(session: AsyncSession, keys: Iterable[str], now: datetime) -> dict[str, datetime]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    await session.execute(
+        insert(alert_pacing)
+        .values([{"pacing_key": k, "next_free_at": now} for k in wanted])
+        .on_conflict_do_nothing(index_elements=["pacing_key"])
     )
     rows = await session.execute(
-        update(alert_deliveries)
-        .where(alert_deliveries.c.id.in_(due))
-        .values(status="sending", attempts=alert_deliveries.c.attempts + 1,
-                next_attempt_at=func.now() + _seconds(lease_seconds))
-        .returning(alert_deliveries.c.id, alert_deliveries.c.alert_id, alert_deliveries.c.channel,
-                   alert_deliveries.c.recipient, alert_deliveries.c.attempts)
+        select(alert_pacing)
+        .where(alert_pacing.c.pacing_key.in_(wanted))
+        .order_by(alert_pacing.c.pacing_key)
+        .with_for_update()
     )
-    claimed = [ClaimedDelivery(r.id, r.alert_id, r.channel, r.recipient, r.attempts) for r in rows]
-    return sorted(claimed, key=lambda d: d.id)
+    return {r.pacing_key: r.next_free_at for r in rows}
 
 
-async def fail_exhausted(session: AsyncSession, *, max_attempts: int) -> list[str]:
-    """Give up on due deliveries that have used every attempt; returns their channels.
+async def save_pacing(session: AsyncSession, next_free: Mapping[str, datetime]) -> None:
+    for key, at in next_free.items():
+        await session.execute(
+            update(alert_pacing).where(alert_pacing.c.pacing_key == key).values(next_free_at=at)
+        )
 
-    Reached when a process died during the last attempt (its outcome is unknown), or when
-    `delivery_max_attempts` was lowered while retries were scheduled.
-    """
+
+async def push_pacing(session: AsyncSession, key: str, not_before: datetime) -> None:
+    """A 429 for this webhook or channel: nobody sends to it before `not_before`."""
+    statement = insert(alert_pacing).values(pacing_key=key, next_free_at=not_before)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["pacing_key"],
+            set_={
+                "next_free_at": func.greatest(alert_pacing.c.next_free_at, statement.excluded.next_free_at)
+            },
+        )
+    )
+
+
+async def mark_claimed(
+    session: AsyncSession,
+    delivery_id: int,
+    *,
+    attempts: int,
+    now: datetime,
+    lease_until: datetime,
+    in_doubt: bool,
+    pacing_key: str | None,
+) -> None:
+    await session.execute(
+        update(alert_deliveries)
+        .where(alert_deliveries.c.id == delivery_id)
+        .values(
+            status="sending",
+            attempts=attempts,
+            claimed_at=now,
+            send_started_at=None,
+            next_attempt_at=lease_until,
+            in_doubt=in_doubt,
+            pacing_key=pacing_key,
+        )
+    )
+
+
+def _fenced(delivery_id: int, attempts: int) -> Any:
+    return and_(
+        alert_deliveries.c.id == delivery_id,
+        alert_deliveries.c.status == "sending",
+        alert_deliveries.c.attempts == attempts,
+    )
+
+
+async def mark_started(session: AsyncSession, delivery_id: int, attempts: int, now: datetime) -> bool:
+    """The ledger's "about to send": after this commit, a crash leaves the attempt in doubt."""
+    result = await session.execute(
+        update(alert_deliveries)
+        .where(_fenced(delivery_id, attempts))
+        .values(send_started_at=now)
+        .returning(alert_deliveries.c.id)
+    )
+    return result.first() is not None
+
+
+async def complete_delivery(
+    session: AsyncSession, delivery_id: int, claimed_attempts: int, **values: Any
+) -> bool:
+    """Record an attempt's result; False when this process no longer holds the delivery (its
+    lease expired and another claim took it), so a late result never overwrites a newer one."""
+    result = await session.execute(
+        update(alert_deliveries)
+        .where(_fenced(delivery_id, claimed_attempts))
+        .values(**values)
+        .returning(alert_deliveries.c.id)
+    )
+    return result.first() is not None
+
+
+async def fail_exhausted(session: AsyncSession, *, now: datetime, max_attempts: int) -> list[str]:
+    """Give up on due deliveries that used every attempt (the last one's process died)."""
     exhausted = (
         select(alert_deliveries.c.id)
-        .where(and_(alert_deliveries.c.status.in_(["pending", "sending"]),
-                    alert_deliveries.c.next_attempt_at <= func.now(),
-                    alert_deliveries.c.attempts >= max_attempts))
+        .where(
+            and_(
+                alert_deliveries.c.status.in_(ACTIVE),
+                alert_deliveries.c.next_attempt_at <= now,
+                alert_deliveries.c.attempts >= max_attempts,
+            )
+        )
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     rows = await session.execute(
         update(alert_deliveries)
         .where(alert_deliveries.c.id.in_(exhausted))
-        .values(status="failed",
-                last_response="gave up: every attempt used; the last one's outcome is unknown "
-                              "(its process stopped before recording it)")
+        .values(
+            status="failed",
+            last_response="gave up: every attempt used; the last one's outcome is "
+            "unknown (its process stopped before recording it)",
+        )
         .returning(alert_deliveries.c.channel)
     )
     return list(rows.scalars())
 
 
-@dataclass(frozen=True)
-class AlertRecord:
-    id: int
-    account_id: str
-    signal: dict[str, Any]
-    occurred_at: datetime
-    created_at: datetime
-    account_name: str | None
-    csm_slack_channel: str | None
+async def thread_parent(session: AsyncSession, alert_id: int, channel: str, recipient: str) -> Row | None:
+    """The sent first notification of an alert to the same Slack address (to reply in its thread)."""
+    row = (
+        (
+            await session.execute(
+                select(alert_deliveries.c.external_id, alert_deliveries.c.external_channel)
+                .where(
+                    and_(
+                        alert_deliveries.c.alert_id == alert_id,
+                        alert_deliveries.c.channel == channel,
+                        alert_deliveries.c.recipient == recipient,
+                        alert_deliveries.c.purpose == "alert",
+                        alert_deliveries.c.status == "sent",
+                        alert_deliveries.c.external_id.is_not(None),
+                    )
+                )
+                .limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
 
 
-async def load_alerts(session: AsyncSession, alert_ids: Iterable[int]) -> dict[int, AlertRecord]:
+async def known_channel_id(session: AsyncSession, recipient: str) -> str | None:
+    """The Slack channel id a name resolved to on an earlier successful post."""
+    return (
+        await session.execute(
+            select(alert_deliveries.c.external_channel)
+            .where(
+                and_(
+                    alert_deliveries.c.recipient == recipient,
+                    alert_deliveries.c.channel == "slack",
+                    alert_deliveries.c.external_channel.is_not(None),
+                )
+            )
+            .order_by(alert_deliveries.c.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def first_message_id(session: AsyncSession, alert_id: int, recipient: str) -> str | None:
+    """The Message-ID of the first email about an alert to this address (to thread follow-ups)."""
+    return (
+        await session.execute(
+            select(alert_deliveries.c.external_id)
+            .where(
+                and_(
+                    alert_deliveries.c.alert_id == alert_id,
+                    alert_deliveries.c.channel == "email",
+                    alert_deliveries.c.recipient == recipient,
+                    alert_deliveries.c.purpose == "alert",
+                    alert_deliveries.c.external_id.is_not(None),
+                )
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def load_alert_rows(session: AsyncSession, alert_ids: Iterable[int]) -> dict[int, Row]:
     wanted = sorted(set(alert_ids))
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(alerts.c.id, alerts.c.account_id, alerts.c.signal, alerts.c.occurred_at,
-               alerts.c.created_at, account_contacts.c.account_name,
-               account_contacts.c.csm_slack_channel)
-        .select_from(alerts.outerjoin(account_contacts,
-                                      account_contacts.c.account_id == alerts.c.account_id))
-        .where(alerts.c.id.in_(wanted))
-    )
-    return {r.id: AlertRecord(r.id, r.account_id, r.signal, r.occurred_at, r.created_at,
-                              r.account_name, r.csm_slack_channel) for r in rows}
+    rows = (await session.execute(select(alerts).where(alerts.c.id.in_(wanted)))).mappings().all()
+    return {r["id"]: dict(r) for r in rows}
 
 
-async def complete_delivery(
-    session: AsyncSession,
-    delivery: ClaimedDelivery,
-    *,
-    status: str,
-    status_code: int | None,
-    response: str,
-    delay_seconds: float | None = None,
-) -> datetime | None:
-    """Record an attempt's result; returns the row's new `sent_at`/`next_attempt_at`, or None
-    when this process no longer holds the delivery (its lease expired and another claim won).
-    """
-    values: dict[str, Any] = {"status": status, "last_status_code": status_code,
-                              "last_response": response}
-    if status == "sent":
-        values["sent_at"] = func.now()
-        returned = alert_deliveries.c.sent_at
-    elif status == "pending":
-        values["next_attempt_at"] = func.now() + _seconds(delay_seconds or 0.0)
-        returned = alert_deliveries.c.next_attempt_at
-    else:
-        returned = alert_deliveries.c.next_attempt_at
-    result = await session.execute(
-        update(alert_deliveries)
-        .where(and_(alert_deliveries.c.id == delivery.id,
-                    alert_deliveries.c.status == "sending",
-                    alert_deliveries.c.attempts == delivery.attempts))
-        .values(**values)
-        .returning(returned)
+async def load_signal_rows(
+    session: AsyncSession | AsyncConnection, signal_ids: Iterable[int]
+) -> dict[int, Row]:
+    wanted = sorted(set(signal_ids))
+    if not wanted:
+        return {}
+    rows = (
+        (await session.execute(select(alert_signals).where(alert_signals.c.id.in_(wanted)))).mappings().all()
     )
-    value: datetime | None = result.scalar_one_or_none()
-    return value
+    return {r["id"]: dict(r) for r in rows}
+
+
+async def digest_contents(session: AsyncSession, digest_id: int) -> list[Row]:
+    rows = (
+        (
+            await session.execute(
+                select(
+                    alert_digest_items.c.reason,
+                    alert_digest_items.c.added_at,
+                    alert_signals.c.signal,
+                    alert_signals.c.severity,
+                    alert_signals.c.occurred_at,
+                    alerts.c.id.label("alert_id"),
+                    alerts.c.account_id,
+                    alerts.c.state,
+                    account_contacts.c.traits,
+                )
+                .select_from(
+                    alert_digest_items.join(
+                        alert_signals, alert_signals.c.id == alert_digest_items.c.signal_id
+                    )
+                    .join(alerts, alerts.c.id == alert_digest_items.c.alert_id)
+                    .outerjoin(account_contacts, account_contacts.c.account_id == alerts.c.account_id)
+                )
+                .where(alert_digest_items.c.digest_id == digest_id)
+                .order_by(alert_digest_items.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
 
 
 async def queue_depth(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         select(alert_deliveries.c.channel, func.count())
-        .where(alert_deliveries.c.status.in_(["pending", "sending"]))
+        .where(alert_deliveries.c.status.in_(ACTIVE))
         .group_by(alert_deliveries.c.channel)
     )
     return {channel: count for channel, count in rows.all()}
 
 
-# --- the API's read model -------------------------------------------------------------------
+# --- time-based work (scheduler side) --------------------------------------------------------------
 
 
-async def account_alerts(conn: AsyncConnection, account_id: str, limit: int) -> list[dict[str, Any]]:
-    """The account's newest alerts, each with its deliveries."""
-    alert_rows = (await conn.execute(
-        select(alerts)
-        .where(alerts.c.account_id == account_id)
-        .order_by(alerts.c.id.desc())
-        .limit(limit)
-    )).mappings().all()
+async def lock_due_alerts(session: AsyncSession, condition: Any, limit: int = 100) -> list[Row]:
+    rows = (
+        (
+            await session.execute(
+                select(alerts)
+                .where(and_(alerts.c.state != "resolved", condition))
+                .order_by(alerts.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def snooze_over(now: datetime) -> Any:
+    return and_(alerts.c.state == "snoozed", alerts.c.snoozed_until <= now)
+
+
+def clear_over(deadline: datetime) -> Any:
+    return and_(alerts.c.clearing_since.is_not(None), alerts.c.clearing_since <= deadline)
+
+
+def escalation_over(now: datetime) -> Any:
+    return and_(alerts.c.state == "open", alerts.c.escalated_at.is_(None), alerts.c.escalate_at <= now)
+
+
+async def pending_digest_recipients(session: AsyncSession) -> list[Row]:
+    """Each recipient with undigested items, with the zone and digest time of their newest item."""
+    newest = (
+        select(alert_digest_items.c.recipient, func.max(alert_digest_items.c.id).label("id"))
+        .where(alert_digest_items.c.digest_id.is_(None))
+        .group_by(alert_digest_items.c.recipient)
+        .subquery()
+    )
+    rows = (
+        (
+            await session.execute(
+                select(
+                    alert_digest_items.c.recipient,
+                    alert_digest_items.c.timezone,
+                    alert_digest_items.c.digest_time,
+                    alert_digest_items.c.targets,
+                ).join(newest, newest.c.id == alert_digest_items.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+async def create_digest(
+    session: AsyncSession,
+    *,
+    recipient: str,
+    digest_date: date,
+    timezone: str,
+    covers_until: datetime,
+    now: datetime,
+) -> tuple[int, int] | None:
+    """Gather the recipient's items from before `covers_until` into the digest of `digest_date`;
+    None if that digest exists already or there is nothing to put in it."""
+    items = (
+        select(alert_digest_items.c.id)
+        .where(
+            and_(
+                alert_digest_items.c.recipient == recipient,
+                alert_digest_items.c.digest_id.is_(None),
+                alert_digest_items.c.added_at < covers_until,
+            )
+        )
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.execute(items)).scalars())
+    if not ids:
+        return None
+    digest_id = (
+        await session.execute(
+            insert(alert_digests)
+            .values(
+                recipient=recipient,
+                digest_date=digest_date,
+                timezone=timezone,
+                covers_until=covers_until,
+                items=len(ids),
+                created_at=now,
+            )
+            .on_conflict_do_nothing(constraint="uq_digest_per_day")
+            .returning(alert_digests.c.id)
+        )
+    ).scalar_one_or_none()
+    if digest_id is None:
+        return None
+    await session.execute(
+        update(alert_digest_items).where(alert_digest_items.c.id.in_(ids)).values(digest_id=digest_id)
+    )
+    return int(digest_id), len(ids)
+
+
+# --- the API's read model ----------------------------------------------------------------------------
+
+
+async def account_history(conn: AsyncConnection, account_id: str, limit: int) -> list[Row]:
+    alert_rows = (
+        (
+            await conn.execute(
+                select(alerts)
+                .where(alerts.c.account_id == account_id)
+                .order_by(alerts.c.id.desc())
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return await _with_children(conn, [dict(r) for r in alert_rows])
+
+
+async def alert_detail(conn: AsyncConnection, alert_id: int) -> Row | None:
+    rows = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().all()
+    found = await _with_children(conn, [dict(r) for r in rows])
+    return found[0] if found else None
+
+
+async def _with_children(conn: AsyncConnection, alert_rows: list[Row]) -> list[Row]:
     ids = [r["id"] for r in alert_rows]
-    deliveries: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    children: dict[str, dict[int, list[Row]]] = {
+        "deliveries": {},
+        "signals": {},
+        "actions": {},
+        "feedback": {},
+    }
     if ids:
-        delivery_rows = (await conn.execute(
-            select(alert_deliveries)
-            .where(alert_deliveries.c.alert_id.in_(ids))
-            .order_by(alert_deliveries.c.id)
-        )).mappings().all()
-        for d in delivery_rows:
-            deliveries[d["alert_id"]].append(dict(d))
-    return [{**dict(r), "deliveries": deliveries[r["id"]]} for r in alert_rows]
+        for name, table, order in (
+            ("deliveries", alert_deliveries, alert_deliveries.c.id),
+            ("signals", alert_signals, alert_signals.c.id),
+            ("actions", alert_actions, alert_actions.c.id),
+            ("feedback", alert_feedback, alert_feedback.c.at),
+        ):
+            rows = (
+                (await conn.execute(select(table).where(table.c.alert_id.in_(ids)).order_by(order)))
+                .mappings()
+                .all()
+            )
+            for row in rows:
+                children[name].setdefault(row["alert_id"], []).append(dict(row))
+    return [
+        {**r, **{name: by_alert.get(r["id"], []) for name, by_alert in children.items()}} for r in alert_rows
+    ]
 
 
-def _seconds(seconds: float) -> Any:
-    return literal(timedelta(seconds=seconds), Interval())
+# --- the link secret -----------------------------------------------------------------------------------
+
+
+async def link_secret(session: AsyncSession) -> str:
+    """The secret signing action links when none is configured: made once, shared by every instance."""
+    await session.execute(
+        insert(alert_link_secret)
+        .values(id=1, secret=secrets.token_urlsafe(48))
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return str(
+        (
+            await session.execute(select(alert_link_secret.c.secret).where(alert_link_secret.c.id == 1))
+        ).scalar_one()
+    )

@@ -29,19 +29,27 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from deploy.local.processes import free_port
 
-SlackAnswer = Literal["ok", "invalid_payload", "server_error", "rate_limited"]
+SlackAnswer = Literal["ok", "invalid_payload", "channel_not_found", "server_error", "rate_limited"]
 
-# What Slack's incoming webhooks answer, per the Slack docs.
-_SLACK_ANSWERS: dict[str, tuple[int, str, dict[str, str]]] = {
+# What Slack answers, per the Slack docs: incoming webhooks in the status and a text body,
+# the Web API with HTTP 200 and {"ok": false, "error": ...} except for 429 and 5xx.
+_WEBHOOK_ANSWERS: dict[str, tuple[int, str, dict[str, str]]] = {
     "ok": (200, "ok", {}),
     "invalid_payload": (400, "invalid_payload", {}),
+    "channel_not_found": (404, "channel_not_found", {}),
     "server_error": (500, "rollup_error", {}),
     "rate_limited": (429, "rate_limited", {"Retry-After": "1"}),
+}
+_API_ERRORS: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {
+    "invalid_payload": (200, {"ok": False, "error": "invalid_blocks"}, {}),
+    "channel_not_found": (200, {"ok": False, "error": "channel_not_found"}, {}),
+    "server_error": (500, {"ok": False, "error": "internal_error"}, {}),
+    "rate_limited": (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}),
 }
 
 
@@ -59,6 +67,8 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what:
 
 @dataclass(frozen=True)
 class SlackPost:
+    """One request to an incoming webhook, whatever was answered."""
+
     body: dict[str, Any]
     status: int
     at: float  # time.monotonic() when received
@@ -66,6 +76,24 @@ class SlackPost:
     @property
     def accepted(self) -> bool:
         return self.status == 200
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message that landed in a channel (webhook or Web API), as Slack would keep it."""
+
+    channel: str  # channel id
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any] | None
+    thread_ts: str | None
+    broadcast: bool
+    at: float
+
+    @property
+    def delivery_key(self) -> str | None:
+        return ((self.metadata or {}).get("event_payload") or {}).get("delivery_key")
 
 
 class _QuietServer(uvicorn.Server):
@@ -76,26 +104,76 @@ class _QuietServer(uvicorn.Server):
 
 
 class SlackReceiver:
-    """A Slack-like incoming webhook at `url`; answers `ok` unless told otherwise."""
+    """A Slack stand-in: incoming webhooks at `url`, and the Web API methods Churnwatch uses
+    (chat.postMessage, conversations.history/replies/open) at `api_url`, with bot `token`.
+
+    `answer()` scripts the next answers; `hold()` makes the next message wait (before or after
+    it lands in the channel) until `release()`, for crash tests.
+    """
+
+    token = "xoxb-churnwatch-test"
 
     def __init__(self) -> None:
         self.port = free_port()
         self.posts: list[SlackPost] = []
+        self.messages: list[SlackMessage] = []
+        self.api_calls: list[tuple[str, dict[str, Any]]] = []
         self._script: deque[SlackAnswer] = deque()
-        app = Starlette(routes=[Route("/services/{rest:path}", self._receive, methods=["POST"])])
-        self._server = _QuietServer(uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, lifespan="off", access_log=False,
-            log_level="warning",
-        ))
+        self._channels: dict[str, str] = {}  # name -> id
+        self._hold: Literal["before", "after"] | None = None
+        self.holding = asyncio.Event()
+        self._release = asyncio.Event()
+        self._ts = 0
+        app = Starlette(
+            routes=[
+                Route("/services/{rest:path}", self._webhook, methods=["POST"]),
+                Route("/api/{method}", self._api, methods=["POST", "GET"]),
+            ]
+        )
+        self._server = _QuietServer(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                lifespan="off",
+                access_log=False,
+                log_level="warning",
+            )
+        )
         self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/services/T000/B000/test"
 
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
     def answer(self, answer: SlackAnswer, times: int = 1) -> None:
-        """Answer the next `times` requests with `answer` (then `ok` again)."""
+        """Answer the next `times` message requests with `answer` (then `ok` again)."""
         self._script.extend([answer] * times)
+
+    def hold(self, when: Literal["before", "after"]) -> None:
+        """Hold the next message request: `before` it lands (then drop it), or `after` it
+        landed in the channel (then answer ok), until `release()`."""
+        self._hold = when
+        self.holding.clear()
+        self._release.clear()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def channel_id(self, name: str) -> str:
+        if name.startswith(("C", "G", "D")) and name.isupper():
+            return name
+        if name.startswith(("U", "W")) and name.isupper():
+            return f"D{name}"
+        return self._channels.setdefault(name, f"C{len(self._channels) + 1:08d}")
+
+    def in_channel(self, name: str) -> list[SlackMessage]:
+        wanted = self.channel_id(name)
+        return [m for m in self.messages if m.channel == wanted]
 
     @property
     def accepted(self) -> list[SlackPost]:
@@ -105,22 +183,141 @@ class SlackReceiver:
         await wait_until(lambda: len(self.accepted) >= count, timeout, f"{count} accepted Slack posts")
         return self.accepted
 
-    async def _receive(self, request: Request) -> PlainTextResponse:
+    async def wait_for_messages(self, count: int, timeout: float = 20.0) -> list[SlackMessage]:
+        await wait_until(lambda: len(self.messages) >= count, timeout, f"{count} Slack messages")
+        return self.messages
+
+    async def _held(self, land: Callable[[], None]) -> bool:
+        """Returns False when the message must be dropped (held before it landed)."""
+        when, self._hold = self._hold, None
+        if when is None:
+            land()
+            return True
+        if when == "after":
+            land()
+        self.holding.set()
+        await self._release.wait()
+        return when == "after"
+
+    async def _webhook(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
-        status, text, headers = _SLACK_ANSWERS[self._script.popleft() if self._script else "ok"]
-        self.posts.append(SlackPost(body=body, status=status, at=time.monotonic()))
+        answer = self._script.popleft() if self._script else "ok"
+        status, text, headers = _WEBHOOK_ANSWERS[answer]
+        at = time.monotonic()
+
+        def land() -> None:
+            self.posts.append(SlackPost(body=body, status=status, at=at))
+            if status == 200:
+                self._store(self.channel_id(body.get("channel") or "#webhook"), body, None, False, at)
+
+        if not await self._held(land):
+            return PlainTextResponse("rollup_error", status_code=500)
         return PlainTextResponse(text, status_code=status, headers=headers)
+
+    def _store(
+        self, channel: str, body: dict[str, Any], thread_ts: str | None, broadcast: bool, at: float
+    ) -> SlackMessage:
+        # Slack's ts is wall-clock seconds with microseconds, unique per channel.
+        self._ts = max(self._ts + 1, int(time.time() * 1_000_000))
+        message = SlackMessage(
+            channel=channel,
+            ts=f"{self._ts / 1_000_000:.6f}",
+            text=str(body.get("text", "")),
+            blocks=list(body.get("blocks") or []),
+            metadata=body.get("metadata"),
+            thread_ts=thread_ts,
+            broadcast=broadcast,
+            at=at,
+        )
+        self.messages.append(message)
+        return message
+
+    async def _api(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return JSONResponse({"ok": False, "error": "not_authed"})
+        raw = await request.body()
+        params: dict[str, Any] = orjson.loads(raw) if raw else dict(request.query_params)
+        self.api_calls.append((method, params))
+        if method == "chat.postMessage":
+            return await self._post_message(params)
+        if method == "conversations.list":
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "channels": [
+                        {"id": channel_id, "name": name.removeprefix("#")}
+                        for name, channel_id in self._channels.items()
+                    ],
+                    "response_metadata": {"next_cursor": ""},
+                }
+            )
+        if method == "conversations.open":
+            return JSONResponse({"ok": True, "channel": {"id": self.channel_id(params["users"])}})
+        if method in ("conversations.history", "conversations.replies"):
+            channel = params.get("channel", "")
+            if not channel.startswith(("C", "G", "D")):
+                return JSONResponse({"ok": False, "error": "channel_not_found"})
+            oldest = float(params.get("oldest") or 0)
+            found = [m for m in self.messages if m.channel == channel and float(m.ts) > oldest]
+            if method == "conversations.replies":
+                found = [m for m in found if m.ts == params.get("ts") or m.thread_ts == params.get("ts")]
+            else:
+                found = [m for m in found if m.thread_ts is None or m.broadcast]
+            with_meta = bool(params.get("include_all_metadata"))
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "has_more": False,
+                    "messages": [
+                        {
+                            "type": "message",
+                            "ts": m.ts,
+                            "text": m.text,
+                            "thread_ts": m.thread_ts,
+                            **({"metadata": m.metadata} if with_meta and m.metadata else {}),
+                        }
+                        for m in reversed(found)
+                    ],
+                }
+            )
+        return JSONResponse({"ok": False, "error": "unknown_method"})
+
+    async def _post_message(self, params: dict[str, Any]) -> Response:
+        answer = self._script.popleft() if self._script else "ok"
+        at = time.monotonic()
+        if answer != "ok":
+            status, body, headers = _API_ERRORS[answer]
+            # Recorded as not accepted (an API error is HTTP 200 with "ok": false).
+            self.posts.append(SlackPost(body=params, status=status if status != 200 else 400, at=at))
+            return JSONResponse(body, status_code=status, headers=headers)
+        channel = self.channel_id(str(params.get("channel", "")))
+        landed: list[SlackMessage] = []
+
+        def land() -> None:
+            self.posts.append(SlackPost(body=params, status=200, at=at))
+            landed.append(
+                self._store(channel, params, params.get("thread_ts"), bool(params.get("reply_broadcast")), at)
+            )
+
+        if not await self._held(land):
+            return JSONResponse({"ok": False, "error": "internal_error"}, status_code=500)
+        return JSONResponse({"ok": True, "channel": channel, "ts": landed[0].ts})
 
     async def start(self) -> SlackReceiver:
         self._task = asyncio.create_task(self._server.serve(), name="slack-receiver")
-        await wait_until(lambda: self._server.started or self._task is None or self._task.done(),
-                         10.0, "the Slack receiver to start")
+        await wait_until(
+            lambda: self._server.started or self._task is None or self._task.done(),
+            10.0,
+            "the Slack receiver to start",
+        )
         if self._task.done():
             self._task.result()  # raises why it did not start
         return self
 
     async def stop(self) -> None:
         if self._task is not None:
+            self.release()
             self._server.should_exit = True
             await self._task
             self._task = None
@@ -161,13 +358,23 @@ class _SmtpHandler:
     rejections: deque[int] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    hold_next: bool = False
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self.lock:
             code = self.rejections.popleft() if self.rejections else None
-            self.received.append(ReceivedEmail(envelope.mail_from, list(envelope.rcpt_tos), message,
-                                               accepted=code is None))
+            self.received.append(
+                ReceivedEmail(envelope.mail_from, list(envelope.rcpt_tos), message, accepted=code is None)
+            )
+        if self.hold_next:
+            # Like an MTA that queued the message (above) and then stalls before its 250 reply.
+            self.hold_next = False
+            self.holding.set()
+            await asyncio.to_thread(self.release.wait)
         if code is not None:
             return f"{code} rejected by the test SMTP receiver"
         return "250 Message accepted for delivery"
@@ -181,6 +388,19 @@ class SmtpReceiver:
         self._handler = _SmtpHandler()
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
         self._started = False
+
+    def hold(self) -> None:
+        """Keep the next message (it counts as received) but stall before answering, until `release()`."""
+        self._handler.holding.clear()
+        self._handler.release.clear()
+        self._handler.hold_next = True
+
+    def release(self) -> None:
+        self._handler.release.set()
+
+    @property
+    def holding(self) -> bool:
+        return self._handler.holding.is_set()
 
     def reject(self, code: int = 550, times: int = 1) -> None:
         """Refuse the next `times` messages at DATA with `code`."""
@@ -207,6 +427,7 @@ class SmtpReceiver:
 
     async def stop(self) -> None:
         if self._started:
+            self.release()
             await asyncio.to_thread(self._controller.stop)
             self._started = False
 

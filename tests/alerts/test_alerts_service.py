@@ -29,19 +29,44 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def group_event(account_id: str, traits: dict[str, Any], at: datetime = T0) -> Envelope:
-    return Envelope(event_id=f"g-{uuid.uuid4()}", type=EventType.GROUP, account_id=account_id,
-                    user_id="u1", occurred_at=at, received_at=utcnow(), source="test",
-                    payload=TraitsPayload(traits=traits, group_id=account_id).model_dump(mode="json"))
+    return Envelope(
+        event_id=f"g-{uuid.uuid4()}",
+        type=EventType.GROUP,
+        account_id=account_id,
+        user_id="u1",
+        occurred_at=at,
+        received_at=utcnow(),
+        source="test",
+        payload=TraitsPayload(traits=traits, group_id=account_id).model_dump(mode="json"),
+    )
 
 
-def risk_signal(account_id: str, dedupe_key: str, summary: str, *, event_id: str | None = None,
-                evidence: dict[str, Any] | None = None, at: datetime = T0) -> Envelope:
-    signal = RiskSignalPayload(signal_type=dedupe_key.split(":")[1], severity=Severity.HIGH,
-                               dedupe_key=dedupe_key, summary=summary, score=38.0,
-                               evidence=evidence or {})
-    return Envelope(event_id=event_id or f"s-{uuid.uuid4()}", type=EventType.RISK_SIGNAL,
-                    account_id=account_id, occurred_at=at, received_at=utcnow(), source="scoring",
-                    payload=signal.model_dump(mode="json"))
+def risk_signal(
+    account_id: str,
+    dedupe_key: str,
+    summary: str,
+    *,
+    event_id: str | None = None,
+    evidence: dict[str, Any] | None = None,
+    at: datetime = T0,
+) -> Envelope:
+    signal = RiskSignalPayload(
+        signal_type=dedupe_key.split(":")[1],
+        severity=Severity.HIGH,
+        dedupe_key=dedupe_key,
+        summary=summary,
+        score=38.0,
+        evidence=evidence or {},
+    )
+    return Envelope(
+        event_id=event_id or f"s-{uuid.uuid4()}",
+        type=EventType.RISK_SIGNAL,
+        account_id=account_id,
+        occurred_at=at,
+        received_at=utcnow(),
+        source="scoring",
+        payload=signal.model_dump(mode="json"),
+    )
 
 
 @asynccontextmanager
@@ -70,7 +95,9 @@ async def alerts_of(client: httpx.AsyncClient, account_id: str) -> list[dict[str
 
 
 async def wait_for_deliveries(
-    client: httpx.AsyncClient, account_id: str, done: Callable[[list[dict[str, Any]]], bool],
+    client: httpx.AsyncClient,
+    account_id: str,
+    done: Callable[[list[dict[str, Any]]], bool],
     timeout: float = 20.0,
 ) -> list[dict[str, Any]]:
     """Poll the alerts API until `done(alerts)` holds."""
@@ -87,30 +114,41 @@ async def wait_for_deliveries(
 def all_sent(expected_alerts: int) -> Callable[[list[dict[str, Any]]], bool]:
     def done(alerts: list[dict[str, Any]]) -> bool:
         return len(alerts) == expected_alerts and all(
-            d["status"] == "sent" for a in alerts for d in a["deliveries"])
+            d["status"] == "sent" for a in alerts for d in a["deliveries"]
+        )
+
     return done
 
 
 async def test_one_notification_per_dedupe_key_across_duplicates_and_restarts(
     infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver
 ) -> None:
-    settings = infra.fresh_settings(slack_webhook_url=slack.url, smtp_port=smtp.port,
-                                    public_url="http://churnwatch.test")
-    detractor = risk_signal("acme", "acme:nps_detractor:r1", "NPS detractor (score 3)",
-                            evidence={"detractor_comment": "Reports are too slow since the update"})
+    settings = infra.fresh_settings(
+        slack_webhook_url=slack.url, smtp_port=smtp.port, public_url="http://churnwatch.test"
+    )
+    detractor = risk_signal(
+        "acme",
+        "acme:nps_detractor:r1",
+        "NPS detractor (score 3)",
+        evidence={"detractor_comment": "Reports are too slow since the update"},
+    )
     async with publishing(settings) as publisher:
-        await publisher.publish([
-            group_event("acme", {"name": "Acme Corp", "csm_email": "csm@acme.test",
-                                 "csm_slack_channel": "#cs-acme"}),
-            detractor,
-        ])
+        await publisher.publish(
+            [
+                group_event(
+                    "acme",
+                    {"name": "Acme Corp", "csm_email": "csm@acme.test", "csm_slack_channel": "#cs-acme"},
+                ),
+                detractor,
+            ]
+        )
 
         async with running_alerts(settings) as client:
             [post] = await slack.wait_for_accepted(1)
             [mail] = await smtp.wait_for_accepted(1)
             assert "Acme Corp" in post.body["text"] and "NPS detractor" in post.body["text"]
             assert post.body["channel"] == "#cs-acme"
-            assert "http://churnwatch.test/v1/accounts/acme/health" in post.body["text"]
+            assert "http://churnwatch.test/v1/accounts/acme/health" in str(post.body["blocks"])
             assert any("Reports are too slow" in str(b) for b in post.body["blocks"])
             assert mail.rcpt_tos == ["csm@acme.test"]
             assert mail.subject == "[Churnwatch] Acme Corp: NPS detractor (score 3)"
@@ -120,9 +158,10 @@ async def test_one_notification_per_dedupe_key_across_duplicates_and_restarts(
             [alert] = await wait_for_deliveries(client, "acme", all_sent(1))
             assert alert["dedupe_key"] == "acme:nps_detractor:r1"
             assert alert["signal_event_id"] == detractor.event_id
-            assert sorted((d["channel"], d["recipient"], d["attempts"], d["last_status_code"])
-                          for d in alert["deliveries"]) == [
-                ("email", "csm@acme.test", 1, 250), ("slack", "#cs-acme", 1, 200)]
+            assert sorted(
+                (d["channel"], d["recipient"], d["attempts"], d["last_status_code"])
+                for d in alert["deliveries"]
+            ) == [("email", "csm@acme.test", 1, 250), ("slack", "#cs-acme", 1, 200)]
             assert all(d["sent_at"] for d in alert["deliveries"])
 
             # The same signal again: redelivered as is, and re-emitted under a new event id.
@@ -144,10 +183,12 @@ async def test_one_notification_per_dedupe_key_across_duplicates_and_restarts(
 
         # A restart on the same database and topics sends nothing again...
         async with running_alerts(settings) as client:
-            await publisher.publish([
-                risk_signal("acme", "acme:nps_detractor:r1", "NPS detractor (score 3)"),
-                risk_signal("acme", "acme:champion_left:c1", "Champion left"),
-            ])
+            await publisher.publish(
+                [
+                    risk_signal("acme", "acme:nps_detractor:r1", "NPS detractor (score 3)"),
+                    risk_signal("acme", "acme:champion_left:c1", "Champion left"),
+                ]
+            )
             # ...only the one new signal.
             await slack.wait_for_accepted(3)
             await smtp.wait_for_accepted(3)
@@ -162,8 +203,9 @@ async def test_one_notification_per_dedupe_key_across_duplicates_and_restarts(
 async def test_retries_honour_retry_after_and_permanent_errors_are_not_retried(
     infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver
 ) -> None:
-    settings = infra.fresh_settings(slack_webhook_url=slack.url, smtp_port=smtp.port,
-                                    alert_default_email="cs-team@example.com")
+    settings = infra.fresh_settings(
+        slack_webhook_url=slack.url, smtp_port=smtp.port, alert_default_email="cs-team@example.com"
+    )
     async with publishing(settings) as publisher, running_alerts(settings) as client:
         # 429 with Retry-After: 1, then ok: delivered exactly once, after the wait.
         slack.answer("rate_limited", times=1)
@@ -188,16 +230,21 @@ async def test_retries_honour_retry_after_and_permanent_errors_are_not_retried(
 
         alerts = await wait_for_deliveries(client, "globex", bad_one_failed)
         failed = {d["channel"]: d for d in alerts[0]["deliveries"]}
-        assert (failed["slack"]["attempts"], failed["slack"]["last_status_code"],
-                failed["slack"]["last_response"]) == (1, 400, "invalid_payload")
+        assert (
+            failed["slack"]["attempts"],
+            failed["slack"]["last_status_code"],
+            failed["slack"]["last_response"],
+        ) == (1, 400, "invalid_payload")
         assert (failed["email"]["attempts"], failed["email"]["last_status_code"]) == (1, 550)
         assert failed["slack"]["sent_at"] is None
 
         # A later alert still goes out, and the failed one was never tried again.
         await publisher.publish([risk_signal("globex", "globex:renewal_risk:q1", "Renewal in 60 days")])
         await wait_for_deliveries(
-            client, "globex",
-            lambda alerts: len(alerts) == 3 and all(d["status"] == "sent" for d in alerts[0]["deliveries"]))
+            client,
+            "globex",
+            lambda alerts: len(alerts) == 3 and all(d["status"] == "sent" for d in alerts[0]["deliveries"]),
+        )
         assert [p.status for p in slack.posts] == [429, 200, 400, 200]
         assert [m.accepted for m in smtp.received] == [True, False, True]
         assert sum("Payment failed" in p.body["text"] for p in slack.posts) == 1
@@ -210,15 +257,23 @@ async def test_retries_honour_retry_after_and_permanent_errors_are_not_retried(
 
 async def test_unroutable_alert_is_kept_and_a_malformed_signal_dead_lettered(infra: Infra) -> None:
     settings = infra.fresh_settings(slack_webhook_url=None, alert_default_email=None)
-    malformed = Envelope(event_id="bad-1", type=EventType.RISK_SIGNAL, account_id="initech",
-                         occurred_at=T0, received_at=utcnow(), source="scoring",
-                         payload={"signal_type": "usage_drop"})  # no severity, key or summary
+    malformed = Envelope(
+        event_id="bad-1",
+        type=EventType.RISK_SIGNAL,
+        account_id="initech",
+        occurred_at=T0,
+        received_at=utcnow(),
+        source="scoring",
+        payload={"signal_type": "usage_drop"},
+    )  # no severity, key or summary
     async with publishing(settings) as publisher, running_alerts(settings) as client:
-        await publisher.publish([
-            malformed,
-            group_event("initech", {"name": "Initech"}),
-            risk_signal("initech", "initech:usage_drop:w2", "Usage fell 40%"),
-        ])
+        await publisher.publish(
+            [
+                malformed,
+                group_event("initech", {"name": "Initech"}),
+                risk_signal("initech", "initech:usage_drop:w2", "Usage fell 40%"),
+            ]
+        )
         [alert] = await wait_for_deliveries(client, "initech", lambda alerts: len(alerts) == 1)
         assert alert["deliveries"] == []
         metrics = (await client.get("/metrics")).text
@@ -239,6 +294,7 @@ async def test_api_validates_its_query(settings: Settings) -> None:
 
 async def test_ready_once_consuming(settings: Settings) -> None:
     async with running_alerts(settings) as client:
+
         async def ready() -> bool:
             return (await client.get("/readyz")).status_code == 200
 
@@ -247,7 +303,6 @@ async def test_ready_once_consuming(settings: Settings) -> None:
             assert time.monotonic() < deadline, (await client.get("/readyz")).text
             await asyncio.sleep(0.1)
         assert (await client.get("/readyz")).json()["checks"] == {"database": True, "kafka": True}
-
 
 
 async def test_runs_as_a_process_and_stops_gracefully(

@@ -1,9 +1,10 @@
-"""The outbox dispatcher against a real PostgreSQL: leases, fencing, SKIP LOCKED, giving up."""
+"""The outbox dispatcher against a real PostgreSQL: leases, fencing, SKIP LOCKED, giving up,
+in-doubt attempts, pacing and cancellation. Time is a manual clock."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,11 +12,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts import store
+from services.alerts.config import RoutingConfig
 from services.alerts.dispatcher import Dispatcher
-from services.alerts.routing import Channel, Target
+from services.alerts.links import LinkSigner
+from services.alerts.outbox import NewDelivery, Purpose
 from shared.db import create_engine, migrate, session_factory
 from shared.events import RiskSignalPayload, Severity
 from shared.settings import Settings
+from tests.alerts.clock import ManualClock
 from tests.alerts.receivers import SlackReceiver
 from tests.support.infra import Infra
 
@@ -23,132 +27,267 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def slack_settings(infra: Infra, slack: SlackReceiver) -> Settings:
-    settings = infra.fresh_settings(slack_webhook_url=slack.url, delivery_max_attempts=3)
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+async def make(
+    settings: Settings, clock: ManualClock
+) -> tuple[Dispatcher, async_sessionmaker[AsyncSession], Any]:
     await migrate(settings)
-    return settings
+    engine = create_engine(settings)
+    sessions = session_factory(engine)
+    links = LinkSigner("http://alerts.test", timedelta(days=14))
+    links.configure("a-test-secret-long-enough-for-hs256-0123456789")
+    dispatcher = Dispatcher(settings, sessions, RoutingConfig(), clock, links)
+    await dispatcher.start()
+    return dispatcher, sessions, engine
 
 
 @pytest.fixture
-async def sessions(slack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(slack_settings)
-    yield session_factory(engine)
+async def webhook(
+    infra: Infra, slack: SlackReceiver, clock: ManualClock
+) -> AsyncIterator[tuple[Dispatcher, async_sessionmaker[AsyncSession]]]:
+    settings = infra.fresh_settings(
+        slack_webhook_url=slack.url, delivery_max_attempts=3, slack_min_interval_seconds=0
+    )
+    dispatcher, sessions, engine = await make(settings, clock)
+    yield dispatcher, sessions
+    await dispatcher.close()
     await engine.dispose()
 
 
 @pytest.fixture
-async def dispatcher(
-    slack_settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Dispatcher]:
-    dispatcher = Dispatcher(slack_settings, sessions)
-    await dispatcher.start()
-    yield dispatcher
+async def web_api(
+    infra: Infra, slack: SlackReceiver, clock: ManualClock
+) -> AsyncIterator[tuple[Dispatcher, async_sessionmaker[AsyncSession]]]:
+    settings = infra.fresh_settings(
+        slack_bot_token=slack.token,
+        slack_api_url=slack.api_url,
+        delivery_max_attempts=3,
+        slack_min_interval_seconds=1,
+    )
+    dispatcher, sessions, engine = await make(settings, clock)
+    yield dispatcher, sessions
     await dispatcher.close()
+    await engine.dispose()
 
 
-async def queue_slack_alerts(sessions: async_sessionmaker[AsyncSession], count: int) -> list[int]:
+async def queue(sessions: async_sessionmaker[AsyncSession], count: int, channel: str = "#cs") -> list[int]:
     """Alerts with one pending Slack delivery each, as the consumer would write them."""
     async with sessions() as session, session.begin():
-        created = await store.insert_new_alerts(session, [
-            store.NewAlert(
-                dedupe_key=f"acme:usage_drop:{i}", account_id="acme", signal_type="usage_drop",
-                severity="high", summary=f"Usage fell ({i})", signal_event_id=f"e{i}",
-                signal=RiskSignalPayload(signal_type="usage_drop", severity=Severity.HIGH,
-                                         dedupe_key=f"acme:usage_drop:{i}",
-                                         summary=f"Usage fell ({i})").model_dump(mode="json"),
-                occurred_at=T0,
-            ) for i in range(count)
-        ])
-        await store.insert_deliveries(session, [(a, Target(Channel.SLACK, "#cs")) for a in created.values()])
+        for i in range(count):
+            signal = RiskSignalPayload(
+                signal_type="usage_decline",
+                severity=Severity.HIGH,
+                dedupe_key=f"acme:usage:{i}",
+                summary=f"Usage fell ({i})",
+            )
+            alert_id = await store.insert_alert(
+                session,
+                {
+                    "dedupe_key": signal.dedupe_key,
+                    "account_id": f"acme-{i}",
+                    "signal_type": "usage_decline",
+                    "kind": "risk",
+                    "severity": "high",
+                    "summary": signal.summary,
+                    "signal_event_id": f"e{i}",
+                    "signal": signal.model_dump(mode="json"),
+                    "occurred_at": T0,
+                    "created_at": T0,
+                    "state": "open",
+                    "occurrences": 1,
+                    "last_signal_at": T0,
+                    "opened_at": T0,
+                    "reopened_count": 0,
+                },
+            )
+            await store.insert_deliveries(
+                session,
+                [
+                    NewDelivery(
+                        f"alert:{alert_id}:alert:1:slack:{channel}",
+                        Purpose.ALERT,
+                        "slack",
+                        channel,
+                        T0,
+                        T0,
+                        alert_id=alert_id,
+                    )
+                ],
+            )
     async with sessions() as session:
-        return list((await session.execute(
-            select(store.alert_deliveries.c.id).order_by(store.alert_deliveries.c.id))).scalars())
+        return list((await session.execute(select(store.alert_deliveries.c.id).order_by("id"))).scalars())
 
 
 async def set_delivery(sessions: async_sessionmaker[AsyncSession], delivery_id: int, **values: Any) -> None:
     async with sessions() as session, session.begin():
-        await session.execute(update(store.alert_deliveries)
-                              .where(store.alert_deliveries.c.id == delivery_id).values(**values))
+        await session.execute(
+            update(store.alert_deliveries).where(store.alert_deliveries.c.id == delivery_id).values(**values)
+        )
 
 
 async def delivery(sessions: async_sessionmaker[AsyncSession], delivery_id: int) -> dict[str, Any]:
     async with sessions() as session:
-        row = (await session.execute(select(store.alert_deliveries)
-                                     .where(store.alert_deliveries.c.id == delivery_id))).mappings().one()
+        row = (
+            (
+                await session.execute(
+                    select(store.alert_deliveries).where(store.alert_deliveries.c.id == delivery_id)
+                )
+            )
+            .mappings()
+            .one()
+        )
         return dict(row)
 
 
 async def test_delivery_stuck_sending_is_reclaimed_after_its_lease(
-    sessions: async_sessionmaker[AsyncSession], dispatcher: Dispatcher, slack: SlackReceiver
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver
 ) -> None:
-    [stuck, in_flight] = await queue_slack_alerts(sessions, 2)
-    # A crashed process left `stuck` mid-send with an expired lease; `in_flight` is another
-    # process's, still leased.
-    await set_delivery(sessions, stuck, status="sending", attempts=1,
-                       next_attempt_at=datetime(2020, 1, 1, tzinfo=UTC))
-    await set_delivery(sessions, in_flight, status="sending", attempts=1,
-                       next_attempt_at=datetime(2999, 1, 1, tzinfo=UTC))
+    dispatcher, sessions = webhook
+    [stuck, in_flight, never_started] = await queue(sessions, 3)
+    # A crashed process left `stuck` mid-send (started) and `never_started` claimed only; both
+    # leases ran out. `in_flight` is another process's, still leased.
+    await set_delivery(sessions, stuck, status="sending", attempts=1, send_started_at=T0, next_attempt_at=T0)
+    await set_delivery(sessions, never_started, status="sending", attempts=1, next_attempt_at=T0)
+    await set_delivery(
+        sessions, in_flight, status="sending", attempts=1, next_attempt_at=T0 + timedelta(hours=1)
+    )
 
-    assert await dispatcher.run_once() == 1
-    assert [p.body["text"].split(" — ")[0] for p in slack.posts] == ["acme: Usage fell (0)"]
-    row = await delivery(sessions, stuck)
-    assert (row["status"], row["attempts"], row["last_status_code"]) == ("sent", 2, 200)
+    assert await dispatcher.run_once() == 2
+    texts = sorted(p.body["text"] for p in slack.posts)
+    # Only the one whose previous attempt had started is sent as a possible repeat.
+    assert texts[0].startswith("acme-0: Usage fell (0)") and "may already have seen" in texts[0]
+    assert texts[1] == "acme-2: Usage fell (2)"
+    for row in (await delivery(sessions, stuck), await delivery(sessions, never_started)):
+        assert (row["status"], row["attempts"], row["last_status_code"]) == ("sent", 2, 200)
     assert (await delivery(sessions, in_flight))["status"] == "sending"  # not touched
 
 
 async def test_a_late_result_cannot_overwrite_a_newer_claim(
-    sessions: async_sessionmaker[AsyncSession],
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], clock: ManualClock
 ) -> None:
-    [only] = await queue_slack_alerts(sessions, 1)
-    async with sessions() as session, session.begin():
-        [first] = await store.claim_due(session, limit=5, lease_seconds=0.0, max_attempts=3)
-    async with sessions() as session, session.begin():  # the lease (0 s) has run out
-        [second] = await store.claim_due(session, limit=5, lease_seconds=60.0, max_attempts=3)
+    dispatcher, sessions = webhook
+    [only] = await queue(sessions, 1)
+    [first] = await dispatcher.claim(5)
+    clock.advance(seconds=61)  # the first claim's lease (60 s) runs out
+    [second] = await dispatcher.claim(5)
     assert (first.id, first.attempts, second.id, second.attempts) == (only, 1, only, 2)
-
     async with sessions() as session, session.begin():
-        assert await store.complete_delivery(session, first, status="failed", status_code=400,
-                                             response="stale") is None
-        assert await store.complete_delivery(session, second, status="sent", status_code=200,
-                                             response="ok") is not None
-    row = await delivery(sessions, only)
-    assert (row["status"], row["last_response"]) == ("sent", "ok")
+        assert not await store.complete_delivery(session, only, first.attempts, status="failed")
+        assert await store.complete_delivery(
+            session, only, second.attempts, status="sent", last_response="ok"
+        )
+    assert (await delivery(sessions, only))["status"] == "sent"
 
 
-async def test_concurrent_claims_take_disjoint_rows(sessions: async_sessionmaker[AsyncSession]) -> None:
-    ids = await queue_slack_alerts(sessions, 3)
+async def test_concurrent_claims_take_disjoint_rows(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]],
+) -> None:
+    _, sessions = webhook
+    ids = await queue(sessions, 3)
     async with sessions() as one, one.begin():
-        first = await store.claim_due(one, limit=2, lease_seconds=60, max_attempts=3)
+        first = await store.due_deliveries(one, now=T0, limit=2, max_attempts=3)
         # `one` still holds its row locks: a second dispatcher skips them instead of waiting.
         async with sessions() as two, two.begin():
-            second = await store.claim_due(two, limit=2, lease_seconds=60, max_attempts=3)
-    assert sorted(d.id for d in first + second) == ids
-    assert not {d.id for d in first} & {d.id for d in second}
+            second = await store.due_deliveries(two, now=T0, limit=2, max_attempts=3)
+    assert sorted(d["id"] for d in first + second) == ids
 
 
 async def test_last_attempt_lost_in_a_crash_is_failed_not_resent(
-    sessions: async_sessionmaker[AsyncSession], dispatcher: Dispatcher, slack: SlackReceiver
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver
 ) -> None:
-    [exhausted] = await queue_slack_alerts(sessions, 1)
-    await set_delivery(sessions, exhausted, status="sending", attempts=3,
-                       next_attempt_at=datetime(2020, 1, 1, tzinfo=UTC))
+    dispatcher, sessions = webhook
+    [exhausted] = await queue(sessions, 1)
+    await set_delivery(sessions, exhausted, status="sending", attempts=3, next_attempt_at=T0)
     assert await dispatcher.run_once() == 0
     row = await delivery(sessions, exhausted)
-    assert row["status"] == "failed"
-    assert "outcome is unknown" in row["last_response"]
+    assert row["status"] == "failed" and "outcome is unknown" in row["last_response"]
     assert slack.posts == []
 
 
-async def test_transient_errors_retry_until_max_attempts(
-    sessions: async_sessionmaker[AsyncSession], dispatcher: Dispatcher, slack: SlackReceiver
+async def test_transient_errors_retry_with_backoff_until_max_attempts(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
 ) -> None:
-    [flaky] = await queue_slack_alerts(sessions, 1)
+    dispatcher, sessions = webhook
+    [flaky] = await queue(sessions, 1)
     slack.answer("server_error", times=3)
     for attempt in (1, 2, 3):
-        await set_delivery(sessions, flaky, next_attempt_at=datetime(2020, 1, 1, tzinfo=UTC))
         assert await dispatcher.run_once() == 1
         row = await delivery(sessions, flaky)
         assert (row["attempts"], row["last_status_code"]) == (attempt, 500)
         assert row["status"] == ("pending" if attempt < 3 else "failed")
+        if attempt < 3:
+            assert await dispatcher.run_once() == 0  # not before its backoff
+            clock.set(row["next_attempt_at"])
     assert row["last_response"].startswith("gave up after 3 attempts")
     assert [p.status for p in slack.posts] == [500, 500, 500]
+
+
+async def test_permanent_failures_are_not_retried(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [gone, bad] = await queue(sessions, 2)
+    slack.answer("channel_not_found")
+    slack.answer("invalid_payload")
+    assert await dispatcher.run_once() == 2
+    clock.advance(days=1)
+    assert await dispatcher.run_once() == 0
+    rows = [await delivery(sessions, gone), await delivery(sessions, bad)]
+    assert sorted((r["status"], r["attempts"], r["last_status_code"], r["last_response"]) for r in rows) == [
+        ("failed", 1, 400, "invalid_payload"),
+        ("failed", 1, 404, "channel_not_found"),
+    ]
+
+
+async def test_in_doubt_web_api_send_is_verified_in_history_not_repeated(
+    web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver
+) -> None:
+    dispatcher, sessions = web_api
+    [landed, lost] = await queue(sessions, 2, channel="C0CSTEAM1")
+    # Two attempts that stopped after starting: one of them had reached Slack.
+    [claim, _] = await dispatcher.claim(5)
+    async with sessions() as session, session.begin():
+        for d in (landed, lost):
+            await store.mark_started(session, d, 1, T0)
+    slack._store(
+        "C0CSTEAM1",
+        {
+            "text": "x",
+            "metadata": {
+                "event_type": "churnwatch_delivery",
+                "event_payload": {"delivery_key": claim.row["delivery_key"]},
+            },
+        },
+        None,
+        False,
+        0.0,
+    )
+    for d in (landed, lost):
+        await set_delivery(sessions, d, next_attempt_at=T0)  # leases over
+    assert await dispatcher.run_once() == 2
+    first, second = await delivery(sessions, landed), await delivery(sessions, lost)
+    assert (first["status"], first["attempts"], first["external_id"]) == ("sent", 2, slack.messages[0].ts)
+    assert "not posted again" in first["last_response"]
+    assert (second["status"], second["attempts"]) == ("sent", 2)
+    assert [m.delivery_key for m in slack.in_channel("C0CSTEAM1")] == [
+        claim.row["delivery_key"],
+        second["delivery_key"],
+    ]  # each exactly once
+    assert not any("may already have seen" in m.text for m in slack.messages)
+
+
+async def test_one_channel_is_paced_and_a_burst_waits_its_turn(
+    web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], clock: ManualClock
+) -> None:
+    dispatcher, sessions = web_api
+    await queue(sessions, 8, channel="#cs-team")
+    first = await dispatcher.claim(20)
+    # One message per second per channel: only slots up to five seconds ahead are claimed now.
+    assert [(c.slot - T0).total_seconds() for c in first] == [0, 1, 2, 3, 4, 5]
+    assert await dispatcher.claim(20) == []  # the rest wait in the outbox
+    clock.advance(seconds=6)
+    later = await dispatcher.claim(20)
+    assert [(c.slot - T0).total_seconds() for c in later] == [6, 7]

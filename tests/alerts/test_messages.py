@@ -1,46 +1,67 @@
-"""Rendering alerts for Slack and email: content, Slack's limits, fallbacks and escaping."""
+# ruff: noqa: RUF001  (the typographic minus sign is what these tests check)
+"""Rendering alerts and digests for Slack and email: content, Slack's limits, fallbacks, escaping."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from services.alerts.config import RoutingConfig
 from services.alerts.messages import (
+    SLACK_BLOCK_ID_MAX,
+    SLACK_BLOCKS_MAX,
     SLACK_FIELD_MAX,
     SLACK_FIELDS_MAX,
     SLACK_HEADER_MAX,
     SLACK_SECTION_MAX,
+    ActionLinks,
     AlertView,
+    DigestAccount,
+    DigestLine,
+    account_url,
     build_email,
-    health_url,
+    change_line,
+    headline,
     message_id,
     render_email,
+    render_email_digest,
     render_slack,
+    render_slack_digest,
     top_factors,
 )
+from services.alerts.outbox import Purpose
+from services.alerts.playbook import BUILT_IN, DEFAULT, next_step
 from shared.events import Band, Factor, RiskSignalPayload, Severity
 
-PUBLIC = "https://churnwatch.example.com/"
 WHEN = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+ACCOUNT_URL = "https://crm.example.com/accounts/acme"
+LINKS = ActionLinks(
+    "https://alerts.example.com/v1/alert-links/ack",
+    "https://alerts.example.com/v1/alert-links/snooze",
+    "https://alerts.example.com/v1/alert-links/feedback",
+)
 
 
 def factor(measure: str, value: float | None, weight: float, detail: str) -> Factor:
-    return Factor(measure=measure, value=value, weight=weight,
-                  contribution=(value or 0) * weight, detail=detail)
+    return Factor(
+        measure=measure, value=value, weight=weight, contribution=(value or 0) * weight, detail=detail
+    )
 
 
-def view(**signal_overrides: Any) -> AlertView:
+def view(purpose: Purpose = Purpose.ALERT, **signal_overrides: Any) -> AlertView:
     signal: dict[str, Any] = {
-        "signal_type": "nps_detractor",
+        "signal_type": "entered_red",
         "severity": Severity.HIGH,
-        "dedupe_key": "acme:nps:r1",
-        "summary": "NPS detractor (score 3)",
-        "score": 41.6,
+        "dedupe_key": "entered_red:acme:e1",
+        "summary": "turned red: usage −45%, detractor NPS 3",
+        "score": 38.0,
+        "previous_score": 55.0,
         "band": Band.RED,
         "previous_band": Band.YELLOW,
+        "segment": "enterprise",
         "factors": [
             factor("usage", 80, 0.4, "Usage is steady against its baseline"),
             factor("nps", 0, 0.3, "Latest NPS response was a 3 (detractor)"),
@@ -48,118 +69,225 @@ def view(**signal_overrides: Any) -> AlertView:
             factor("engagement", 50, 0.1, "Last login 9 days ago"),
             factor("payments", None, 0.0, "No payment data"),
         ],
-        "evidence": {"detractor_comment": "Too slow <b>since</b> the update & buggy", "score": 3},
+        "evidence": {
+            "comment": "Too slow <b>since</b> the update & buggy",
+            "ticket_subject": "Export fails",
+            "caused_by_event_id": "e-123",
+            "response_id": "r1",
+        },
     }
     signal.update(signal_overrides)
-    return AlertView(alert_id=7, account_id="acme", account_name="Acme Corp",
-                     signal=RiskSignalPayload(**signal), occurred_at=WHEN, slack_channel="#cs-acme")
+    return AlertView(
+        alert_id=7,
+        account_id="acme",
+        account_name="Acme Corp",
+        signal=RiskSignalPayload(**signal),
+        occurred_at=WHEN,
+        account_url=ACCOUNT_URL,
+        next_step=BUILT_IN["entered_red"],
+        purpose=purpose,
+        slack_channel="#cs-acme",
+        mention="U0JANE",
+        links=LINKS,
+    )
 
 
 def all_text(blocks: list[dict[str, Any]]) -> str:
     out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                out.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(blocks)
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            out.append(text["text"])
+        out += [f["text"] for f in block.get("fields", [])]
+        out += [e["text"] for e in block.get("elements", []) if isinstance(e.get("text"), str)]
     return "\n".join(out)
 
 
-def test_top_factors_are_the_biggest_point_losses_in_plain_words() -> None:
-    details = [f.detail for f in top_factors(view().signal.factors)]
-    assert details == [
-        "Latest NPS response was a 3 (detractor)",  # lost 30 points
-        "Support tickets doubled this week",  # lost 16
-        "Usage is steady against its baseline",  # lost 8 (engagement lost 5)
-    ]
+def test_headline_reads_on_from_the_account_name() -> None:
+    assert headline(view()) == "Acme Corp turned red: usage −45%, detractor NPS 3"
+    assert headline(view(summary="NPS detractor (score 3)")) == "Acme Corp: NPS detractor (score 3)"
+    assert headline(view(Purpose.ESCALATION)).startswith("Escalated: Acme Corp turned red")
 
 
-def test_slack_message_says_which_account_what_changed_why_and_where() -> None:
-    body = render_slack(view(), PUBLIC)
-    assert body["text"].startswith("Acme Corp: NPS detractor (score 3)")
-    assert "https://churnwatch.example.com/v1/accounts/acme/health" in body["text"]
-    assert body["channel"] == "#cs-acme"
+def test_change_line_shows_score_delta_and_band() -> None:
+    assert change_line(view().signal) == "Health 38 (−17 from 55) · red, was yellow"
+    assert change_line(view(previous_score=None, previous_band=None).signal) == "Health 38 · red"
+    assert change_line(view(score=None, band=None, previous_band=None).signal) is None
+
+
+def test_top_factors_are_the_biggest_point_losses_with_data() -> None:
+    names = [f.measure for f in top_factors(view().signal.factors)]
+    assert names == ["nps", "tickets", "usage"]
+
+
+def test_slack_message_has_everything_a_csm_needs() -> None:
+    body = render_slack(view())
+    assert body["text"].startswith("<@U0JANE> Acme Corp turned red: usage −45%, detractor NPS 3")
+    assert "Health 38 (−17 from 55) · red, was yellow" in body["text"]
     blocks = body["blocks"]
-    assert blocks[0] == {"type": "header", "text": {"type": "plain_text",
-                                                    "text": "Acme Corp: NPS detractor (score 3)",
-                                                    "emoji": False}}
+    assert blocks[0] == {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "emoji": True,
+            "text": "Acme Corp turned red: usage −45%, detractor NPS 3",
+        },
+    }
     text = all_text(blocks)
-    assert "Health score 42 (red, was yellow)" in text
+    assert f"<{ACCOUNT_URL}|Acme Corp>" in text  # the account, linked
     assert "• Latest NPS response was a 3 (detractor)" in text
-    assert "Last login 9 days ago" not in text  # only the top three factors
-    assert "Too slow &lt;b&gt;since&lt;/b&gt; the update &amp; buggy" in text
-    assert "<b>" not in text
-    button = blocks[-1]["elements"][0]
-    assert button["url"] == "https://churnwatch.example.com/v1/accounts/acme/health"
+    assert "Usage is steady" in text and "Last login 9 days ago" not in text  # only the top three
+    assert "Too slow &lt;b&gt;since&lt;/b&gt; the update &amp; buggy" in text  # user text escaped
+    assert "*Ticket subject:* Export fails" in text
+    assert "e-123" not in text and "Response id" not in text  # ids are for the API, not the CSM
+    assert "*Suggested next step*\nCall your champion" in text
+    actions = next(b for b in blocks if b["type"] == "actions")
+    assert [(e["text"]["text"], e["url"]) for e in actions["elements"]] == [
+        ("Open account", ACCOUNT_URL),
+        ("Acknowledge", LINKS.acknowledge),
+        ("Snooze…", LINKS.snooze),
+        ("Not useful?", LINKS.feedback),
+    ]
+    assert len(actions["block_id"]) <= SLACK_BLOCK_ID_MAX
 
 
 def test_slack_message_stays_within_block_kit_limits() -> None:
     huge = "x" * 10_000
-    body = render_slack(view(
-        summary="a" * 500,
-        factors=[factor(f"m{i}", 0, 0.1, f"{i} " + "&" * 4_000) for i in range(20)],
-        evidence={f"k{i}": huge for i in range(30)},
-    ), PUBLIC)
-    assert body["text"]
-    assert len(body["text"]) <= 1000
+    body = render_slack(
+        view(
+            summary="a" * 500,
+            segment="s" * 3000,
+            factors=[factor(f"m{i}", 0, 0.1, f"{i} " + "&" * 4_000) for i in range(20)],
+            evidence={f"k{i}": huge + "<" for i in range(30)},
+        )
+    )
+    assert body["text"] and len(body["text"]) <= 1000
+    assert len(body["blocks"]) <= SLACK_BLOCKS_MAX
     for block in body["blocks"]:
+        assert len(block.get("block_id", "")) <= SLACK_BLOCK_ID_MAX
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= SLACK_HEADER_MAX
         if block["type"] == "section":
             assert len(block["text"]["text"]) <= SLACK_SECTION_MAX
-            # no half entity left by truncation
             assert not block["text"]["text"].rstrip("…").endswith(("&", "&a", "&am", "&amp"))
             fields = block.get("fields", [])
             assert len(fields) <= SLACK_FIELDS_MAX
             assert all(len(f["text"]) <= SLACK_FIELD_MAX for f in fields)
 
 
-def test_slack_message_without_score_factors_or_channel() -> None:
-    bare = AlertView(alert_id=1, account_id="a/b c", account_name=None,
-                     signal=RiskSignalPayload(signal_type="payment_failed", severity=Severity.MEDIUM,
-                                              dedupe_key="k", summary="Payment failed"),
-                     occurred_at=WHEN)
-    body = render_slack(bare, "http://localhost:8082")
-    assert "channel" not in body
-    assert body["text"].startswith("a/b c: Payment failed")
-    assert "http://localhost:8082/v1/accounts/a%2Fb%20c/health" in body["text"]
-    assert [b["type"] for b in body["blocks"]] == ["header", "section", "context", "actions"]
+def test_version_one_signal_of_an_unknown_type_still_renders_with_a_default_next_step() -> None:
+    v1 = RiskSignalPayload.model_validate(
+        {"signal_type": "usage_drop", "severity": "medium", "dedupe_key": "k", "summary": "Usage fell 40%"}
+    )
+    config = RoutingConfig()
+    bare = AlertView(
+        alert_id=1,
+        account_id="a/b c",
+        account_name=None,
+        signal=v1,
+        occurred_at=WHEN,
+        account_url=account_url(None, "http://localhost:8082", "a/b c"),
+        next_step=next_step(config, v1.signal_type),
+    )
+    body = render_slack(bare)
+    assert body["text"] == "a/b c: Usage fell 40%"
+    assert "http://localhost:8082/v1/accounts/a%2Fb%20c/health" in all_text(body["blocks"])
+    assert DEFAULT in all_text(body["blocks"])
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "context", "actions"]
 
 
-def test_email_is_multipart_alternative_with_escaped_html() -> None:
-    content = render_email(view(), PUBLIC)
-    assert content.subject == "[Churnwatch] Acme Corp: NPS detractor (score 3)"
-    assert "Latest NPS response was a 3 (detractor)" in content.text
+def test_playbook_text_comes_from_the_yaml_first() -> None:
+    config = RoutingConfig.model_validate(
+        {"playbook": {"entered_red": "Page the account team.", "default": "Look into it."}}
+    )
+    assert next_step(config, "entered_red") == "Page the account team."
+    assert next_step(config, "detractor_response") == BUILT_IN["detractor_response"]
+    assert next_step(config, "brand_new_type") == "Look into it."
+
+
+def test_email_has_text_and_html_parts_with_the_same_content() -> None:
+    content = render_email(view())
+    assert content.subject == "[Churnwatch] Acme Corp turned red: usage −45%, detractor NPS 3"
+    for part in (content.text, content.html):
+        assert "Latest NPS response was a 3 (detractor)" in part
+        assert "Call your champion" in part
+        assert LINKS.acknowledge in part and LINKS.snooze in part and LINKS.feedback in part
+        assert ACCOUNT_URL in part
     assert "Too slow <b>since</b> the update & buggy" in content.text
-    assert "https://churnwatch.example.com/v1/accounts/acme/health" in content.text
     assert "Too slow &lt;b&gt;since&lt;/b&gt; the update &amp; buggy" in content.html
-    assert "<b>since" not in content.html
-    assert '<a href="https://churnwatch.example.com/v1/accounts/acme/health">' in content.html
+    assert "Health 38 (−17 from 55) · red, was yellow" in content.text
 
-    message = build_email(content, sender="churnwatch@example.com", recipient="csm@example.com",
-                          message_id=message_id(7, 9, "churnwatch@example.com"), date=WHEN)
+    message = build_email(
+        content,
+        sender="churnwatch@example.com",
+        recipient="csm@example.com",
+        message_id=message_id("alert:7:alert:1:email:csm@example.com", 9, "churnwatch@example.com"),
+        date=WHEN,
+        in_reply_to="<first@example.com>",
+    )
     parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
-    assert parsed["Message-ID"] == "<churnwatch.alert-7.delivery-9@example.com>"
-    assert parsed["To"] == "csm@example.com"
+    assert parsed["In-Reply-To"] == "<first@example.com>"
+    # Stable for every attempt of the delivery, in any process.
+    assert parsed["Message-ID"] == message_id(
+        "alert:7:alert:1:email:csm@example.com", 9, "churnwatch@example.com"
+    )
 
 
 def test_email_subject_is_one_bounded_line_even_for_hostile_input() -> None:
-    content = render_email(view(summary="Line one\r\nBcc: victim@example.com\n" + "z" * 400), PUBLIC)
+    content = render_email(view(summary="Line one\r\nBcc: victim@example.com\n" + "z" * 400))
     assert "\n" not in content.subject and "\r" not in content.subject
     assert len(content.subject) <= 200
-    # Building the message must not raise on it (header injection impossible).
     build_email(content, sender="a@b.c", recipient="c@d.e", message_id="<x@y>", date=WHEN)
 
 
-def test_health_url_quotes_the_account_id() -> None:
-    assert health_url("http://h/", "acme corp/eu") == "http://h/v1/accounts/acme%20corp%2Feu/health"
+def digest_accounts() -> list[DigestAccount]:
+    def line(
+        severity: Severity, summary: str, minutes: int, reason: str = "digest", state: str = "open"
+    ) -> DigestLine:
+        return DigestLine(severity, summary, WHEN + timedelta(minutes=minutes), reason, state)
+
+    return [
+        DigestAccount("small", "Small Co", "u1", "step", [line(Severity.LOW, "Usage dipped", 1)]),
+        DigestAccount(
+            "globex",
+            "Globex",
+            "u2",
+            "step",
+            [line(Severity.MEDIUM, "Tickets up", 5), line(Severity.HIGH, "Champion left", 9, "cooldown")],
+        ),
+        DigestAccount(
+            "initech", "Initech", "u3", "step", [line(Severity.MEDIUM, "Payment late", 2, state="resolved")]
+        ),
+    ]
+
+
+def test_digest_orders_accounts_and_lines_by_severity() -> None:
+    content = render_email_digest("jane@example.com", digest_accounts(), "2026-11-21")
+    assert content.subject == "[Churnwatch] Daily digest 2026-11-21: 4 signals on 3 accounts"
+    text = content.text
+    assert text.index("Globex") < text.index("Initech") < text.index("Small Co")
+    assert text.index("[high] Champion left") < text.index("[medium] Tickets up")
+    assert "raised again soon after an earlier alert" in text
+    assert "since resolved" in text
+    slack = render_slack_digest("jane@example.com", digest_accounts(), "2026-11-21")
+    sections = [b["text"]["text"] for b in slack["blocks"] if b["type"] == "section"]
+    assert [s.split("|")[1].split(">")[0] for s in sections] == ["Globex", "Initech", "Small Co"]
+
+
+def test_slack_digest_of_many_accounts_stays_under_fifty_blocks() -> None:
+    many = [
+        DigestAccount(
+            f"a{i}",
+            f"Account {i}",
+            f"u{i}",
+            "step",
+            [DigestLine(Severity.LOW, "x" * 200, WHEN, "digest", "open")],
+        )
+        for i in range(120)
+    ]
+    body = render_slack_digest("team", many, "2026-11-21")
+    assert len(body["blocks"]) <= SLACK_BLOCKS_MAX
+    assert "…and 80 more accounts" in all_text(body["blocks"])

@@ -1,98 +1,44 @@
-"""Pure decisions: contacts by event time, routing, retry timing, permanent vs transient errors."""
+"""Pure decisions: retry timing, permanent vs transient errors, what a response proves."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import aiosmtplib
 import pytest
 
-from services.alerts.contacts import Contact, contact_from_traits
 from services.alerts.delivery_policy import (
     Verdict,
     classify_slack,
+    classify_slack_api,
     classify_smtp_error,
     decide,
     network_error,
     parse_retry_after,
     retry_delay,
 )
-from services.alerts.routing import SLACK_WEBHOOK_CHANNEL, Channel, RoutingConfig, Target, resolve_targets
-from shared.account_facts import TRAIT_TIMES_KEY, merge_traits
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-# --- contacts -------------------------------------------------------------------------------
-
-
-def test_traits_merge_per_trait_by_event_time_in_any_order() -> None:
-    first = ({"name": "Acme", "csm_email": "old@acme.test"}, T0)
-    second = ({"csm_email": "new@acme.test"}, T0 + timedelta(hours=1))
-    late_old = ({"csm_email": "stale@acme.test", "plan": "pro"}, T0 - timedelta(days=1))
-
-    in_order: dict[str, object] = {}
-    for traits, at in (first, second, late_old):
-        in_order = merge_traits(in_order, traits, at)
-    shuffled: dict[str, object] = {}
-    for traits, at in (late_old, second, first):
-        shuffled = merge_traits(shuffled, traits, at)
-
-    assert in_order == shuffled
-    contact = contact_from_traits("acme", in_order)
-    assert contact == Contact("acme", "Acme", "new@acme.test", None)
-    assert in_order["plan"] == "pro"  # an older event still sets a trait nobody set later
-    assert TRAIT_TIMES_KEY in in_order
-
-
-def test_equal_event_time_applies_and_reserved_key_is_ignored() -> None:
-    merged = merge_traits({}, {"name": "A"}, T0)
-    merged = merge_traits(merged, {"name": "B", TRAIT_TIMES_KEY: {"name": "2099-01-01T00:00:00+00:00"}}, T0)
-    assert merged["name"] == "B"
-    assert merged[TRAIT_TIMES_KEY] == {"name": T0.isoformat()}
-
-
-def test_non_text_contact_traits_are_ignored() -> None:
-    assert contact_from_traits("a", {"name": 42, "csm_email": "  ", "csm_slack_channel": "#cs"}) == \
-        Contact("a", None, None, "#cs")
-
-
-# --- routing --------------------------------------------------------------------------------
-
-
-def test_routing_prefers_the_csm_and_falls_back_to_defaults() -> None:
-    both = RoutingConfig(slack_configured=True, default_email="cs-team@example.com")
-    csm = Contact("a", "A", "csm@example.com", "#cs-a")
-    assert resolve_targets(csm, both) == [Target(Channel.SLACK, "#cs-a"),
-                                          Target(Channel.EMAIL, "csm@example.com")]
-    assert resolve_targets(None, both) == [Target(Channel.SLACK, SLACK_WEBHOOK_CHANNEL),
-                                           Target(Channel.EMAIL, "cs-team@example.com")]
-    bad_email = Contact("a", "A", "not an email", None)
-    assert resolve_targets(bad_email, both)[1] == Target(Channel.EMAIL, "cs-team@example.com")
-
-
-def test_no_channel_means_unroutable() -> None:
-    nothing = RoutingConfig(slack_configured=False, default_email=None)
-    assert resolve_targets(Contact("a"), nothing) == []
-    assert resolve_targets(Contact("a", csm_email="csm@example.com"), nothing) == \
-        [Target(Channel.EMAIL, "csm@example.com")]
 
 
 # --- classification -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "body", "verdict"), [
-    (200, "ok", Verdict.SENT),
-    (400, "invalid_payload", Verdict.FAILED),
-    (400, "user_not_found", Verdict.FAILED),
-    (403, "action_prohibited", Verdict.FAILED),
-    (404, "channel_not_found", Verdict.FAILED),
-    (410, "channel_is_archived", Verdict.FAILED),
-    (429, "rate_limited", Verdict.RETRY),
-    (500, "rollup_error", Verdict.RETRY),
-    (502, "bad gateway", Verdict.RETRY),
-    (408, "timeout", Verdict.RETRY),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (200, "ok", Verdict.SENT),
+        (400, "invalid_payload", Verdict.FAILED),
+        (400, "user_not_found", Verdict.FAILED),
+        (403, "action_prohibited", Verdict.FAILED),
+        (404, "channel_not_found", Verdict.FAILED),
+        (410, "channel_is_archived", Verdict.FAILED),
+        (429, "rate_limited", Verdict.RETRY),
+        (500, "rollup_error", Verdict.RETRY),
+        (502, "bad gateway", Verdict.RETRY),
+        (408, "timeout", Verdict.RETRY),
+    ],
+)
 def test_slack_responses(status: int, body: str, verdict: Verdict) -> None:
     outcome = classify_slack(status, body, None)
     assert outcome.verdict is verdict
@@ -105,18 +51,27 @@ def test_slack_429_carries_retry_after() -> None:
     assert classify_slack(429, "rate_limited", 7.0).retry_after == 7.0
 
 
-@pytest.mark.parametrize(("exc", "verdict", "reason"), [
-    (aiosmtplib.SMTPDataError(550, "mailbox unavailable"), Verdict.FAILED, "smtp_550"),
-    (aiosmtplib.SMTPSenderRefused(553, "no", "x@y"), Verdict.FAILED, "smtp_553"),
-    (aiosmtplib.SMTPDataError(451, "try later"), Verdict.RETRY, "smtp_451"),
-    (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "no such user", "a@b")]),
-     Verdict.FAILED, "smtp_550"),
-    (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "greylisted", "a@b")]),
-     Verdict.RETRY, "smtp_450"),
-    (aiosmtplib.SMTPServerDisconnected("gone"), Verdict.RETRY, "network"),
-    (aiosmtplib.SMTPConnectError("refused"), Verdict.RETRY, "network"),
-    (aiosmtplib.SMTPReadTimeoutError("slow"), Verdict.RETRY, "timeout"),
-])
+@pytest.mark.parametrize(
+    ("exc", "verdict", "reason"),
+    [
+        (aiosmtplib.SMTPDataError(550, "mailbox unavailable"), Verdict.FAILED, "smtp_550"),
+        (aiosmtplib.SMTPSenderRefused(553, "no", "x@y"), Verdict.FAILED, "smtp_553"),
+        (aiosmtplib.SMTPDataError(451, "try later"), Verdict.RETRY, "smtp_451"),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "no such user", "a@b")]),
+            Verdict.FAILED,
+            "smtp_550",
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "greylisted", "a@b")]),
+            Verdict.RETRY,
+            "smtp_450",
+        ),
+        (aiosmtplib.SMTPServerDisconnected("gone"), Verdict.RETRY, "network"),
+        (aiosmtplib.SMTPConnectError("refused"), Verdict.RETRY, "network"),
+        (aiosmtplib.SMTPReadTimeoutError("slow"), Verdict.RETRY, "timeout"),
+    ],
+)
 def test_smtp_errors(exc: Exception, verdict: Verdict, reason: str) -> None:
     outcome = classify_smtp_error(exc)
     assert (outcome.verdict, outcome.reason) == (verdict, reason)
@@ -157,10 +112,37 @@ def test_decisions() -> None:
     ok = classify_slack(200, "ok")
     assert decide(ok, 1, 8, 0.5).status == "sent"
     permanent = classify_slack(404, "channel_not_found")
-    assert (decide(permanent, 1, 8, 0.5).status, decide(permanent, 1, 8, 0.5).reason) == \
-        ("failed", "http_404")
+    assert (decide(permanent, 1, 8, 0.5).status, decide(permanent, 1, 8, 0.5).reason) == (
+        "failed",
+        "http_404",
+    )
     transient = classify_slack(500, "rollup_error")
     retry = decide(transient, 2, 8, 0.0)
     assert (retry.status, retry.outcome, retry.delay_seconds) == ("pending", "retry", 2.0)
     last = decide(transient, 8, 8, 0.0)
     assert (last.status, last.outcome, last.reason) == ("failed", "failed", "max_attempts")
+
+
+# --- the Web API and doubt ------------------------------------------------------------------
+
+
+def test_slack_api_answers() -> None:
+    ok = classify_slack_api(200, {"ok": True, "channel": "C1", "ts": "1.2"}, "{}")
+    assert (ok.verdict, ok.external_id, ok.external_channel) == (Verdict.SENT, "1.2", "C1")
+    missing = classify_slack_api(200, {"ok": False, "error": "channel_not_found"}, "{}")
+    assert (missing.verdict, missing.reason) == (Verdict.FAILED, "channel_not_found")
+    transient = classify_slack_api(200, {"ok": False, "error": "internal_error"}, "{}")
+    assert transient.verdict is Verdict.RETRY
+    limited = classify_slack_api(429, {"ok": False, "error": "ratelimited"}, "{}", 3.0)
+    assert (limited.verdict, limited.retry_after, limited.in_doubt) == (Verdict.RETRY, 3.0, False)
+    # A 5xx may come after Slack accepted the message: the next attempt checks first.
+    assert classify_slack_api(503, None, "").in_doubt
+
+
+def test_only_requests_that_may_have_left_are_in_doubt() -> None:
+    import httpx
+
+    assert not network_error(httpx.ConnectError("refused")).in_doubt
+    assert network_error(httpx.ReadTimeout("slow")).in_doubt
+    assert not classify_smtp_error(aiosmtplib.SMTPConnectError("refused")).in_doubt
+    assert classify_smtp_error(aiosmtplib.SMTPServerDisconnected("gone")).in_doubt

@@ -1,0 +1,139 @@
+"""An alert's life, as pure decisions: what a signal does to it, and what time does to it.
+
+One alert per (account, signal_type) is open at a time. A signal's `dedupe_key` names one
+occurrence: the consumer drops a key it has seen before any of this runs. Then:
+
+- raised, nothing open        -> open a new alert and notify, unless the last alert of the
+                                 same kind was notified within the cooldown: then reopen it
+                                 and put it in the digest (a flapping account pings once);
+- raised, one open            -> update it with the new evidence; notify again only when the
+                                 severity rose above what was already notified (and it is not
+                                 snoozed);
+- cleared                     -> start the clear timer; the alert resolves only if nothing is
+                                 raised again for `clear_after_minutes` (hysteresis);
+- time passes                 -> snoozes end (the owner is reminded), clear timers resolve,
+                                 unacknowledged high-severity alerts escalate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from services.alerts.config import Escalation, Lifecycle, rank
+from shared.events import Severity, SignalKind
+
+MAX_SNOOZE = timedelta(days=90)
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Action(StrEnum):
+    OPEN = "open"
+    UPDATE = "update"
+    REOPEN = "reopen"
+    CLEAR = "clear"  # start the clear timer
+    RESOLVE = "resolve"  # cleared with no hysteresis configured
+    IGNORE = "ignore"
+
+
+class Notify(StrEnum):
+    NONE = "none"
+    ALERT = "alert"  # the first notification of this alert
+    UPDATE = "update"  # a follow-up: severity rose
+    DIGEST = "digest"  # recorded for the daily digest only
+
+
+@dataclass(frozen=True)
+class AlertSnapshot:
+    state: AlertState
+    severity: Severity
+    notified_severity: Severity | None
+    last_notified_at: datetime | None
+    last_signal_at: datetime  # event time of the newest raised occurrence
+    clearing_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    notify: Notify
+    reason: str  # a metric label
+
+
+def on_raised(
+    open_alert: AlertSnapshot | None,
+    last_resolved: AlertSnapshot | None,
+    severity: Severity,
+    occurred_at: datetime,
+    now: datetime,
+    policy: Lifecycle,
+) -> Decision:
+    stale = policy.max_signal_age_hours is not None and now - occurred_at > timedelta(
+        hours=policy.max_signal_age_hours
+    )
+    if open_alert is not None:
+        if stale:
+            return Decision(Action.UPDATE, Notify.NONE, "stale")
+        if open_alert.state is AlertState.SNOOZED:
+            return Decision(Action.UPDATE, Notify.NONE, "snoozed")
+        told = open_alert.notified_severity
+        if told is None:
+            # Nobody was pinged (digest-only, or below everyone's threshold): ask routing again
+            # only if the alert got more severe.
+            if rank(severity) > rank(open_alert.severity):
+                return Decision(Action.UPDATE, Notify.ALERT, "severity_rose")
+            return Decision(Action.UPDATE, Notify.NONE, "already_open")
+        if rank(severity) > rank(told):
+            return Decision(Action.UPDATE, Notify.UPDATE, "severity_rose")
+        return Decision(Action.UPDATE, Notify.NONE, "already_open")
+    if stale:
+        return Decision(Action.IGNORE, Notify.NONE, "stale")
+    if (
+        last_resolved is not None
+        and last_resolved.last_notified_at is not None
+        and now - last_resolved.last_notified_at < timedelta(hours=policy.cooldown_hours)
+    ):
+        told = last_resolved.notified_severity
+        if told is not None and rank(severity) > rank(told):
+            return Decision(Action.REOPEN, Notify.ALERT, "severity_rose")
+        return Decision(Action.REOPEN, Notify.DIGEST, "cooldown")
+    return Decision(Action.OPEN, Notify.ALERT, "new")
+
+
+def on_cleared(open_alert: AlertSnapshot | None, occurred_at: datetime, policy: Lifecycle) -> Decision:
+    if open_alert is None:
+        return Decision(Action.IGNORE, Notify.NONE, "no_open_alert")
+    if occurred_at < open_alert.last_signal_at:
+        # Raised again after this clear was observed: the clear is out of date.
+        return Decision(Action.IGNORE, Notify.NONE, "stale_clear")
+    if policy.clear_after_minutes == 0:
+        return Decision(Action.RESOLVE, Notify.NONE, "cleared")
+    return Decision(Action.CLEAR, Notify.NONE, "clearing")
+
+
+def clear_deadline(clearing_since: datetime, policy: Lifecycle) -> datetime:
+    return clearing_since + timedelta(minutes=policy.clear_after_minutes)
+
+
+def escalation_due_at(
+    notified_at: datetime, severity: Severity, kind: SignalKind, escalation: Escalation | None
+) -> datetime | None:
+    """When an unacknowledged alert escalates; None if it never does (risk alerts only)."""
+    if escalation is None or kind is not SignalKind.RISK or rank(severity) < rank(escalation.min_severity):
+        return None
+    return notified_at + timedelta(hours=escalation.after_hours)
+
+
+def snooze_problem(until: datetime, now: datetime) -> str | None:
+    if until <= now:
+        return "must be in the future"
+    if until - now > MAX_SNOOZE:
+        return "must be within 90 days"
+    return None

@@ -1,0 +1,75 @@
+"""Turning a routing plan into outbox rows. Pure.
+
+Each row carries a `delivery_key` that names what it is for ("the first notification of
+alert 7 to #cs-acme"), unique in the table: writing the same plan twice (a retried batch, a
+second scheduler) cannot queue the same message twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from services.alerts.routing import Notice
+
+
+class Purpose(StrEnum):
+    ALERT = "alert"  # the first notification of an alert
+    UPDATE = "update"  # a follow-up: the alert got more severe (threaded where Slack allows)
+    REMINDER = "reminder"  # its snooze ended and it still holds
+    ESCALATION = "escalation"  # unacknowledged past the escalation delay: to the escalation contacts
+    DIGEST = "digest"  # one recipient's daily summary
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    delivery_key: str
+    purpose: Purpose
+    channel: str
+    recipient: str
+    next_attempt_at: datetime
+    created_at: datetime
+    alert_id: int | None = None
+    digest_id: int | None = None
+    mention: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def deliveries_for(
+    notices: Iterable[Notice],
+    *,
+    alert_id: int,
+    purpose: Purpose,
+    tag: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> list[NewDelivery]:
+    """Rows for every immediate target of `notices`; `tag` tells apart repeats of a purpose
+    (the occurrence that raised severity, the snooze that ended)."""
+    rows: list[NewDelivery] = []
+    for notice in notices:
+        if not notice.immediate:
+            continue
+        for target in notice.targets:
+            rows.append(
+                NewDelivery(
+                    delivery_key=f"alert:{alert_id}:{purpose.value}:{tag}:{target.channel.value}:{target.address}",
+                    purpose=purpose,
+                    channel=target.channel.value,
+                    recipient=target.address,
+                    next_attempt_at=notice.not_before or now,
+                    created_at=now,
+                    alert_id=alert_id,
+                    mention=target.mention,
+                    details={
+                        **(details or {}),
+                        "recipient_key": notice.recipient,
+                        "role": notice.role.value,
+                        "due_at": (notice.not_before or now).isoformat(),
+                    },
+                )
+            )
+    return rows

@@ -1,0 +1,289 @@
+"""Time-based work, driven by the injected clock: snoozes end, cleared alerts resolve after
+their hysteresis, unacknowledged alerts escalate, daily digests go out.
+
+Each tick handles what is due at `clock.now()`, in short transactions that lock the rows
+they change (`SKIP LOCKED`), so several instances can tick at once and a tick that crashes
+is simply done again by the next one: every delivery it queues has a unique delivery key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerts import store
+from services.alerts.clock import Clock
+from services.alerts.config import RoutingConfig
+from services.alerts.consumer import capabilities, resolve
+from services.alerts.lifecycle import AlertState, escalation_due_at
+from services.alerts.metrics import ALERTS_LIFECYCLE, DIGESTS, FALSE_POSITIVE_RATIO
+from services.alerts.outbox import NewDelivery, Purpose, deliveries_for
+from services.alerts.routing import AlertFacts, Role, plan_escalation, plan_notices, resolve_segment
+from services.alerts.timing import latest_digest_moment
+from shared.account_facts import AccountFacts
+from shared.events import RiskSignalPayload, Severity, SignalKind
+from shared.metrics import ERRORS
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        config: RoutingConfig,
+        clock: Clock,
+        on_new_deliveries: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._config = config
+        self._clock = clock
+        self._capabilities = capabilities(settings, config)
+        self._on_new_deliveries = on_new_deliveries
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self.running = True
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.run_once()
+                except Exception as exc:
+                    ERRORS.labels("alerts", "scheduler").inc()
+                    log.error("scheduler_tick_failed", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._settings.alerts_tick_seconds)
+        finally:
+            self.running = False
+
+    async def run_once(self) -> dict[str, int]:
+        now = self._clock.now()
+        done = {
+            "snoozes_ended": await self._end_snoozes(now),
+            "resolved": await self._resolve_cleared(now),
+            "escalated": await self._escalate(now),
+            "digests": await self._digests(now),
+        }
+        await refresh_false_positive_ratio(self._sessions)
+        if any(done.values()):
+            log.info("scheduler_tick", **done)
+            self._on_new_deliveries()
+        return done
+
+    # --- snoozes ------------------------------------------------------------------------------------
+
+    async def _end_snoozes(self, now: datetime) -> int:
+        async with self._sessions() as session, session.begin():
+            rows = await store.lock_due_alerts(session, store.snooze_over(now))
+            if not rows:
+                return 0
+            traits = await store.load_traits(session, {r["account_id"] for r in rows})
+            prefs = await store.load_preferences(session)
+            for row in rows:
+                facts = AccountFacts.from_traits(traits.get(row["account_id"], {}))
+                signal = RiskSignalPayload.model_validate(row["signal"])
+                segment = resolve_segment(self._config, signal.segment, facts)
+                notices = [
+                    n
+                    for n in plan_notices(
+                        AlertFacts(Severity(row["severity"]), signal.segment),
+                        facts,
+                        self._config,
+                        segment,
+                        prefs,
+                        self._capabilities,
+                        now,
+                    )
+                    if n.role in (Role.OWNER, Role.FALLBACK)
+                ]
+                note = (
+                    f"Snoozed by {row['snoozed_by']} until {row['snoozed_until']:%Y-%m-%d %H:%M} UTC "
+                    f"({row['snooze_reason']}); the condition still holds."
+                )
+                await store.insert_deliveries(
+                    session,
+                    deliveries_for(
+                        notices,
+                        alert_id=row["id"],
+                        purpose=Purpose.REMINDER,
+                        tag=row["snoozed_until"].isoformat(),
+                        now=now,
+                        details={"note": note},
+                    ),
+                )
+                escalation = (
+                    segment.escalation if segment and segment.escalation else None
+                ) or self._config.escalation
+                await store.update_alert(
+                    session,
+                    row["id"],
+                    state=AlertState.OPEN.value,
+                    snoozed_until=None,
+                    updated_at=now,
+                    last_notified_at=now if any(n.immediate for n in notices) else row["last_notified_at"],
+                    escalate_at=None
+                    if row["escalated_at"]
+                    else escalation_due_at(
+                        now, Severity(row["severity"]), SignalKind(row["kind"]), escalation
+                    ),
+                )
+                await store.insert_action(
+                    session,
+                    row["id"],
+                    "snooze_ended",
+                    "clock",
+                    "clock",
+                    now,
+                    {"snoozed_until": row["snoozed_until"].isoformat()},
+                )
+        for row in rows:
+            ALERTS_LIFECYCLE.labels(row["signal_type"], "snooze_ended", "clock").inc()
+        return len(rows)
+
+    # --- hysteresis ---------------------------------------------------------------------------------
+
+    async def _resolve_cleared(self, now: datetime) -> int:
+        deadline = now - timedelta(minutes=self._config.lifecycle.clear_after_minutes)
+        async with self._sessions() as session, session.begin():
+            rows = await store.lock_due_alerts(session, store.clear_over(deadline))
+            for row in rows:
+                await resolve(session, row, now, reason="cleared", actor="signal", via="clock")
+        for row in rows:
+            ALERTS_LIFECYCLE.labels(row["signal_type"], "resolved", "clock").inc()
+        return len(rows)
+
+    # --- escalation ---------------------------------------------------------------------------------
+
+    async def _escalate(self, now: datetime) -> int:
+        async with self._sessions() as session, session.begin():
+            rows = await store.lock_due_alerts(session, store.escalation_over(now))
+            if not rows:
+                return 0
+            traits = await store.load_traits(session, {r["account_id"] for r in rows})
+            prefs = await store.load_preferences(session)
+            for row in rows:
+                facts = AccountFacts.from_traits(traits.get(row["account_id"], {}))
+                segment = self._config.segment(row["segment"]) or resolve_segment(
+                    self._config, row["segment"], facts
+                )
+                escalation = (
+                    segment.escalation if segment and segment.escalation else None
+                ) or self._config.escalation
+                if escalation is not None:
+                    owner = facts.csm_name or facts.csm_email or "the owner"
+                    waited = (now - row["last_notified_at"]) if row["last_notified_at"] else None
+                    hours = (
+                        f"{waited.total_seconds() / 3600:.0f} h"
+                        if waited
+                        else f"{escalation.after_hours:g} h"
+                    )
+                    note = (
+                        f"Not acknowledged {hours} after {owner} was told. "
+                        "You are this account's escalation contact."
+                    )
+                    notices = plan_escalation(
+                        escalation.contacts, self._config, prefs, self._capabilities, now
+                    )
+                    await store.insert_deliveries(
+                        session,
+                        deliveries_for(
+                            notices,
+                            alert_id=row["id"],
+                            purpose=Purpose.ESCALATION,
+                            tag=f"{row['reopened_count']}",
+                            now=now,
+                            details={"note": note},
+                        ),
+                    )
+                    await store.insert_action(
+                        session,
+                        row["id"],
+                        "escalate",
+                        "clock",
+                        "clock",
+                        now,
+                        {"contacts": [n.recipient for n in notices]},
+                    )
+                await store.update_alert(session, row["id"], escalated_at=now, updated_at=now)
+        for row in rows:
+            ALERTS_LIFECYCLE.labels(row["signal_type"], "escalated", "clock").inc()
+        return len(rows)
+
+    # --- digests --------------------------------------------------------------------------------------
+
+    async def _digests(self, now: datetime) -> int:
+        async with self._sessions() as session:
+            recipients = await store.pending_digest_recipients(session)
+        made = 0
+        for entry in recipients:
+            day, moment = latest_digest_moment(
+                now, entry["timezone"], time.fromisoformat(entry["digest_time"])
+            )
+            async with self._sessions() as session, session.begin():
+                created = await store.create_digest(
+                    session,
+                    recipient=entry["recipient"],
+                    digest_date=day,
+                    timezone=entry["timezone"],
+                    covers_until=moment,
+                    now=now,
+                )
+                if created is None:
+                    continue
+                digest_id, items = created
+                target = _digest_target(entry["targets"])
+                if target is None:
+                    log.warning("digest_unroutable", recipient=entry["recipient"], digest_id=digest_id)
+                    continue
+                channel, address = target
+                await store.insert_deliveries(
+                    session,
+                    [
+                        NewDelivery(
+                            delivery_key=f"digest:{digest_id}:{channel}:{address}",
+                            purpose=Purpose.DIGEST,
+                            channel=channel,
+                            recipient=address,
+                            next_attempt_at=now,
+                            created_at=now,
+                            digest_id=digest_id,
+                            details={
+                                "recipient_key": entry["recipient"],
+                                "items": items,
+                                "due_at": now.isoformat(),
+                            },
+                        )
+                    ],
+                )
+            made += 1
+            DIGESTS.inc()
+        return made
+
+
+def _digest_target(targets: list[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """One message per recipient: by email when they have an address, else on Slack."""
+    for wanted in ("email", "slack"):
+        for target in targets:
+            if target.get("channel") == wanted and target.get("address"):
+                return wanted, str(target["address"])
+    return None
+
+
+async def refresh_false_positive_ratio(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        for row in await store.feedback_summary(session):
+            if row["verdicts"]:
+                FALSE_POSITIVE_RATIO.labels(row["signal_type"]).set(row["not_useful"] / row["verdicts"])
