@@ -6,6 +6,7 @@ so a client (or the engineer reading its logs) sees which field was wrong and wh
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +82,19 @@ def invalid_request(errors: list[dict[str, str]]) -> ApiError:
     if len(errors) > 5:
         message += f" (and {len(errors) - 5} more)"
     return ApiError(400, "invalid_request", message, errors)
+
+
+def require_bearer(request: Request, token: SecretStr | None, setting: str) -> None:
+    """Refuse a request without `Authorization: Bearer <token>`; 404 while `token` is unset,
+    so a route that nobody enabled does not even say it exists."""
+    if token is None:
+        raise ApiError(404, "admin_disabled", f"this API is disabled: set {setting} to enable it")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+        raise ApiError(401, "invalid_admin_token",
+                       f"send the {setting} value as Authorization: Bearer <token>",
+                       headers={"WWW-Authenticate": "Bearer"})
 
 
 def validate_body(model: type[ModelT], body: Any) -> ModelT:

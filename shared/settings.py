@@ -7,8 +7,9 @@ docker-compose and the local stack set them. Add an option here, then document i
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -102,6 +103,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
 
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        # docker-compose passes `VAR=` for a variable nobody set: for an optional setting
+        # (default None) an empty value means "not set", never an empty secret or URL.
+        if value == "" and info.field_name is not None and cls.model_fields[info.field_name].default is None:
+            return None
+        return value
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

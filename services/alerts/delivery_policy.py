@@ -13,7 +13,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-import aiosmtplib
+from shared.smtp import smtp_failure
 
 RESPONSE_MAX = 1000
 SLACK_PERMANENT = frozenset({400, 403, 404, 410})
@@ -92,21 +92,9 @@ def classify_slack_api(
 
 def classify_smtp_error(exc: Exception) -> Outcome:
     """aiosmtplib's errors: a 5xx reply is permanent; 4xx, disconnects and timeouts are not."""
-    message = str(exc)[:RESPONSE_MAX]
-    code: int | None = None
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        codes = [r.code for r in exc.recipients]
-        # One recipient per delivery; if several were ever refused, retry unless all are final.
-        code = min(codes) if codes else None
-    elif isinstance(exc, aiosmtplib.SMTPResponseException):
-        code = exc.code
-    if code is not None:
-        verdict = Verdict.FAILED if 500 <= code < 600 else Verdict.RETRY
-        return Outcome(verdict, f"smtp_{code}", code, message)
-    if isinstance(exc, TimeoutError):
-        return Outcome(Verdict.RETRY, "timeout", None, message, in_doubt=True)
-    connect = isinstance(exc, aiosmtplib.SMTPConnectError | ConnectionRefusedError)
-    return Outcome(Verdict.RETRY, "network", None, message or type(exc).__name__, in_doubt=not connect)
+    failure = smtp_failure(exc)
+    return Outcome(Verdict.FAILED if failure.permanent else Verdict.RETRY, failure.reason,
+                   failure.code, failure.message, in_doubt=failure.maybe_sent)
 
 
 def network_error(exc: Exception) -> Outcome:

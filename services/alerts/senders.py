@@ -36,6 +36,7 @@ from services.alerts.delivery_policy import (
 from services.alerts.routing import SLACK_WEBHOOK_CHANNEL
 from shared.events import utcnow
 from shared.settings import Settings
+from shared.smtp import send_email
 
 METADATA_EVENT = "churnwatch_delivery"
 HISTORY_PAGES_MAX = 10
@@ -249,21 +250,8 @@ class EmailSender:
         self._timeout = timeout
 
     async def send(self, message: EmailMessage) -> Outcome:
-        s = self._settings
         try:
-            _, reply = await asyncio.wait_for(
-                aiosmtplib.send(
-                    message,
-                    hostname=s.smtp_host,
-                    port=s.smtp_port,
-                    username=s.smtp_username,
-                    password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                    use_tls=s.smtp_use_tls,
-                    start_tls=False if s.smtp_use_tls else s.smtp_starttls,
-                    timeout=self._timeout,
-                ),
-                self._timeout,
-            )
+            reply = await send_email(self._settings, message, self._timeout)
         except aiosmtplib.SMTPException as exc:
             return classify_smtp_error(exc)
         except (OSError, TimeoutError) as exc:

@@ -7,7 +7,6 @@ API does not exist (404), so a deployment never runs it with a default or empty 
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest.helpdesk.mapping import MappingKind, TicketMapping, parse_mapping_name
 from services.ingest.helpdesk.store import delete_mapping, list_mappings, upsert_mappings
 from services.ingest.keys import KeyInfo, issue_key, list_keys, revoke_key
-from shared.http import ApiError, invalid_request, parse_json, read_body_limited, validate_body
+from shared.http import (
+    ApiError,
+    invalid_request,
+    parse_json,
+    read_body_limited,
+    require_bearer,
+    validate_body,
+)
 from shared.settings import Settings
 
 MAX_ADMIN_BODY_BYTES = 16_000
@@ -42,15 +48,7 @@ def _key_json(info: KeyInfo) -> dict[str, Any]:
 
 
 def require_admin(settings: Settings, request: Request) -> None:
-    if settings.admin_token is None:
-        raise ApiError(404, "admin_disabled",
-                       "the admin API is disabled: set CHURNWATCH_ADMIN_TOKEN to enable it")
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    expected = settings.admin_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
-        raise ApiError(401, "invalid_admin_token",
-                       "send the admin token as Authorization: Bearer <token>",
-                       headers={"WWW-Authenticate": "Bearer"})
+    require_bearer(request, settings.admin_token, "CHURNWATCH_ADMIN_TOKEN")
 
 
 def _mapping_json(mapping: TicketMapping) -> dict[str, str]:

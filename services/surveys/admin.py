@@ -9,7 +9,6 @@ one, which stops new invitations while links already sent keep working until the
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ from services.surveys.metrics import UNSUBSCRIBES
 from services.surveys.recording import ResponseRecorder, envelopes_for
 from services.surveys.revisions import StoredResponse
 from shared.account_facts import merge_traits
-from shared.http import ApiError, parse_json, read_body_limited, validate_body
+from shared.http import ApiError, parse_json, read_body_limited, require_bearer, validate_body
 from shared.publisher import PublishFailed
 from shared.settings import Settings
 
@@ -36,14 +35,7 @@ Clock = Callable[[], datetime]
 
 
 def require_admin(settings: Settings, request: Request) -> None:
-    if settings.admin_token is None or not settings.admin_token.get_secret_value():
-        raise ApiError(404, "admin_disabled",
-                       "the admin API is disabled: set CHURNWATCH_ADMIN_TOKEN to enable it")
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    expected = settings.admin_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
-        raise ApiError(401, "invalid_admin_token", "send the admin token as Authorization: Bearer <token>",
-                       headers={"WWW-Authenticate": "Bearer"})
+    require_bearer(request, settings.admin_token, "CHURNWATCH_ADMIN_TOKEN")
 
 
 class ContactIn(BaseModel):

@@ -35,6 +35,7 @@ from services.surveys.rendering import build_invitation_email, render_invitation
 from shared.account_facts import AccountFacts
 from shared.metrics import ERRORS
 from shared.settings import Settings
+from shared.smtp import send_email, smtp_failure
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -64,18 +65,8 @@ def retry_delay(attempts: int) -> timedelta:
 
 def classify_smtp_error(exc: Exception) -> Attempt:
     """A 5xx reply is permanent (the address or message is refused); the rest may pass later."""
-    code: int | None = None
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        codes = [r.code for r in exc.recipients]
-        code = min(codes) if codes else None
-    elif isinstance(exc, aiosmtplib.SMTPResponseException):
-        code = exc.code
-    message = (str(exc) or type(exc).__name__)[:1000]
-    if code is not None:
-        return Attempt("failed" if 500 <= code < 600 else "pending", f"smtp_{code}", message)
-    if isinstance(exc, TimeoutError):
-        return Attempt("pending", "timeout", message)
-    return Attempt("pending", "network", message)
+    failure = smtp_failure(exc)
+    return Attempt("failed" if failure.permanent else "pending", failure.reason, failure.message)
 
 
 class InvitationSender:
@@ -180,13 +171,8 @@ class InvitationSender:
         message = build_invitation_email(content, sender=sender, recipient=invitation.email,
                                          invitation_id=invitation.id, unsubscribe_url=unsubscribe,
                                          date=now)
-        s = self._settings
         try:
-            await asyncio.wait_for(aiosmtplib.send(
-                message, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                use_tls=s.smtp_use_tls, start_tls=False if s.smtp_use_tls else s.smtp_starttls,
-                timeout=self._timeout), self._timeout)
+            await send_email(self._settings, message, self._timeout)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return classify_smtp_error(exc)
         return Attempt("sent", "ok")
