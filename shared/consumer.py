@@ -39,6 +39,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -77,6 +78,12 @@ processed_events = Table(
 )
 
 
+_REMEMBER_IDS = text(
+    "INSERT INTO processed_events (consumer_group, event_id) "
+    "SELECT :group, unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
 @dataclass(frozen=True)
 class ConsumedEvent:
     topic: str
@@ -98,6 +105,8 @@ class HandlerResult:
 
 
 BatchHandler = Callable[[AsyncSession, Sequence[ConsumedEvent]], Awaitable[HandlerResult]]
+# Told the partitions a consumer gains or loses (after a revoked batch is durable).
+PartitionsCallback = Callable[[list[TopicPartition]], None]
 
 
 @dataclass
@@ -122,6 +131,10 @@ class DurableConsumer:
         publisher: EventPublisher,
         handler: BatchHandler,
         max_consecutive_failures: int = 20,
+        max_batch: int | None = None,
+        assignors: Sequence[type] | None = None,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -131,6 +144,12 @@ class DurableConsumer:
         self._publisher = publisher
         self._handler = handler
         self._max_failures = max_consecutive_failures
+        self._max_batch = max_batch or settings.consumer_max_batch
+        # e.g. RangePartitionAssignor: partition i of every topic to the same member, for
+        # handlers whose state is per partition across co-partitioned topics.
+        self._assignors = tuple(assignors) if assignors else None
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
         self._last_prune = 0.0
         # Held while a batch is processed; the rebalance listener takes it so a revoke
         # waits for the batch in flight to become durable. Never held around getmany().
@@ -150,6 +169,7 @@ class DurableConsumer:
             isolation_level="read_committed",
             max_poll_interval_ms=300_000,
             rebalance_timeout_ms=60_000,
+            **({"partition_assignment_strategy": self._assignors} if self._assignors else {}),
         )
         # The listener gets the consumer now: the first assignment can happen inside start().
         consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self, consumer))
@@ -158,9 +178,7 @@ class DurableConsumer:
         failures = 0
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=200, max_records=self._settings.consumer_max_batch
-                )
+                batch = await consumer.getmany(timeout_ms=200, max_records=self._max_batch)
                 if not batch:
                     continue
                 async with self._processing:
@@ -281,12 +299,8 @@ class DurableConsumer:
         if not events:
             return []
         ids = list(dict.fromkeys(e.envelope.event_id for e in events))
-        inserted = await session.execute(
-            insert(processed_events)
-            .values([{"consumer_group": self.group_id, "event_id": i} for i in ids])
-            .on_conflict_do_nothing()
-            .returning(processed_events.c.event_id)
-        )
+        # One array parameter, one statement, whatever the batch size.
+        inserted = await session.execute(_REMEMBER_IDS, {"group": self.group_id, "ids": ids})
         new_ids = set(inserted.scalars().all())
         fresh: list[ConsumedEvent] = []
         for event in events:
@@ -406,7 +420,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight to commit, so the next owner starts where it ended.
         async with self._owner._processing:
-            pass
+            if revoked and self._owner._on_revoked is not None:
+                self._owner._on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if not assigned:
@@ -414,4 +429,6 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         stored = await self._owner.stored_offsets(assigned)
         for tp, offset in stored.items():
             self._consumer.seek(tp, offset)
+        if self._owner._on_assigned is not None:
+            self._owner._on_assigned(list(assigned))
         log.info("partitions_assigned", partitions=len(assigned), resumed_from_db=len(stored))

@@ -93,8 +93,9 @@ def apply_event(state: AccountState, event: Envelope) -> None:
         # outside 0-100 (an NPS of 15 is not a promoter, -3 not a detractor).
         valid = SURVEY_SCORE_RANGES[response.survey_type]
         if response.score not in valid:
-            raise UnusableEvent(f"{response.survey_type} score {response.score} is outside "
-                                f"{valid.start}..{valid.stop - 1}")
+            raise UnusableEvent(
+                f"{response.survey_type} score {response.score} is outside {valid.start}..{valid.stop - 1}"
+            )
     state.clock = at if state.clock is None else max(state.clock, at)
     if event.type in USAGE_TYPES:
         _apply_usage(state, at)
@@ -125,8 +126,7 @@ def _apply_ticket(state: AccountState, ticket: TicketPayload, at: datetime) -> N
     known = state.tickets.get(ticket.ticket_id)
     if known is not None and known.updated_at > at:
         return  # a late, older update: the ticket has moved on since
-    state.tickets[ticket.ticket_id] = Ticket(status=ticket.status, priority=ticket.priority,
-                                             updated_at=at)
+    state.tickets[ticket.ticket_id] = Ticket(status=ticket.status, priority=ticket.priority, updated_at=at)
     closed = sorted((t.updated_at, tid) for tid, t in state.tickets.items() if not t.status.is_open)
     for _, ticket_id in closed[: max(len(closed) - MAX_CLOSED_TICKETS, 0)]:
         del state.tickets[ticket_id]
@@ -137,8 +137,8 @@ def _apply_survey(state: AccountState, response: SurveyResponsePayload, at: date
     # An amendment of the latest response always applies; otherwise the newest answer wins.
     if current is None or current.response_id == response.response_id or current.submitted_at <= at:
         state.latest_survey[response.survey_type] = SurveyAnswer(
-            response_id=response.response_id, score=response.score,
-            comment=response.comment, submitted_at=at)
+            response_id=response.response_id, score=response.score, comment=response.comment, submitted_at=at
+        )
 
 
 def remember_signalled(state: AccountState, response_id: str) -> None:
