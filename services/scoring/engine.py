@@ -303,7 +303,7 @@ class AccountEngine:
         previous = (recorded[0], recorded[1]) if recorded is not None else (None, None)
         if changed:
             assert score is not None and band is not None and live.score is not None
-            after = {f.measure: f.contribution for f in shown_factors}
+            after = {f.measure: (f.contribution if f.value is not None else None) for f in shown_factors}
             before: dict[str, float] = recorded[5] if recorded is not None else {}
             contributions = [
                 {"measure": m, "before": before.get(m), "after": after.get(m)}
