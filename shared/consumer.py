@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -52,6 +56,7 @@ from shared.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_CONSUMED,
+    EVENTS_PRODUCED,
 )
 from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings
@@ -68,6 +73,16 @@ consumer_offsets = Table(
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+)
+consumer_outbox = Table(
+    "consumer_outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("consumer_group", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
 )
 processed_events = Table(
     "processed_events",
@@ -135,6 +150,8 @@ class DurableConsumer:
         assignors: Sequence[type] | None = None,
         on_assigned: PartitionsCallback | None = None,
         on_revoked: PartitionsCallback | None = None,
+        align_event_time: float | None = None,
+        transactional_outbox: bool = False,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -150,6 +167,12 @@ class DurableConsumer:
         self._assignors = tuple(assignors) if assignors else None
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
+        # Co-partitioned topics consumed in step on event time (see _EventTimeAligner).
+        self._aligner = _EventTimeAligner(align_event_time) if align_event_time is not None else None
+        # Outputs written to PostgreSQL with the batch and published by a relay once committed:
+        # a batch that rolls back (a crash, a failure) never published anything, which matters
+        # when re-processing it need not produce the same outputs (see _OutboxRelay).
+        self._relay = _OutboxRelay(self) if transactional_outbox else None
         self._last_prune = 0.0
         # Held while a batch is processed; the rebalance listener takes it so a revoke
         # waits for the batch in flight to become durable. Never held around getmany().
@@ -176,9 +199,14 @@ class DurableConsumer:
         await self._start_with_retry(consumer)
         self.running = True
         failures = 0
+        relay = None
+        if self._relay is not None:
+            relay = asyncio.create_task(self._relay.run(), name=f"{self.group_id}-outbox")
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+                if self._aligner is not None:
+                    batch = await self._aligner.release(consumer, batch, self._max_batch)
                 if not batch:
                     continue
                 async with self._processing:
@@ -196,6 +224,9 @@ class DurableConsumer:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             self.running = False
+            if relay is not None and self._relay is not None:
+                self._relay.stop()
+                await asyncio.gather(relay, return_exceptions=True)
             await consumer.stop()
 
     async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> None:
@@ -260,7 +291,10 @@ class DurableConsumer:
                                           event.envelope.partition_key(),
                                           encode(event.envelope), reason))
             await self._dead_letter(rejected)
-            await self._publisher.publish(result.outputs)
+            if self._relay is not None:
+                await self._relay.stage(session, result.outputs)
+            else:
+                await self._publisher.publish(result.outputs)
             next_offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
             await self._store_offsets(session, next_offsets)
         # Durable now. The Kafka-side commit only feeds lag tools; losing it is harmless.
@@ -268,6 +302,8 @@ class DurableConsumer:
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
         self._count_dead_letters(rejected)
+        if self._relay is not None and result.outputs:
+            self._relay.wake()
         for callback in result.after_commit:
             callback()
         await self._commit_to_kafka(consumer, next_offsets)
@@ -392,6 +428,8 @@ class DurableConsumer:
 
     def _rewind(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         owned = consumer.assignment()
+        if self._aligner is not None:
+            batch = self._aligner.take_back(batch)
         for tp, records in batch.items():
             if tp in owned and records:
                 consumer.seek(tp, records[0].offset)
@@ -420,6 +458,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight to commit, so the next owner starts where it ended.
         async with self._owner._processing:
+            if self._owner._aligner is not None:
+                self._owner._aligner.forget(revoked)
             if revoked and self._owner._on_revoked is not None:
                 self._owner._on_revoked(list(revoked))
 
@@ -427,8 +467,194 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         if not assigned:
             return
         stored = await self._owner.stored_offsets(assigned)
+        if self._owner._aligner is not None:
+            self._owner._aligner.forget(assigned)
         for tp, offset in stored.items():
             self._consumer.seek(tp, offset)
         if self._owner._on_assigned is not None:
             self._owner._on_assigned(list(assigned))
         log.info("partitions_assigned", partitions=len(assigned), resumed_from_db=len(stored))
+
+
+def _event_time(record: Any) -> float:
+    """A record's event time (epoch seconds), read cheaply; -inf when unreadable (it is released
+    at once and dead-lettered by the normal path)."""
+    try:
+        return datetime.fromisoformat(orjson.loads(record.value)["occurred_at"]).timestamp()
+    except Exception:
+        return float("-inf")
+
+
+class _EventTimeAligner:
+    """Releases fetched records of co-partitioned topics in step on event time.
+
+    Partition i of every subscribed topic holds the same keys (accounts), but Kafka fetches
+    each topic-partition at its own pace: reading a backlog, one topic's partition can run
+    days of event time ahead of another's, and a handler that keys state on event time would
+    see the slower topic's events as late. Like Kafka Streams' task-level timestamp
+    synchronisation, fetched records wait in a buffer and a topic-partition's records are
+    released only up to `slack` seconds past the earliest pending event time of the other
+    topic-partitions with the same partition number; a sibling whose buffer is empty but which
+    still has records on the broker holds the others at its last released time (one never
+    read yet holds them entirely) until its fetch arrives. Offsets commit only for released
+    records, so a crash or a rebalance re-reads what was still buffered. A partition whose
+    buffer grows past `max_buffered` records is paused until it drains.
+    """
+
+    def __init__(self, slack: float, max_buffered: int = 20_000) -> None:
+        self._slack = slack
+        self._max_buffered = max_buffered
+        self._buffers: dict[TopicPartition, deque[tuple[float, Any]]] = {}
+        self._released_at: dict[TopicPartition, float] = {}
+        self._paused: set[TopicPartition] = set()
+
+    async def release(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list], limit: int  # type: ignore[type-arg]
+    ) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        for tp, records in fetched.items():
+            buffer = self._buffers.setdefault(tp, deque())
+            buffer.extend((_event_time(r), r) for r in records)
+        owned = consumer.assignment()
+        groups: dict[int, list[TopicPartition]] = {}
+        for tp in owned:
+            groups.setdefault(tp.partition, []).append(tp)
+        bounds: dict[TopicPartition, float] = {}
+        for tp in owned:
+            waiting = self._buffers.get(tp)
+            if waiting:
+                bounds[tp] = waiting[0][0]
+            elif await self._lagging(consumer, tp):
+                bounds[tp] = self._released_at.get(tp, float("-inf"))
+            else:
+                bounds[tp] = float("inf")
+        released: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        budget = limit
+        for members in groups.values():
+            for tp in members:
+                queue = self._buffers.get(tp)
+                if not queue or budget <= 0:
+                    continue
+                others = [bounds[o] for o in members if o != tp]
+                until = (min(others) if others else float("inf")) + self._slack
+                out = []
+                while queue and budget > 0 and queue[0][0] <= until:
+                    at, record = queue.popleft()
+                    out.append(record)
+                    budget -= 1
+                    if at > self._released_at.get(tp, float("-inf")):
+                        self._released_at[tp] = at
+                if out:
+                    released[tp] = out
+        self._flow(consumer, owned)
+        return released
+
+    @staticmethod
+    async def _lagging(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return True  # not fetched yet: unknown, so wait for it
+        try:
+            return bool(await consumer.position(tp) < highwater)
+        except Exception:
+            return True
+
+    def _flow(self, consumer: AIOKafkaConsumer, owned: set[TopicPartition]) -> None:
+        for tp in owned:
+            size = len(self._buffers.get(tp, ()))
+            if size > self._max_buffered and tp not in self._paused:
+                consumer.pause(tp)
+                self._paused.add(tp)
+            elif size <= self._max_buffered // 2 and tp in self._paused:
+                consumer.resume(tp)
+                self._paused.discard(tp)
+
+    def take_back(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        """After a failed batch: everything released and buffered is to be read again; the
+        returned first records tell where to seek."""
+        merged: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        for tp in set(batch) | set(self._buffers):
+            first = (batch.get(tp) or []) + [r for _, r in self._buffers.get(tp, ())]
+            if first:
+                merged[tp] = first[:1]
+        self._buffers.clear()
+        self._released_at.clear()
+        return merged
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._buffers.pop(tp, None)
+            self._released_at.pop(tp, None)
+            self._paused.discard(tp)
+
+
+class _OutboxRelay:
+    """Publishes a consumer's committed outputs from `consumer_outbox`, oldest first.
+
+    One relay at a time per consumer group (a transaction-scoped advisory lock), so outputs
+    keep their commit order per key across instances; a crash between publishing and deleting
+    republishes the same envelopes (same event ids), which consumers drop as duplicates.
+    Woken after each commit; also polls, so rows left by a crashed instance go out too.
+    """
+
+    BATCH = 2_000
+    POLL_SECONDS = 1.0
+
+    def __init__(self, owner: DurableConsumer) -> None:
+        self._owner = owner
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._lock_id = int.from_bytes(owner.group_id.encode()[:8].ljust(8, b"\0"), "big") >> 1
+
+    async def stage(self, session: AsyncSession, outputs: Sequence[Envelope]) -> None:
+        if not outputs:
+            return
+        topics = self._owner._publisher.topics
+        await session.execute(insert(consumer_outbox), [
+            {"consumer_group": self._owner.group_id, "topic": topics.for_event(e.type),
+             "key": e.partition_key(), "value": encode(e)} for e in outputs])
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.POLL_SECONDS)
+            self._wake.clear()
+            try:
+                while await self._drain_once():
+                    pass
+            except Exception as exc:  # Kafka or the database away: retried at the next wake or poll
+                log.warning("outbox_relay_failed", error=str(exc))
+                await asyncio.sleep(0.5)
+            if self._stopping.is_set():
+                return
+
+    async def _drain_once(self) -> bool:
+        """Publish and delete one batch; True if there may be more."""
+        owner = self._owner
+        async with owner._sessions() as session, session.begin():
+            locked = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"),
+                                            {"id": self._lock_id})).scalar()
+            if not locked:
+                return False
+            rows = (await session.execute(
+                select(consumer_outbox.c.id, consumer_outbox.c.topic, consumer_outbox.c.key,
+                       consumer_outbox.c.value)
+                .where(consumer_outbox.c.consumer_group == owner.group_id)
+                .order_by(consumer_outbox.c.id).limit(self.BATCH))).all()
+            if not rows:
+                return False
+            by_topic: dict[str, list[RawMessage]] = {}
+            for _, topic, key, value in rows:
+                by_topic.setdefault(topic, []).append(RawMessage(key=key, value=value, headers=[]))
+            for topic, messages in by_topic.items():
+                await owner._publisher.publish_raw(topic, messages)
+                EVENTS_PRODUCED.labels(owner._service, topic).inc(len(messages))
+            await session.execute(delete(consumer_outbox).where(
+                consumer_outbox.c.id.in_([row[0] for row in rows])))
+        return len(rows) == self.BATCH

@@ -30,6 +30,12 @@ def _wire(parts: ServiceParts) -> Wiring:
         assignors=[RangePartitionAssignor],
         on_assigned=handler.partitions_assigned,
         on_revoked=handler.partitions_revoked,
+        # An account's topics are read in step on event time, so a backlog on one topic does
+        # not make another topic's events late (half the lateness bound of slack).
+        align_event_time=settings.scoring_lateness_seconds / 2,
+        # Outputs leave only once their batch is durable: re-reading after a crash may batch
+        # and interleave topics differently and need not raise the same transient signals.
+        transactional_outbox=True,
     )
 
     async def on_start() -> None:

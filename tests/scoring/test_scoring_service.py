@@ -35,8 +35,12 @@ async def scoring(infra: Any) -> AsyncIterator[Scoring]:
     await publisher.stop()
 
 
-async def health_when(client: httpx.AsyncClient, account: str, predicate: Callable[[dict[str, Any]], bool],
-                      timeout: float = 20.0) -> dict[str, Any]:
+async def health_when(
+    client: httpx.AsyncClient,
+    account: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 20.0,
+) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     body: dict[str, Any] = {}
     while asyncio.get_running_loop().time() < deadline:
@@ -54,9 +58,15 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     topics = Topics.from_settings(settings)
     assert (await client.get("/v1/accounts/acme/health")).status_code == 404
 
-    product = [group("g1", "acme", "Acme Corp"), usage("u1", "acme", T0),
-               usage("u2", "acme", T0 + timedelta(hours=1)), usage("anon", None, T0)]
-    survey = [nps("n1", "acme", "r1", 2, T0 + timedelta(days=1), comment="Moving to Gainsight, it is cheaper")]
+    product = [
+        group("g1", "acme", "Acme Corp"),
+        usage("u1", "acme", T0),
+        usage("u2", "acme", T0 + timedelta(hours=1)),
+        usage("anon", None, T0),
+    ]
+    survey = [
+        nps("n1", "acme", "r1", 2, T0 + timedelta(days=1), comment="Moving to Gainsight, it is cheaper")
+    ]
     await publisher.publish(product)
     first = await health_when(client, "acme", lambda h: h["events_applied"] == 3)
     # Feature breadth 1 of 5 features = 20 (weight 5) and recency 100 (weight 20); nothing else has data.
@@ -71,8 +81,12 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     assert "no support tickets seen yet: left out" in [f["detail"] for f in health["factors"]]
 
     signals = {s.payload["dedupe_key"]: s.payload for s in await read_topic(settings, topics.risk_signals)}
-    assert set(signals) == {"detractor:acme:r1", "competitor:acme:survey:r1:gainsight", "band_dropped:acme:1",
-                            "score_drop:acme:1"}
+    assert set(signals) == {
+        "detractor:acme:r1",
+        "competitor:acme:survey:r1:gainsight",
+        "band_dropped:acme:1",
+        "score_drop:acme:1",
+    }
     detractor = signals["detractor:acme:r1"]
     assert detractor["evidence"]["comment"] == "Moving to Gainsight, it is cheaper"
     assert (detractor["segment"], detractor["score"], detractor["previous_score"]) == ("standard", 56.2, 84.0)
@@ -95,10 +109,14 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     assert "churnwatch_scoring_unattributed_events_total" in metrics
 
     history = (await client.get("/v1/accounts/acme/health/history")).json()
-    assert [c["event_id"] for c in history["changes"]][0] == "n1" and len(history["changes"]) == 2
+    assert history["changes"][0]["event_id"] == "n1" and len(history["changes"]) == 2
     change = history["changes"][0]
     assert (change["previous_score"], change["score"], change["previous_band"], change["band"]) == (
-        84.0, 56.2, "green", "yellow")
+        84.0,
+        56.2,
+        "green",
+        "yellow",
+    )
     # NPS 10 points at 15/40 of the weight: 3.75 points of the score, where it had none.
     assert {"measure": "nps", "before": None, "after": 3.75} in change["contributions"]
 
@@ -106,14 +124,25 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
 async def test_entering_red_raises_one_signal_and_bad_payloads_are_dead_lettered(scoring: Scoring) -> None:
     client, publisher, settings = scoring
     topics = Topics.from_settings(settings)
-    broken = envelope(EventType.SURVEY_RESPONSE, "broken", "globex", T0, {"survey_type": "nps", "score": "very"})
-    await publisher.publish([group("g", "globex", "Globex"), broken,
-                             nps("n1", "globex", "r1", 0, T0, user_id="u1"), nps("n2", "globex", "r2", 1, T0,
-                                                                               user_id="u2")])
+    broken = envelope(
+        EventType.SURVEY_RESPONSE, "broken", "globex", T0, {"survey_type": "nps", "score": "very"}
+    )
+    await publisher.publish(
+        [
+            group("g", "globex", "Globex"),
+            broken,
+            nps("n1", "globex", "r1", 0, T0, user_id="u1"),
+            nps("n2", "globex", "r2", 1, T0, user_id="u2"),
+        ]
+    )
     health = await health_when(client, "globex", lambda h: h["events_applied"] == 3)
     assert health["band"] == "red"
     signals = [s.payload for s in await read_topic(settings, topics.risk_signals)]
-    assert sorted(s["signal_type"] for s in signals) == ["detractor_response", "detractor_response", "entered_red"]
+    assert sorted(s["signal_type"] for s in signals) == [
+        "detractor_response",
+        "detractor_response",
+        "entered_red",
+    ]
     [dead] = await read_topic(settings, topics.dead_letter)
     assert dead.event_id == "broken"
     readiness = await client.get("/readyz")
@@ -124,14 +153,23 @@ async def test_a_csm_override_is_audited_shown_beside_the_computed_score_and_lap
     client, publisher, settings = scoring
     await publisher.publish([group("g", "initech", "Initech"), nps("n", "initech", "r", 0, T0)])
     await health_when(client, "initech", lambda h: h["band"] == "red")
-    body = {"kind": "band", "band": "green", "reason": "Exec sponsor signed the renewal",
-            "author": "jane@csm.example", "expires_at": (datetime.now(UTC) + timedelta(days=14)).isoformat()}
+    body = {
+        "kind": "band",
+        "band": "green",
+        "reason": "Exec sponsor signed the renewal",
+        "author": "jane@csm.example",
+        "expires_at": (datetime.now(UTC) + timedelta(days=14)).isoformat(),
+    }
     assert (await client.post("/v1/accounts/initech/health/override", json=body)).status_code == 401
-    refused = await client.post("/v1/accounts/initech/health/override", headers={"Authorization": f"Bearer {TOKEN}"},
-                                json={**body, "reason": ""})
+    refused = await client.post(
+        "/v1/accounts/initech/health/override",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={**body, "reason": ""},
+    )
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"].endswith("reason")
-    accepted = await client.post("/v1/accounts/initech/health/override",
-                                 headers={"Authorization": f"Bearer {TOKEN}"}, json=body)
+    accepted = await client.post(
+        "/v1/accounts/initech/health/override", headers={"Authorization": f"Bearer {TOKEN}"}, json=body
+    )
     assert accepted.status_code == 202, accepted.text
     health = await health_when(client, "initech", lambda h: h["override"] is not None)
     assert (health["band"], health["computed_band"]) == ("green", "red")
@@ -148,39 +186,58 @@ async def test_a_csm_override_is_audited_shown_beside_the_computed_score_and_lap
     await publisher.publish([usage("late-use", "initech", later)])
     health = await health_when(client, "initech", lambda h: h["override"] is None)
     assert health["band"] == health["computed_band"]
-    cleared = await client.request("DELETE", "/v1/accounts/initech/health/override",
-                                   headers={"Authorization": f"Bearer {TOKEN}"}, json={"author": "jane@csm.example"})
+    cleared = await client.request(
+        "DELETE",
+        "/v1/accounts/initech/health/override",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"author": "jane@csm.example"},
+    )
     assert cleared.status_code == 404  # nothing in force any more
     overrides = await read_topic(settings, override_topic(settings.topic_prefix))
     assert [o.type for o in overrides] == [EventType.HEALTH_OVERRIDE]
 
 
 async def test_portfolio_by_band_segment_renewals_and_distribution(scoring: Scoring) -> None:
-    client, publisher, settings = scoring
+    client, publisher, _ = scoring
     renewal = (T0 + timedelta(days=30)).date()
-    await publisher.publish([
-        traits("a1", "red-co", T0, name="Red Co", renewal_date=renewal.isoformat(), mrr=500),
-        nps("n1", "red-co", "r1", 0, T0),
-        traits("a2", "big-co", T0, name="Big Co", mrr=20_000, renewal_date=renewal.isoformat(),
-               payment_status="current"),
-        usage("u2", "big-co", T0), nps("n2", "big-co", "r2", 10, T0),
-        traits("a3", "mid-co", T0, name="Mid Co", payment_status="failed"),
-        usage("u3", "mid-co", T0), ticket("t3", "mid-co", "T-1", "open", T0, priority="high"),
-        nps("n3", "mid-co", "r3", 5, T0),
-    ])
+    await publisher.publish(
+        [
+            traits("a1", "red-co", T0, name="Red Co", renewal_date=renewal.isoformat(), mrr=500),
+            nps("n1", "red-co", "r1", 0, T0),
+            traits(
+                "a2",
+                "big-co",
+                T0,
+                name="Big Co",
+                mrr=20_000,
+                renewal_date=renewal.isoformat(),
+                payment_status="current",
+            ),
+            usage("u2", "big-co", T0),
+            nps("n2", "big-co", "r2", 10, T0),
+            traits("a3", "mid-co", T0, name="Mid Co", payment_status="failed"),
+            usage("u3", "mid-co", T0),
+            ticket("t3", "mid-co", "T-1", "open", T0, priority="high"),
+            nps("n3", "mid-co", "r3", 5, T0),
+        ]
+    )
     # red-co 0; mid-co (5 * 20 + 20 * 100 + 10 * 65 + 15 * 25 + 5 * 20) / 55 = 58.6;
     # big-co, enterprise by ARR: (5 * 20 + 10 * 100 + 15 * 100 + 10 * 100 + 5 * 60) / 45 = 86.7.
     for account, events in (("red-co", 2), ("big-co", 3), ("mid-co", 4)):
         await health_when(client, account, lambda h, n=events: h["events_applied"] == n)
     page = (await client.get("/v1/portfolio/accounts", params={"limit": 2})).json()
     assert [a["account_id"] for a in page["accounts"]] == ["red-co", "mid-co"]  # riskiest first
-    rest = (await client.get("/v1/portfolio/accounts", params={"limit": 2, "cursor": page["next_cursor"]})).json()
+    rest = (
+        await client.get("/v1/portfolio/accounts", params={"limit": 2, "cursor": page["next_cursor"]})
+    ).json()
     assert [a["account_id"] for a in rest["accounts"]] == ["big-co"] and rest["next_cursor"] is None
     enterprise = (await client.get("/v1/portfolio/accounts", params={"segment": "enterprise"})).json()
     assert [a["account_id"] for a in enterprise["accounts"]] == ["big-co"]
     summary = (await client.get("/v1/portfolio/summary")).json()
     assert summary["accounts"] == 3 and summary["by_band"]["red"] == 1
     assert sum(b["accounts"] for b in summary["score_distribution"]) == 3
-    renewals = (await client.get("/v1/portfolio/renewals", params={"from": T0.date().isoformat(), "days": 60})).json()
+    renewals = (
+        await client.get("/v1/portfolio/renewals", params={"from": T0.date().isoformat(), "days": 60})
+    ).json()
     assert [a["account_id"] for a in renewals["accounts"]] == ["red-co"]  # big-co is green
     assert (await client.get("/v1/portfolio/accounts", params={"cursor": "nonsense!"})).status_code == 400

@@ -90,6 +90,19 @@ def upgrade() -> None:
         sa.Column("updated_at", TS, nullable=False, server_default=sa.func.now()),
     )
 
+    # Outputs of consumers that use a transactional outbox (shared/consumer.py), published
+    # by a relay after their batch commits.
+    op.create_table(
+        "consumer_outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("consumer_group", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", BYTEA),
+        sa.Column("value", BYTEA, nullable=False),
+        sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index("ix_consumer_outbox_group", "consumer_outbox", ["consumer_group", "id"])
+
     op.create_table(
         "health_overrides",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
@@ -109,7 +122,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("health_overrides", "scoring_partitions", "score_changes", "account_health"):
+    for table in (
+        "health_overrides",
+        "consumer_outbox",
+        "scoring_partitions",
+        "score_changes",
+        "account_health",
+    ):
         op.drop_table(table)
     op.execute(sa.text("DELETE FROM consumer_offsets WHERE consumer_group = :g").bindparams(g=GROUP))
     op.execute(sa.text("DELETE FROM processed_events WHERE consumer_group = :g").bindparams(g=GROUP))
