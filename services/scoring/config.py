@@ -43,6 +43,8 @@ class ActiveUsers(_Strict):
     weight: Weight
     window_days: Days = 7.0
     healthy_share: Annotated[float, Field(gt=0, le=1)] = 0.6
+    # A weekly count needs a week of observation: younger accounts are left out, not judged.
+    min_history_days: Days = 7.0
 
 
 class FeatureBreadth(_Strict):
@@ -52,6 +54,7 @@ class FeatureBreadth(_Strict):
     window_days: Days = 30.0
     # Without `key_features`: distinct tracked event names, against this many.
     target_features: Annotated[int, Field(ge=1, le=100)] = 5
+    min_history_days: Days = 14.0
 
 
 class Recency(_Strict):

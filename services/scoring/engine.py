@@ -84,6 +84,7 @@ class AccountEngine:
         self.ticked_until: float | None = None  # the last daily tick fired
         self.first: float | None = None  # the earliest entry time seen: daily ticks start after it
         self.timers: list[float] = []  # override expiries still to fire
+        self.silent: list[str] = []  # raised keys folded into a more specific signal, never told
         self.emitted: dict[str, list[str]] = {}
         # last recorded [score, band, top measure, segment, override id, {measure: contribution}]
         self.recorded: list[Any] | None = None
@@ -111,6 +112,7 @@ class AccountEngine:
             self.recorded,
             self.first,
             self.timers,
+            [k.replace(mine, ":~:", 1) for k in self.silent],
         ]
 
     @classmethod
@@ -126,11 +128,13 @@ class AccountEngine:
             engine.recorded,
             engine.first,
             engine.timers,
+            silent,
         ) = raw
         if version != STATE_VERSION:
             raise ValueError(f"account state version {version} is not {STATE_VERSION}: replay to rebuild")
         mine = f":{account_id}:"
         engine.emitted = {t: [k.replace(":~:", mine, 1) for k in keys] for t, keys in engine.emitted.items()}
+        engine.silent = [k.replace(":~:", mine, 1) for k in silent]
         engine.settled = Model.decode(settled)
         engine.pending = [Entry.decode(e) for e in pending]
         engine._ids = {e.id for e in engine.pending if e.kind != TICK}
@@ -332,42 +336,53 @@ class AccountEngine:
                 after,
             ]
         if held != emitted:
-            for signal_type, keys in held.items():
-                told = emitted.get(signal_type, [])
-                for key in keys:
-                    if key not in told:
-                        self.outputs.signals.append(
-                            (
-                                cause,
-                                signals.raised(
-                                    signal_type,
-                                    key,
-                                    live,
-                                    card,
-                                    self.account_id,
-                                    (score, band),
-                                    previous,
-                                    shown_factors,
-                                ),
-                            )
-                        )
-            for signal_type, told in emitted.items():
-                if signal_type not in held:
-                    self.outputs.signals.append(
-                        (
-                            cause,
-                            signals.cleared(
-                                signal_type,
-                                told[-1],
-                                live,
-                                self.account_id,
-                                (score, band),
-                                previous,
-                                shown_factors,
-                            ),
-                        )
+            self._reconcile(cause, held, (score, band), previous, shown_factors)
+
+    def _reconcile(
+        self,
+        cause: Cause,
+        held: dict[str, list[str]],
+        shown: tuple[float | None, str | None],
+        previous: tuple[float | None, str | None],
+        shown_factors: list[Factor],
+    ) -> None:
+        """Raise what holds and was not told; clear what was told and holds no more.
+
+        A band drop or score drop caused by a step that raises a more specific signal (the
+        detractor, the failed payment) is not told on its own: the specific signal carries the
+        score and band before and after, so the CSM gets one alert about one cause. Such a
+        silent episode is cleared silently too.
+        """
+        live, card, emitted = self.live, self.card, self.emitted
+        fresh = [(t, k) for t, keys in held.items() for k in keys if k not in emitted.get(t, ())]
+        specific = [t for t, _ in fresh if t not in signals.DERIVED_TYPES]
+        folded = sorted({t for t, _ in fresh if t in signals.DERIVED_TYPES}) if specific else []
+        for signal_type, key in fresh:
+            if signal_type in folded:
+                self.silent.append(key)
+                continue
+            payload = signals.raised(
+                signal_type, key, live, card, self.account_id, shown, previous, shown_factors
+            )
+            if folded:
+                payload.evidence["also"] = folded
+            self.outputs.signals.append((cause, payload))
+        for signal_type, told in emitted.items():
+            if signal_type in held:
+                continue
+            spoken = [k for k in told if k not in self.silent]
+            if spoken:
+                self.outputs.signals.append(
+                    (
+                        cause,
+                        signals.cleared(
+                            signal_type, spoken[-1], live, self.account_id, shown, previous, shown_factors
+                        ),
                     )
-            self.emitted = {k: list(v) for k, v in held.items()}
+                )
+        self.emitted = {k: list(v) for k, v in held.items()}
+        told_now = {k for keys in held.values() for k in keys}
+        self.silent = [k for k in self.silent if k in told_now]
 
     def take_outputs(self) -> Outputs:
         outputs, self.outputs = self.outputs, Outputs()

@@ -96,6 +96,8 @@ def usage_trend(model: Model, p: cfg.UsageTrend, card: cfg.Scorecard, now: float
 def active_users_measure(model: Model, p: cfg.ActiveUsers, card: cfg.Scorecard, now: float) -> Result:
     if not model.users:
         return None, ("none",)
+    if model.first_usage is None or now - model.first_usage < p.min_history_days * DAY:
+        return None, ("young", p.min_history_days)
     seats = model.facts.seats
     estimate, exact = active_users(model, now - p.window_days * DAY)
     if not seats:
@@ -107,6 +109,8 @@ def active_users_measure(model: Model, p: cfg.ActiveUsers, card: cfg.Scorecard, 
 def feature_breadth(model: Model, p: cfg.FeatureBreadth, card: cfg.Scorecard, now: float) -> Result:
     if model.first_usage is None:
         return None, ("none",)
+    if now - model.first_usage < p.min_history_days * DAY:
+        return None, ("young", p.min_history_days)
     since = now - p.window_days * DAY
     used = sum(1 for last in model.features.values() if last >= since)
     target = len(card.key_features) or p.target_features
@@ -299,6 +303,8 @@ def describe(measure: str, reading: Reading) -> str:
     if measure == "active_users":
         if kind == "none":
             return "no product users seen yet: left out"
+        if kind == "young":
+            return f"less than {reading[1]:.0f} days of product usage to count active users: left out"
         if kind == "no_seats":
             about = "" if reading[2] else "about "
             return (
@@ -314,6 +320,8 @@ def describe(measure: str, reading: Reading) -> str:
     if measure == "feature_breadth":
         if kind == "none":
             return "no product usage yet: left out"
+        if kind == "young":
+            return f"less than {reading[1]:.0f} days of product usage to judge feature breadth: left out"
         used, target, keyed, window = reading[1:]
         if keyed:
             return f"{used} of {target} key features used in the last {window:.0f} days"

@@ -56,6 +56,8 @@ RISK_TYPES = (
 )
 EXPANSION_TYPES = ("seats_nearly_full", "usage_near_plan_limit", "promoter_response")
 SIGNAL_TYPES = RISK_TYPES + EXPANSION_TYPES
+# Signals about the score itself; told only when no more specific signal explains the step.
+DERIVED_TYPES = frozenset({"band_dropped", "score_drop"})
 BAND_RANK = {"red": 0, "yellow": 1, "green": 2}
 USAGE_MIN_HISTORY_DAYS = 14.0
 TICKET_MIN_HISTORY_DAYS = 14.0

@@ -69,40 +69,37 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     ]
     await publisher.publish(product)
     first = await health_when(client, "acme", lambda h: h["events_applied"] == 3)
-    # Feature breadth 1 of 5 features = 20 (weight 5) and recency 100 (weight 20); nothing else has data.
-    assert first["score"] == 84.0 and first["band"] == "green" and first["segment"] == "standard"
+    # Only recency has data (a day of usage is too little to judge adoption or breadth).
+    assert first["score"] == 100.0 and first["band"] == "green" and first["segment"] == "standard"
     await publisher.publish(survey)
     health = await health_when(client, "acme", lambda h: h["events_applied"] == 4)
     assert health["account_name"] == "Acme Corp"
-    # + NPS 2 -> 10 (weight 15): (5 * 20 + 20 * 100 + 15 * 10) / 40 = 56.25.
-    assert health["score"] == 56.2 and health["band"] == "yellow"
+    # + NPS 2 -> 10 (weight 15): (20 * 100 + 15 * 10) / 35 = 61.4.
+    assert health["score"] == 61.4 and health["band"] == "yellow"
     assert health["factors"][0]["detail"] == "latest NPS response 2 (detractor)"
     assert health["top_factors"][0] == "latest NPS response 2 (detractor)"
     assert "no support tickets seen yet: left out" in [f["detail"] for f in health["factors"]]
 
     signals = {s.payload["dedupe_key"]: s.payload for s in await read_topic(settings, topics.risk_signals)}
-    assert set(signals) == {
-        "detractor:acme:r1",
-        "competitor:acme:survey:r1:gainsight",
-        "band_dropped:acme:1",
-        "score_drop:acme:1",
-    }
+    # The band and score drops are this response's doing: told within its signals, not apart.
+    assert set(signals) == {"detractor:acme:r1", "competitor:acme:survey:r1:gainsight"}
     detractor = signals["detractor:acme:r1"]
     assert detractor["evidence"]["comment"] == "Moving to Gainsight, it is cheaper"
-    assert (detractor["segment"], detractor["score"], detractor["previous_score"]) == ("standard", 56.2, 84.0)
+    assert (detractor["segment"], detractor["score"], detractor["previous_score"]) == ("standard", 61.4, 100.0)
+    assert detractor["evidence"]["also"] == ["band_dropped", "score_drop"]
     assert (detractor["band"], detractor["previous_band"]) == ("yellow", "green")
     scores = await read_topic(settings, topics.health_scores)
     # The first score is u1's or u2's: the group call and u1 share an instant, arrive on different
     # topics in either order, and usage re-scores at most once a minute of event time.
     assert [s.event_id for s in scores][1:] == ["health:n1"] and len(scores) == 2
-    assert scores[-1].payload["previous_score"] == 84.0 and scores[-1].payload["segment"] == "standard"
+    assert scores[-1].payload["previous_score"] == 100.0 and scores[-1].payload["segment"] == "standard"
 
     # The same events again: nothing changes, nothing new is published.
     await publisher.publish(product + survey)
     await publisher.publish([usage("u3", "acme", T0 + timedelta(days=1, hours=2))])  # a marker after them
     after = await health_when(client, "acme", lambda h: h["events_applied"] == 5)
     assert after["score"] == health["score"]
-    assert len(await read_topic(settings, topics.risk_signals)) == 4
+    assert len(await read_topic(settings, topics.risk_signals)) == 2
     assert len(await read_topic(settings, topics.health_scores)) == 2
     metrics = (await client.get("/metrics")).text
     assert 'outcome="duplicate"' in metrics
@@ -112,13 +109,13 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     assert history["changes"][0]["event_id"] == "n1" and len(history["changes"]) == 2
     change = history["changes"][0]
     assert (change["previous_score"], change["score"], change["previous_band"], change["band"]) == (
-        84.0,
-        56.2,
+        100.0,
+        61.4,
         "green",
         "yellow",
     )
-    # NPS 10 points at 15/40 of the weight: 3.75 points of the score, where it had none.
-    assert {"measure": "nps", "before": None, "after": 3.75} in change["contributions"]
+    # NPS 10 points at 15/35 of the weight: 4.29 points of the score, where it had none.
+    assert {"measure": "nps", "before": None, "after": 4.29} in change["contributions"]
 
 
 async def test_entering_red_raises_one_signal_and_bad_payloads_are_dead_lettered(scoring: Scoring) -> None:

@@ -52,22 +52,25 @@ def test_entered_red_is_raised_once_and_cleared_when_the_account_recovers() -> N
     assert ("entered_red", "raised", "entered_red:a:2") in keys(told(engine))
 
 
-def test_band_dropped_and_score_drop() -> None:
-    engine = run([usage("u", "a", T0), nps("n1", "a", "r1", 10, T0)])
+def test_band_dropped_and_score_drop_when_no_specific_signal_explains_them() -> None:
+    card = parse_scorecard("""
+segments:
+  - name: everyone
+    measures: {recency: {weight: 1}, nps: {weight: 1}}
+""")
+    engine = run([usage("u", "a", T0), nps("n1", "a", "r1", 10, T0)], card=card)
     told(engine)
-    feed(
-        engine,
-        [
-            nps("n2", "a", "r2", 8, T0 + timedelta(days=1), user_id="u2"),
-            nps("n3", "a", "r3", 2, T0 + timedelta(days=2), user_id="u3"),
-        ],
-    )
-    signals = {s.signal_type: s for s in told(engine)}
+    # Twenty quiet days: recency falls to 100 * 10 / 28 = 35.7 and the score to about 68, found by ticks.
+    engine.advance(T0.timestamp() + 20 * DAY)
+    signals = {s.signal_type: s for s in told(engine) if s.status.value == "raised"}
     assert signals["band_dropped"].dedupe_key == "band_dropped:a:1"
-    assert signals["band_dropped"].previous_band is not None
+    assert (signals["band_dropped"].band, signals["band_dropped"].summary.split(":")[0]) == (
+        "yellow",
+        "health dropped to yellow",
+    )
     drop = signals["score_drop"]
     assert drop.dedupe_key == "score_drop:a:1"
-    assert drop.summary.startswith("health fell")
+    assert drop.summary.startswith("health fell ")
     assert drop.evidence["peak"] == 100.0 and drop.evidence["within_days"] == 14
 
 
@@ -292,3 +295,21 @@ segments:
     engine.advance(T0.timestamp() + DAY)
     assert engine.live.evaluated_at is not None and engine.live.evaluated_at > T0.timestamp()
     assert "seats_nearly_full" in {s.signal_type for s in told(engine)}
+
+
+def test_a_drop_caused_by_a_specific_signal_is_told_within_it_not_apart() -> None:
+    engine = run([usage("u", "a", T0), nps("n1", "a", "r1", 10, T0)])
+    told(engine)
+    feed(engine, [nps("n2", "a", "r2", 1, T0 + timedelta(hours=1), user_id="u2", comment="Unusable")])
+    signals = told(engine)
+    assert [s.signal_type for s in signals] == ["detractor_response"]
+    [detractor] = signals
+    assert detractor.evidence["also"] == ["band_dropped", "score_drop"]
+    assert (detractor.previous_score, detractor.previous_band) == (100.0, "green")
+    assert {"band_dropped", "score_drop"} <= set(engine.emitted)  # held, silently
+    # Recovery clears them silently too: nothing was told, nothing to resolve.
+    feed(engine, [nps("n3", "a", "r2", 10, T0 + timedelta(hours=2), user_id="u2")])
+    assert {(s.signal_type, s.status.value) for s in told(engine)} == {
+        ("detractor_response", "cleared"),
+        ("promoter_response", "raised"),
+    }
