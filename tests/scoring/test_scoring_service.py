@@ -85,7 +85,11 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     assert set(signals) == {"detractor:acme:r1", "competitor:acme:survey:r1:gainsight"}
     detractor = signals["detractor:acme:r1"]
     assert detractor["evidence"]["comment"] == "Moving to Gainsight, it is cheaper"
-    assert (detractor["segment"], detractor["score"], detractor["previous_score"]) == ("standard", 61.4, 100.0)
+    assert (detractor["segment"], detractor["score"], detractor["previous_score"]) == (
+        "standard",
+        61.4,
+        100.0,
+    )
     assert detractor["evidence"]["also"] == ["band_dropped", "score_drop"]
     assert (detractor["band"], detractor["previous_band"]) == ("yellow", "green")
     scores = await read_topic(settings, topics.health_scores)
