@@ -13,6 +13,7 @@ import sys
 # command -> (module with `main(argv)`, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
+    "replay": ("services.scoring.cli", "re-score an account or all from the events Kafka retains"),
 }
 
 

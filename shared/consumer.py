@@ -60,6 +60,7 @@ from shared.metrics import (
 )
 from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings
+from shared.topics import Topics
 
 log = structlog.get_logger(__name__)
 PRUNE_EVERY_SECONDS = 300.0
@@ -596,22 +597,15 @@ class _OutboxRelay:
     Woken after each commit; also polls, so rows left by a crashed instance go out too.
     """
 
-    BATCH = 2_000
     POLL_SECONDS = 1.0
 
     def __init__(self, owner: DurableConsumer) -> None:
         self._owner = owner
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._lock_id = int.from_bytes(owner.group_id.encode()[:8].ljust(8, b"\0"), "big") >> 1
 
     async def stage(self, session: AsyncSession, outputs: Sequence[Envelope]) -> None:
-        if not outputs:
-            return
-        topics = self._owner._publisher.topics
-        await session.execute(insert(consumer_outbox), [
-            {"consumer_group": self._owner.group_id, "topic": topics.for_event(e.type),
-             "key": e.partition_key(), "value": encode(e)} for e in outputs])
+        await stage_outputs(session, self._owner._publisher.topics, self._owner.group_id, outputs)
 
     def wake(self) -> None:
         self._wake.set()
@@ -635,26 +629,45 @@ class _OutboxRelay:
                 return
 
     async def _drain_once(self) -> bool:
-        """Publish and delete one batch; True if there may be more."""
         owner = self._owner
-        async with owner._sessions() as session, session.begin():
-            locked = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"),
-                                            {"id": self._lock_id})).scalar()
-            if not locked:
-                return False
-            rows = (await session.execute(
-                select(consumer_outbox.c.id, consumer_outbox.c.topic, consumer_outbox.c.key,
-                       consumer_outbox.c.value)
-                .where(consumer_outbox.c.consumer_group == owner.group_id)
-                .order_by(consumer_outbox.c.id).limit(self.BATCH))).all()
-            if not rows:
-                return False
-            by_topic: dict[str, list[RawMessage]] = {}
-            for _, topic, key, value in rows:
-                by_topic.setdefault(topic, []).append(RawMessage(key=key, value=value, headers=[]))
-            for topic, messages in by_topic.items():
-                await owner._publisher.publish_raw(topic, messages)
-                EVENTS_PRODUCED.labels(owner._service, topic).inc(len(messages))
-            await session.execute(delete(consumer_outbox).where(
-                consumer_outbox.c.id.in_([row[0] for row in rows])))
-        return len(rows) == self.BATCH
+        return await drain_outbox(owner._sessions, owner._publisher, owner.group_id, owner._service)
+
+
+async def drain_outbox(
+    sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher, group_id: str,
+    service: str, batch: int = 2_000,
+) -> bool:
+    """Publish and delete one batch of a group's committed outputs, oldest first; True if there
+    may be more. Only one caller per group at a time (an advisory lock; others return False)."""
+    lock_id = int.from_bytes(group_id.encode()[:8].ljust(8, b"\0"), "big") >> 1
+    async with sessions() as session, session.begin():
+        locked = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"),
+                                        {"id": lock_id})).scalar()
+        if not locked:
+            return False
+        rows = (await session.execute(
+            select(consumer_outbox.c.id, consumer_outbox.c.topic, consumer_outbox.c.key,
+                   consumer_outbox.c.value)
+            .where(consumer_outbox.c.consumer_group == group_id)
+            .order_by(consumer_outbox.c.id).limit(batch))).all()
+        if not rows:
+            return False
+        by_topic: dict[str, list[RawMessage]] = {}
+        for _, topic, key, value in rows:
+            by_topic.setdefault(topic, []).append(RawMessage(key=key, value=value, headers=[]))
+        for topic, messages in by_topic.items():
+            await publisher.publish_raw(topic, messages)
+            EVENTS_PRODUCED.labels(service, topic).inc(len(messages))
+        await session.execute(
+            delete(consumer_outbox).where(consumer_outbox.c.id.in_([row[0] for row in rows])))
+    return len(rows) == batch
+
+
+async def stage_outputs(
+    session: AsyncSession, topics: Topics, group_id: str, outputs: Sequence[Envelope]
+) -> None:
+    """Write outputs to the group's outbox inside the caller's transaction."""
+    if outputs:
+        await session.execute(insert(consumer_outbox), [
+            {"consumer_group": group_id, "topic": topics.for_event(e.type), "key": e.partition_key(),
+             "value": encode(e)} for e in outputs])
