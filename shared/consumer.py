@@ -205,7 +205,9 @@ class DurableConsumer:
             relay = asyncio.create_task(self._relay.run(), name=f"{self.group_id}-outbox")
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+                # Aligned: fetch more than a batch, so the buffer holds every topic's next records.
+                fetch = self._max_batch * (10 if self._aligner is not None else 1)
+                batch = await consumer.getmany(timeout_ms=200, max_records=fetch)
                 if self._aligner is not None:
                     batch = await self._aligner.release(consumer, batch, self._max_batch)
                 if not batch:
@@ -519,35 +521,50 @@ class _EventTimeAligner:
         groups: dict[int, list[TopicPartition]] = {}
         for tp in owned:
             groups.setdefault(tp.partition, []).append(tp)
-        bounds: dict[TopicPartition, float] = {}
+        # Siblings with nothing buffered: still records on the broker (hold the others at the
+        # last time released), or caught up (hold nothing).
+        waiting: dict[TopicPartition, bool] = {}
         for tp in owned:
-            waiting = self._buffers.get(tp)
-            if waiting:
-                bounds[tp] = waiting[0][0]
-            elif await self._lagging(consumer, tp):
-                bounds[tp] = self._released_at.get(tp, float("-inf"))
-            else:
-                bounds[tp] = float("inf")
+            if not self._buffers.get(tp):
+                waiting[tp] = await self._lagging(consumer, tp)
         released: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
         budget = limit
         for members in groups.values():
-            for tp in members:
-                queue = self._buffers.get(tp)
-                if not queue or budget <= 0:
-                    continue
-                others = [bounds[o] for o in members if o != tp]
-                until = (min(others) if others else float("inf")) + self._slack
-                out = []
-                while queue and budget > 0 and queue[0][0] <= until:
-                    at, record = queue.popleft()
-                    out.append(record)
-                    budget -= 1
-                    if at > self._released_at.get(tp, float("-inf")):
-                        self._released_at[tp] = at
-                if out:
-                    released[tp] = out
+            # A merge on event time: release while some member can move, within the budget.
+            moved = True
+            while moved and budget > 0:
+                moved = False
+                bounds = {tp: self._bound(tp, waiting) for tp in members}
+                for tp in members:
+                    queue = self._buffers.get(tp)
+                    if not queue or budget <= 0:
+                        continue
+                    until = min((bounds[o] for o in members if o != tp), default=float("inf")) + self._slack
+                    out = released.setdefault(tp, [])
+                    while queue and budget > 0 and queue[0][0] <= until:
+                        at, record = queue.popleft()
+                        out.append(record)
+                        budget -= 1
+                        moved = True
+                        if at > self._released_at.get(tp, float("-inf")):
+                            self._released_at[tp] = at
+                    if not queue:
+                        # Emptied here: on the broker there may be more (unknown until fetched).
+                        waiting[tp] = True
+                    bounds[tp] = self._bound(tp, waiting)
+        released = {tp: records for tp, records in released.items() if records}
         self._flow(consumer, owned)
         return released
+
+    def _bound(self, tp: TopicPartition, waiting: dict[TopicPartition, bool]) -> float:
+        """How far tp's siblings may go (before the slack): its next record's time if buffered;
+        else, while more is on the broker, the last time it released (-inf if none yet)."""
+        queue = self._buffers.get(tp)
+        if queue:
+            return queue[0][0]
+        if waiting.get(tp, False):
+            return self._released_at.get(tp, float("-inf"))
+        return float("inf")
 
     @staticmethod
     async def _lagging(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
@@ -626,6 +643,10 @@ class _OutboxRelay:
                 log.warning("outbox_relay_failed", error=str(exc))
                 await asyncio.sleep(0.5)
             if self._stopping.is_set():
+                # A batch may have committed while the last drain ran: leave nothing behind.
+                with suppress(Exception):
+                    while await self._drain_once():
+                        pass
                 return
 
     async def _drain_once(self) -> bool:
@@ -663,11 +684,18 @@ async def drain_outbox(
     return len(rows) == batch
 
 
+_STAGE = text(
+    "INSERT INTO consumer_outbox (consumer_group, topic, key, value) "
+    "SELECT :group, t, k, v FROM unnest(CAST(:t AS text[]), CAST(:k AS bytea[]), CAST(:v AS bytea[])) "
+    "WITH ORDINALITY AS o(t, k, v, n) ORDER BY n"
+)
+
+
 async def stage_outputs(
     session: AsyncSession, topics: Topics, group_id: str, outputs: Sequence[Envelope]
 ) -> None:
-    """Write outputs to the group's outbox inside the caller's transaction."""
+    """Write outputs to the group's outbox inside the caller's transaction, in their order."""
     if outputs:
-        await session.execute(insert(consumer_outbox), [
-            {"consumer_group": group_id, "topic": topics.for_event(e.type), "key": e.partition_key(),
-             "value": encode(e)} for e in outputs])
+        await session.execute(_STAGE, {
+            "group": group_id, "t": [topics.for_event(e.type) for e in outputs],
+            "k": [e.partition_key() for e in outputs], "v": [encode(e) for e in outputs]})

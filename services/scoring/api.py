@@ -14,7 +14,10 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from services.scoring import store
+from services.scoring.config import Scorecard
+from services.scoring.consumer import Scorer
 from services.scoring.overrides import override_topic
+from services.scoring.scorecard import health
 from shared.events import (
     Band,
     Envelope,
@@ -101,8 +104,8 @@ class ChangeOut(BaseModel):
     computed_score: float
     segment: str
     override: bool
-    factors: list[Factor]
-    contributions: list[dict[str, Any]]
+    factors: list[Factor] = Field(description="the three measures pulling the score down most, in words")
+    contributions: list[dict[str, Any]] = Field(description="each measure's points before and after")
     replayed: bool
     recorded_at: datetime
 
@@ -220,8 +223,10 @@ def _portfolio_account(row: dict[str, Any]) -> PortfolioAccount:
     )
 
 
-def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublisher) -> APIRouter:
+def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublisher,
+                 card: Scorecard) -> APIRouter:
     router = APIRouter()
+    scorer = Scorer(card, settings.scoring_lateness_seconds)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     overrides = override_topic(settings.topic_prefix)
 
@@ -246,7 +251,9 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
                     )
                 )
             audit = await store.override_audit(conn, account_id)
-        factors = [Factor.model_validate(f) for f in row["factors"]]
+        # The words are read from the stored state: the same model the score came from.
+        shown = health(scorer.decode(account_id, bytes(row["state"])).live, card)
+        factors = shown.factors if shown is not None else []
         override = row["override"]
         return AccountHealthOut(
             account_id=account_id,

@@ -42,7 +42,7 @@ def _wire(parts: ServiceParts) -> Wiring:
         await prepare_topics(settings)
 
     return Wiring(
-        routers=[build_router(parts.engine, settings, parts.publisher)],
+        routers=[build_router(parts.engine, settings, parts.publisher, card)],
         loops=[consumer],
         kafka_ready=lambda: consumer.running,
         on_start=on_start,

@@ -289,7 +289,14 @@ class Scorecard(_Strict):
         return self
 
     def segment_named(self, name: str) -> Segment:
-        return next((s for s in self.segments if s.name == name), self.segments[-1])
+        by_name = _SEGMENTS.get(id(self))
+        if by_name is None or by_name[1] is not self:
+            by_name = _SEGMENTS[id(self)] = ({s.name: s for s in self.segments}, self)
+        return by_name[0].get(name, self.segments[-1])
+
+
+# Segments by name per scorecard (scorecards are immutable; the entry keeps its card alive).
+_SEGMENTS: dict[int, tuple[dict[str, Segment], Scorecard]] = {}
 
 
 class ScorecardError(ValueError):

@@ -35,7 +35,7 @@ from services.scoring import metrics, store
 from services.scoring.config import Scorecard
 from services.scoring.engine import AccountEngine, Cause, Change
 from services.scoring.model import Competitors, UnusableEvent, moment, to_entry
-from services.scoring.scorecard import health
+from services.scoring.scorecard import effective
 from shared.consumer import ConsumedEvent, HandlerResult
 from shared.events import Envelope, EventType, HealthScorePayload, RiskSignalPayload
 
@@ -83,7 +83,9 @@ class Scorer:
 
     def row(self, engine: AccountEngine, partition: int) -> store.AccountRow:
         live = engine.live
-        shown = health(live, self.card)
+        # The factors in words are read from the state when someone asks (the API), not
+        # written on every batch.
+        shown = effective(live, self.card) if live.score is not None else None
         facts = live.facts
         override = None
         if live.override is not None:
@@ -104,11 +106,10 @@ class Scorer:
             state=orjson.dumps(engine.encode()),
             account_name=facts.name,
             segment=live.segment,
-            score=shown.score if shown else None,
-            band=shown.band if shown else None,
+            score=shown[0] if shown else None,
+            band=shown[1] if shown else None,
             computed_score=live.score,
             computed_band=live.band,
-            factors=[f.model_dump(mode="json") for f in shown.factors] if shown else [],
             override=override,
             signals=engine.emitted,
             renewal_date=facts.renewal_date if isinstance(facts.renewal_date, date) else None,
@@ -164,7 +165,9 @@ class Scorer:
             "computed_score": change.computed_score,
             "segment": change.segment,
             "override": change.override,
-            "factors": [f.model_dump(mode="json") for f in change.factors],
+            # Each measure's part before and after is in `contributions`; the words only for the
+            # three that pull the score down most (a row per change stays small).
+            "factors": [f.model_dump(mode="json") for f in change.factors if f.value is not None][:3],
             "contributions": change.contributions,
             "replayed": replayed,
         }

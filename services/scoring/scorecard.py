@@ -15,17 +15,18 @@ from shared.events import Factor
 BAND_RANK = {"red": 0, "yellow": 1, "green": 2}
 
 Plan = list[tuple[str, Any, Any, float]]  # (measure, function, parameters, weight)
-_PLANS: dict[int, Plan] = {}
+_PLANS: dict[int, tuple[Plan, Segment]] = {}
 
 
 def plan_of(segment: Segment) -> Plan:
     """The segment's measures in scorecard order (cached: the scorecard is immutable)."""
-    plan = _PLANS.get(id(segment))
-    if plan is None:
-        plan = _PLANS[id(segment)] = [
-            (name, MEASURES[name], params, params.weight) for name, params in segment.measures.enabled()
-        ]
-    return plan
+    cached = _PLANS.get(id(segment))
+    if cached is None or cached[1] is not segment:  # the entry keeps its segment alive
+        cached = _PLANS[id(segment)] = (
+            [(name, MEASURES[name], params, params.weight) for name, params in segment.measures.enabled()],
+            segment,
+        )
+    return cached[0]
 
 
 def matches(rule: SegmentRule, facts: AccountFacts) -> bool:

@@ -48,7 +48,6 @@ account_health = Table(
     Column("band", Text),
     Column("computed_score", Float),
     Column("computed_band", Text),
-    Column("factors", JSONB, nullable=False),
     Column("override", JSONB),
     Column("signals", JSONB, nullable=False),
     Column("renewal_date", Date),
@@ -124,7 +123,6 @@ class AccountRow:
     band: str | None
     computed_score: float | None
     computed_band: str | None
-    factors: list[dict[str, Any]]
     override: dict[str, Any] | None
     signals: dict[str, list[str]]
     renewal_date: date | None
@@ -158,13 +156,18 @@ async def lock_partitions(session: AsyncSession, partitions: Sequence[int]) -> d
     return {p: PartitionRow(v, m) for p, v, m in rows.all()}
 
 
+_SAVE_PARTITIONS = text("""
+UPDATE scoring_partitions SET version = t.v, max_event_at = t.m, updated_at = now()
+FROM unnest(CAST(:p AS int[]), CAST(:v AS int8[]), CAST(:m AS float8[])) AS t(p, v, m)
+WHERE scoring_partitions.partition = t.p
+""")
+
+
 async def save_partitions(session: AsyncSession, rows: dict[int, PartitionRow]) -> None:
-    for partition, row in rows.items():
-        await session.execute(
-            scoring_partitions.update()
-            .where(scoring_partitions.c.partition == partition)
-            .values(version=row.version, max_event_at=row.max_event_at, updated_at=func.now())
-        )
+    if rows:
+        await session.execute(_SAVE_PARTITIONS, {
+            "p": list(rows), "v": [r.version for r in rows.values()],
+            "m": [r.max_event_at for r in rows.values()]})
 
 
 async def load_partition(session: AsyncSession, partition: int) -> list[tuple[str, bytes]]:
@@ -187,19 +190,19 @@ async def load_accounts(session: AsyncSession, account_ids: Sequence[str]) -> li
 
 _UPSERT = text("""
 INSERT INTO account_health (account_id, partition, state, account_name, segment, score, band,
-    computed_score, computed_band, factors, override, signals, renewal_date, mrr, churned,
+    computed_score, computed_band, override, signals, renewal_date, mrr, churned,
     last_event_at, next_due_at, events_applied, late_events, scorecard_version, updated_at)
-SELECT a, p, s, n, seg, sc, b, cs, cb, f::jsonb, o::jsonb, sig::jsonb, rd, m, ch, le, nd, ea, la, v, now()
+SELECT a, p, s, n, seg, sc, b, cs, cb, o::jsonb, sig::jsonb, rd, m, ch, le, nd, ea, la, v, now()
 FROM unnest(CAST(:a AS text[]), CAST(:p AS int[]), CAST(:s AS bytea[]), CAST(:n AS text[]),
             CAST(:seg AS text[]), CAST(:sc AS float8[]), CAST(:b AS text[]), CAST(:cs AS float8[]),
-            CAST(:cb AS text[]), CAST(:f AS text[]), CAST(:o AS text[]), CAST(:sig AS text[]),
+            CAST(:cb AS text[]), CAST(:o AS text[]), CAST(:sig AS text[]),
             CAST(:rd AS date[]), CAST(:m AS float8[]), CAST(:ch AS bool[]), CAST(:le AS timestamptz[]),
             CAST(:nd AS timestamptz[]), CAST(:ea AS int8[]), CAST(:la AS int8[]), CAST(:v AS text[]))
-     AS t(a, p, s, n, seg, sc, b, cs, cb, f, o, sig, rd, m, ch, le, nd, ea, la, v)
+     AS t(a, p, s, n, seg, sc, b, cs, cb, o, sig, rd, m, ch, le, nd, ea, la, v)
 ON CONFLICT (account_id) DO UPDATE SET partition = excluded.partition, state = excluded.state,
     account_name = excluded.account_name, segment = excluded.segment, score = excluded.score,
     band = excluded.band, computed_score = excluded.computed_score,
-    computed_band = excluded.computed_band, factors = excluded.factors,
+    computed_band = excluded.computed_band,
     override = excluded.override, signals = excluded.signals,
     renewal_date = excluded.renewal_date, mrr = excluded.mrr, churned = excluded.churned,
     last_event_at = excluded.last_event_at, next_due_at = excluded.next_due_at,
@@ -228,7 +231,6 @@ async def save_accounts(session: AsyncSession, rows: Sequence[AccountRow]) -> No
             "b": [r.band for r in rows],
             "cs": [r.computed_score for r in rows],
             "cb": [r.computed_band for r in rows],
-            "f": [_json(r.factors) for r in rows],
             "o": [_json(r.override) for r in rows],
             "sig": [_json(r.signals) for r in rows],
             "rd": [r.renewal_date for r in rows],
@@ -243,9 +245,29 @@ async def save_accounts(session: AsyncSession, rows: Sequence[AccountRow]) -> No
     )
 
 
+_RECORD_CHANGES = text("""
+INSERT INTO score_changes (account_id, event_id, cause_type, occurred_at, previous_score, score,
+    previous_band, band, computed_score, segment, override, factors, contributions, replayed)
+SELECT a, e, c, o, ps, s, pb, b, cs, seg, ov, f::jsonb, ct::jsonb, r
+FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:c AS text[]), CAST(:o AS timestamptz[]),
+            CAST(:ps AS float8[]), CAST(:s AS float8[]), CAST(:pb AS text[]), CAST(:b AS text[]),
+            CAST(:cs AS float8[]), CAST(:seg AS text[]), CAST(:ov AS bool[]), CAST(:f AS text[]),
+            CAST(:ct AS text[]), CAST(:r AS bool[]))
+     AS t(a, e, c, o, ps, s, pb, b, cs, seg, ov, f, ct, r)
+""")
+
+
 async def record_changes(session: AsyncSession, changes: list[dict[str, Any]]) -> None:
-    if changes:
-        await session.execute(insert(score_changes), changes)
+    """Insert history rows in one statement (arrays, not one bind list per row)."""
+    if not changes:
+        return
+    columns = {"a": "account_id", "e": "event_id", "c": "cause_type", "o": "occurred_at",
+               "ps": "previous_score", "s": "score", "pb": "previous_band", "b": "band",
+               "cs": "computed_score", "seg": "segment", "ov": "override", "r": "replayed"}
+    values: dict[str, Any] = {k: [change[c] for change in changes] for k, c in columns.items()}
+    values["f"] = [orjson.dumps(change["factors"]).decode() for change in changes]
+    values["ct"] = [orjson.dumps(change["contributions"]).decode() for change in changes]
+    await session.execute(_RECORD_CHANGES, values)
 
 
 async def record_override(session: AsyncSession, row: dict[str, Any]) -> None:

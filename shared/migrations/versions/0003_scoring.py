@@ -41,7 +41,6 @@ def upgrade() -> None:
         sa.Column("band", sa.Text),
         sa.Column("computed_score", sa.Float),
         sa.Column("computed_band", sa.Text),
-        sa.Column("factors", JSONB, nullable=False, server_default="[]"),
         sa.Column("override", JSONB),
         sa.Column("signals", JSONB, nullable=False, server_default="{}"),
         sa.Column("renewal_date", sa.Date),
