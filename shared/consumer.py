@@ -644,9 +644,11 @@ class _OutboxRelay:
                 await asyncio.sleep(0.5)
             if self._stopping.is_set():
                 # A batch may have committed while the last drain ran: leave nothing behind.
-                with suppress(Exception):
+                try:
                     while await self._drain_once():
                         pass
+                except Exception as exc:
+                    log.warning("outbox_relay_failed_at_stop", error=repr(exc))
                 return
 
     async def _drain_once(self) -> bool:
