@@ -359,8 +359,8 @@ def history(rng: random.Random, account: str) -> list[Envelope]:
             None,
         )
     ]
-    for day in range(30):
-        for _ in range(rng.randrange(1, 4)):
+    for day in range(0, 30, 2):  # every other day: the structures fill as with daily use
+        for _ in range(rng.randrange(1, 3)):
             at = START + timedelta(days=day, seconds=rng.randrange(86_400))
             events.append(
                 _envelope(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,16 @@ def output_id(kind: str, key: str) -> str:
     return f"{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
+def write_state(encoded: list[Any]) -> bytes:
+    """An account's state as stored: compact JSON, deflated (level 1: ~30 µs, about half the bytes)."""
+    return zlib.compress(orjson.dumps(encoded), 1)
+
+
+def read_state(stored: bytes) -> list[Any]:
+    decoded: list[Any] = orjson.loads(zlib.decompress(stored))
+    return decoded
+
+
 @dataclass
 class PartitionState:
     number: int
@@ -79,7 +90,7 @@ class Scorer:
         return AccountEngine(account_id, self.card, self.lateness)
 
     def decode(self, account_id: str, state: bytes) -> AccountEngine:
-        return AccountEngine.decode(account_id, orjson.loads(state), self.card, self.lateness)
+        return AccountEngine.decode(account_id, read_state(state), self.card, self.lateness)
 
     def row(self, engine: AccountEngine, partition: int) -> store.AccountRow:
         live = engine.live
@@ -103,7 +114,7 @@ class Scorer:
         return store.AccountRow(
             account_id=engine.account_id,
             partition=partition,
-            state=orjson.dumps(engine.encode()),
+            state=write_state(engine.encode()),
             account_name=facts.name,
             segment=live.segment,
             score=shown[0] if shown else None,

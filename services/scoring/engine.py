@@ -30,11 +30,11 @@ from typing import Any
 from services.scoring import signals
 from services.scoring.config import Scorecard
 from services.scoring.model import DAY, OVERRIDE, TICK, USAGE, Entry, Model, apply, moment, stable_hash, tick
-from services.scoring.scorecard import effective, evaluate, factors, top_measure
+from services.scoring.scorecard import effective, evaluate, factors, plan_of, top_measure
 from shared.events import Factor, RiskSignalPayload
 
 MAX_PENDING = 256  # beyond this many re-orderable entries an account settles early
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -308,7 +308,11 @@ class AccountEngine:
         if changed:
             assert score is not None and band is not None and live.score is not None
             after = {f.measure: (f.contribution if f.value is not None else None) for f in shown_factors}
-            before: dict[str, float] = recorded[5] if recorded is not None else {}
+            before: dict[str, float | None] = {}
+            if recorded is not None:
+                # Stored as a list in the order of the recorded segment's measures.
+                names = [m[0] for m in plan_of(card.segment_named(recorded[3] or ""))]
+                before = dict(zip(names, recorded[5], strict=False))
             contributions = [
                 {"measure": m, "before": before.get(m), "after": after.get(m)}
                 for m in dict.fromkeys([*after, *before])
@@ -333,7 +337,7 @@ class AccountEngine:
                 top,
                 live.segment,
                 live.override[0] if live.override else None,
-                after,
+                [after.get(m[0]) for m in plan_of(card.segment_named(live.segment or ""))],
             ]
         if held != emitted:
             self._reconcile(cause, held, (score, band), previous, shown_factors)

@@ -323,7 +323,7 @@ class Model:
         self.band: str | None = None
         self.segment: str | None = None
         self.values: list[float | None] = []  # per measure of the segment, in scorecard order
-        self.peaks: list[list[float]] = []  # [day number, highest score that day]
+        self.peaks: list[float | None] = []  # [first day number, highest score per day from it]
         self.episodes: dict[str, int] = {}  # signal type -> episodes started so far
         self.active: dict[str, list[Any]] = {}  # condition signal -> [episode, reference, since]
         self.evaluated_at: float | None = None
@@ -424,7 +424,7 @@ class Model:
         clone.override = list(self.override) if self.override else None
         clone.score, clone.band, clone.segment = self.score, self.band, self.segment
         clone.values = list(self.values)
-        clone.peaks = [list(p) for p in self.peaks]
+        clone.peaks = list(self.peaks)
         clone.episodes = dict(self.episodes)
         clone.active = {k: list(v) for k, v in self.active.items()}
         clone.evaluated_at = self.evaluated_at
@@ -491,7 +491,7 @@ def _usage(model: Model, t: float, data: list[Any], card: Scorecard) -> None:
         if not card.key_features or lowered in _lowered(card.key_features):
             features = model.features
             if t > features.get(lowered, -math.inf):
-                features[lowered] = t
+                features[lowered] = int(t)  # a second is precise enough, and shorter stored
             if len(features) > MAX_FEATURES:
                 del features[min(features, key=lambda f: (features[f], f))]
 

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 from sqlalchemy import delete, select
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring import signals, store
 from services.scoring.config import Scorecard
-from services.scoring.consumer import Scorer, output_id
+from services.scoring.consumer import Scorer, output_id, read_state
 from services.scoring.engine import AccountEngine, Cause
 from services.scoring.model import UnusableEvent, to_entry
 from services.scoring.scorecard import effective, factors
@@ -245,7 +244,7 @@ class Replayer:
         )
         stored = {}
         for account, state, score, band in rows.all():
-            raw = orjson.loads(bytes(state))
+            raw = read_state(bytes(state))
             mine = f":{account}:"
             emitted = {t: [k.replace(":~:", mine, 1) for k in keys] for t, keys in raw[5].items()}
             silent = {k.replace(":~:", mine, 1) for k in raw[9]} if len(raw) > 9 else set()

@@ -97,7 +97,8 @@ def evaluate(model: Model, card: Scorecard) -> None:
             total += weight
             weighted += weight * value
     model.segment = segment.name
-    model.values = values
+    # Stored to a tenth (the factors show no more); the score uses the exact values.
+    model.values = [None if v is None else round(v, 1) for v in values]
     if total > 0:
         # From the exact weighted sum: adding rounded contributions could cross a band.
         model.score = round(weighted / total, 1)
@@ -106,16 +107,31 @@ def evaluate(model: Model, card: Scorecard) -> None:
         model.score = model.band = None
     score, band = effective(model, card)
     if score is not None:
-        day = float(now // DAY)
-        peaks = model.peaks
-        if peaks and peaks[-1][0] == day:
-            peaks[-1][1] = max(peaks[-1][1], score)
-        else:
-            peaks.append([day, score])
-        horizon = day - card.signals.score_drop.within_days
-        if peaks[0][0] < horizon:
-            model.peaks = [p for p in peaks if p[0] >= horizon]
+        record_peak(model, int(now // DAY), score, int(card.signals.score_drop.within_days))
     signals.update_conditions(model, card, before_band, score, band)
+
+
+def record_peak(model: Model, day: int, score: float, keep_days: int) -> None:
+    """Daily highest shown scores, stored compactly: [first day, score that day, the next day's, ...]
+    (None for a day without one), the last `keep_days` days only."""
+    peaks = model.peaks
+    if not peaks:
+        model.peaks = [day, score]
+        return
+    first = int(peaks[0] or 0)
+    if day < first:  # a best-effort late step: keep it in the day it belongs to if it is kept
+        return
+    index = day - first + 1
+    if index < len(peaks):
+        current = peaks[index]
+        peaks[index] = score if current is None else max(current, score)
+    else:
+        peaks.extend([None] * (index - len(peaks)))
+        peaks.append(score)
+    drop = max(0, day - keep_days - first)
+    if drop:
+        model.peaks = [first + drop, *peaks[1 + drop:]]
+
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def update_conditions(
         if "score_drop" in active:
             _set(model, "score_drop", score < active["score_drop"][1] - rules.score_drop.recovered_within)
         else:
-            peak = max(p[1] for p in model.peaks) if model.peaks else score
+            peak = max((p for p in model.peaks[1:] if p is not None), default=score)
             _set(model, "score_drop", peak - score >= rules.score_drop.points, peak)
 
     ratio = usage_ratio_now(model, now)

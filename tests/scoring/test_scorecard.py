@@ -55,11 +55,11 @@ segments:
     shown = health(run(events, card=card).live, card)
     assert shown is not None
     # recency: 24 idle days -> 100 * 6 / 28 = 21.43; nps 0; tickets 100 - 15 - 2 * 35 = 15.
-    # (25 * 21.4286 + 25 * 0 + 20 * 15) / 70 = 11.939 -> 11.9
+    # (25 * 21.4286 + 25 * 0 + 20 * 15) / 70 = 11.939 -> 11.9; factors show values to a tenth (21.4).
     assert shown.score == 11.9
     assert [(f.measure, f.contribution) for f in shown.factors] == [
         ("nps", 0.0),
-        ("recency", 7.65),
+        ("recency", 7.64),
         ("open_tickets", 4.29),
     ]
 
