@@ -122,7 +122,7 @@ class Scorer:
             computed_score=live.score,
             computed_band=live.band,
             override=override,
-            signals=engine.emitted,
+            signals=engine.told(),
             renewal_date=facts.renewal_date if isinstance(facts.renewal_date, date) else None,
             mrr=facts.mrr,
             churned=live.churned,

@@ -388,6 +388,11 @@ class AccountEngine:
         told_now = {k for keys in held.values() for k in keys}
         self.silent = [k for k in self.silent if k in told_now]
 
+    def told(self) -> dict[str, list[str]]:
+        """The signals downstream has been told are open (those folded into another are not)."""
+        told = {t: [k for k in keys if k not in self.silent] for t, keys in self.emitted.items()}
+        return {t: keys for t, keys in told.items() if keys}
+
     def take_outputs(self) -> Outputs:
         outputs, self.outputs = self.outputs, Outputs()
         return outputs

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 
 from services.scoring.config import load_scorecard
 from services.scoring.consumer import Scorer
+from services.scoring.scorecard import health
 from services.scoring.store import account_health, score_changes
 from shared.db import create_engine
 from shared.events import Envelope
@@ -124,7 +125,7 @@ async def snapshot(settings: Settings) -> dict[str, Any]:
             "model": orjson.dumps([state.live.encode(), state.emitted], option=orjson.OPT_SORT_KEYS),
             "score": row["score"],
             "band": row["band"],
-            "factors": row["factors"],
+            "factors": health(state.live, scorer.card),
             "signals": row["signals"],
             "events_applied": row["events_applied"],
             "late": row["late_events"],
