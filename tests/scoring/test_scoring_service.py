@@ -27,7 +27,7 @@ Scoring = tuple[httpx.AsyncClient, EventPublisher, Settings]
 
 @pytest.fixture
 async def scoring(infra: Any) -> AsyncIterator[Scoring]:
-    settings = infra.fresh_settings(scoring_override_token=TOKEN, scoring_lateness_seconds=0)
+    settings = infra.fresh_settings(scoring_override_token=TOKEN)
     await ensure_topics(settings)
     publisher = EventPublisher(settings, "test")
     async with serving(create_app(settings)) as client:
