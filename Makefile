@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run demo test lint bench bench-ingest format clean
+.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: install jars
 # Only ingest's /v1/batch against the bare producer (alternating rounds; see bench/ingest_throughput.py).
 bench-ingest: install jars
 	$(BIN)/python -m bench.ingest_throughput
+
+# Scoring: throughput next to a bare aiokafka consumer, latency at 2,000 events/s, state at 100,000 accounts.
+bench-scoring: install jars
+	$(BIN)/python -m bench.scoring
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # simulator
     "simulate": ("simulator.cli", "simulate a SaaS customer base and send it through the public APIs"),
     "demo": ("simulator.demo", "the whole system locally, fed by a small simulated customer base"),
+    "replay": ("services.scoring.cli", "re-score an account or all from the events Kafka retains"),
 }
 
 

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -39,6 +43,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -51,9 +56,11 @@ from shared.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_CONSUMED,
+    EVENTS_PRODUCED,
 )
 from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings
+from shared.topics import Topics
 
 log = structlog.get_logger(__name__)
 PRUNE_EVERY_SECONDS = 300.0
@@ -68,12 +75,28 @@ consumer_offsets = Table(
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now()),
 )
+consumer_outbox = Table(
+    "consumer_outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("consumer_group", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)
 processed_events = Table(
     "processed_events",
     metadata,
     Column("consumer_group", Text, primary_key=True),
     Column("event_id", Text, primary_key=True),
     Column("processed_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+
+_REMEMBER_IDS = text(
+    "INSERT INTO processed_events (consumer_group, event_id) "
+    "SELECT :group, unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING RETURNING event_id"
 )
 
 
@@ -98,6 +121,8 @@ class HandlerResult:
 
 
 BatchHandler = Callable[[AsyncSession, Sequence[ConsumedEvent]], Awaitable[HandlerResult]]
+# Told the partitions a consumer gains or loses (after a revoked batch is durable).
+PartitionsCallback = Callable[[list[TopicPartition]], None]
 
 
 @dataclass
@@ -122,6 +147,12 @@ class DurableConsumer:
         publisher: EventPublisher,
         handler: BatchHandler,
         max_consecutive_failures: int = 20,
+        max_batch: int | None = None,
+        assignors: Sequence[type] | None = None,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+        align_event_time: float | None = None,
+        transactional_outbox: bool = False,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -131,6 +162,18 @@ class DurableConsumer:
         self._publisher = publisher
         self._handler = handler
         self._max_failures = max_consecutive_failures
+        self._max_batch = max_batch or settings.consumer_max_batch
+        # e.g. RangePartitionAssignor: partition i of every topic to the same member, for
+        # handlers whose state is per partition across co-partitioned topics.
+        self._assignors = tuple(assignors) if assignors else None
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        # Co-partitioned topics consumed in step on event time (see _EventTimeAligner).
+        self._aligner = _EventTimeAligner(align_event_time) if align_event_time is not None else None
+        # Outputs written to PostgreSQL with the batch and published by a relay once committed:
+        # a batch that rolls back (a crash, a failure) never published anything, which matters
+        # when re-processing it need not produce the same outputs (see _OutboxRelay).
+        self._relay = _OutboxRelay(self) if transactional_outbox else None
         self._last_prune = 0.0
         # Held while a batch is processed; the rebalance listener takes it so a revoke
         # waits for the batch in flight to become durable. Never held around getmany().
@@ -150,17 +193,23 @@ class DurableConsumer:
             isolation_level="read_committed",
             max_poll_interval_ms=300_000,
             rebalance_timeout_ms=60_000,
+            **({"partition_assignment_strategy": self._assignors} if self._assignors else {}),
         )
         # The listener gets the consumer now: the first assignment can happen inside start().
         consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self, consumer))
         await self._start_with_retry(consumer)
         self.running = True
         failures = 0
+        relay = None
+        if self._relay is not None:
+            relay = asyncio.create_task(self._relay.run(), name=f"{self.group_id}-outbox")
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=200, max_records=self._settings.consumer_max_batch
-                )
+                # Aligned: fetch more than a batch, so the buffer holds every topic's next records.
+                fetch = self._max_batch * (10 if self._aligner is not None else 1)
+                batch = await consumer.getmany(timeout_ms=200, max_records=fetch)
+                if self._aligner is not None:
+                    batch = await self._aligner.release(consumer, batch, self._max_batch)
                 if not batch:
                     continue
                 async with self._processing:
@@ -178,6 +227,9 @@ class DurableConsumer:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             self.running = False
+            if relay is not None and self._relay is not None:
+                self._relay.stop()
+                await asyncio.gather(relay, return_exceptions=True)
             await consumer.stop()
 
     async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> None:
@@ -242,7 +294,10 @@ class DurableConsumer:
                                           event.envelope.partition_key(),
                                           encode(event.envelope), reason))
             await self._dead_letter(rejected)
-            await self._publisher.publish(result.outputs)
+            if self._relay is not None:
+                await self._relay.stage(session, result.outputs)
+            else:
+                await self._publisher.publish(result.outputs)
             next_offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
             await self._store_offsets(session, next_offsets)
         # Durable now. The Kafka-side commit only feeds lag tools; losing it is harmless.
@@ -250,6 +305,8 @@ class DurableConsumer:
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
         self._count_dead_letters(rejected)
+        if self._relay is not None and result.outputs:
+            self._relay.wake()
         for callback in result.after_commit:
             callback()
         await self._commit_to_kafka(consumer, next_offsets)
@@ -281,12 +338,8 @@ class DurableConsumer:
         if not events:
             return []
         ids = list(dict.fromkeys(e.envelope.event_id for e in events))
-        inserted = await session.execute(
-            insert(processed_events)
-            .values([{"consumer_group": self.group_id, "event_id": i} for i in ids])
-            .on_conflict_do_nothing()
-            .returning(processed_events.c.event_id)
-        )
+        # One array parameter, one statement, whatever the batch size.
+        inserted = await session.execute(_REMEMBER_IDS, {"group": self.group_id, "ids": ids})
         new_ids = set(inserted.scalars().all())
         fresh: list[ConsumedEvent] = []
         for event in events:
@@ -378,6 +431,8 @@ class DurableConsumer:
 
     def _rewind(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         owned = consumer.assignment()
+        if self._aligner is not None:
+            batch = self._aligner.take_back(batch)
         for tp, records in batch.items():
             if tp in owned and records:
                 consumer.seek(tp, records[0].offset)
@@ -406,12 +461,243 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight to commit, so the next owner starts where it ended.
         async with self._owner._processing:
-            pass
+            if self._owner._aligner is not None:
+                self._owner._aligner.forget(revoked)
+            if revoked and self._owner._on_revoked is not None:
+                self._owner._on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if not assigned:
             return
         stored = await self._owner.stored_offsets(assigned)
+        if self._owner._aligner is not None:
+            self._owner._aligner.forget(assigned)
         for tp, offset in stored.items():
             self._consumer.seek(tp, offset)
+        if self._owner._on_assigned is not None:
+            self._owner._on_assigned(list(assigned))
         log.info("partitions_assigned", partitions=len(assigned), resumed_from_db=len(stored))
+
+
+def _event_time(record: Any) -> float:
+    """A record's event time (epoch seconds), read cheaply; -inf when unreadable (it is released
+    at once and dead-lettered by the normal path)."""
+    try:
+        return datetime.fromisoformat(orjson.loads(record.value)["occurred_at"]).timestamp()
+    except Exception:
+        return float("-inf")
+
+
+class _EventTimeAligner:
+    """Releases fetched records of co-partitioned topics in step on event time.
+
+    Partition i of every subscribed topic holds the same keys (accounts), but Kafka fetches
+    each topic-partition at its own pace: reading a backlog, one topic's partition can run
+    days of event time ahead of another's, and a handler that keys state on event time would
+    see the slower topic's events as late. Like Kafka Streams' task-level timestamp
+    synchronisation, fetched records wait in a buffer and a topic-partition's records are
+    released only up to `slack` seconds past the earliest pending event time of the other
+    topic-partitions with the same partition number; a sibling whose buffer is empty but which
+    still has records on the broker holds the others at its last released time (one never
+    read yet holds them entirely) until its fetch arrives. Offsets commit only for released
+    records, so a crash or a rebalance re-reads what was still buffered. A partition whose
+    buffer grows past `max_buffered` records is paused until it drains.
+    """
+
+    def __init__(self, slack: float, max_buffered: int = 20_000) -> None:
+        self._slack = slack
+        self._max_buffered = max_buffered
+        self._buffers: dict[TopicPartition, deque[tuple[float, Any]]] = {}
+        self._released_at: dict[TopicPartition, float] = {}
+        self._paused: set[TopicPartition] = set()
+
+    async def release(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list], limit: int  # type: ignore[type-arg]
+    ) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        for tp, records in fetched.items():
+            buffer = self._buffers.setdefault(tp, deque())
+            buffer.extend((_event_time(r), r) for r in records)
+        owned = consumer.assignment()
+        groups: dict[int, list[TopicPartition]] = {}
+        for tp in owned:
+            groups.setdefault(tp.partition, []).append(tp)
+        # Siblings with nothing buffered: still records on the broker (hold the others at the
+        # last time released), or caught up (hold nothing).
+        waiting: dict[TopicPartition, bool] = {}
+        for tp in owned:
+            if not self._buffers.get(tp):
+                waiting[tp] = await self._lagging(consumer, tp)
+        released: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        budget = limit
+        for members in groups.values():
+            # A merge on event time: release while some member can move, within the budget.
+            moved = True
+            while moved and budget > 0:
+                moved = False
+                bounds = {tp: self._bound(tp, waiting) for tp in members}
+                for tp in members:
+                    queue = self._buffers.get(tp)
+                    if not queue or budget <= 0:
+                        continue
+                    until = min((bounds[o] for o in members if o != tp), default=float("inf")) + self._slack
+                    out = released.setdefault(tp, [])
+                    while queue and budget > 0 and queue[0][0] <= until:
+                        at, record = queue.popleft()
+                        out.append(record)
+                        budget -= 1
+                        moved = True
+                        if at > self._released_at.get(tp, float("-inf")):
+                            self._released_at[tp] = at
+                    if not queue:
+                        # Emptied here: on the broker there may be more (unknown until fetched).
+                        waiting[tp] = True
+                    bounds[tp] = self._bound(tp, waiting)
+        released = {tp: records for tp, records in released.items() if records}
+        self._flow(consumer, owned)
+        return released
+
+    def _bound(self, tp: TopicPartition, waiting: dict[TopicPartition, bool]) -> float:
+        """How far tp's siblings may go (before the slack): its next record's time if buffered;
+        else, while more is on the broker, the last time it released (-inf if none yet)."""
+        queue = self._buffers.get(tp)
+        if queue:
+            return queue[0][0]
+        if waiting.get(tp, False):
+            return self._released_at.get(tp, float("-inf"))
+        return float("inf")
+
+    @staticmethod
+    async def _lagging(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return True  # not fetched yet: unknown, so wait for it
+        try:
+            return bool(await consumer.position(tp) < highwater)
+        except Exception:
+            return True
+
+    def _flow(self, consumer: AIOKafkaConsumer, owned: set[TopicPartition]) -> None:
+        for tp in owned:
+            size = len(self._buffers.get(tp, ()))
+            if size > self._max_buffered and tp not in self._paused:
+                consumer.pause(tp)
+                self._paused.add(tp)
+            elif size <= self._max_buffered // 2 and tp in self._paused:
+                consumer.resume(tp)
+                self._paused.discard(tp)
+
+    def take_back(self, batch: dict[TopicPartition, list]) -> dict[TopicPartition, list]:  # type: ignore[type-arg]
+        """After a failed batch: everything released and buffered is to be read again; the
+        returned first records tell where to seek."""
+        merged: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+        for tp in set(batch) | set(self._buffers):
+            first = (batch.get(tp) or []) + [r for _, r in self._buffers.get(tp, ())]
+            if first:
+                merged[tp] = first[:1]
+        self._buffers.clear()
+        self._released_at.clear()
+        return merged
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._buffers.pop(tp, None)
+            self._released_at.pop(tp, None)
+            self._paused.discard(tp)
+
+
+class _OutboxRelay:
+    """Publishes a consumer's committed outputs from `consumer_outbox`, oldest first.
+
+    One relay at a time per consumer group (a transaction-scoped advisory lock), so outputs
+    keep their commit order per key across instances; a crash between publishing and deleting
+    republishes the same envelopes (same event ids), which consumers drop as duplicates.
+    Woken after each commit; also polls, so rows left by a crashed instance go out too.
+    """
+
+    POLL_SECONDS = 1.0
+
+    def __init__(self, owner: DurableConsumer) -> None:
+        self._owner = owner
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def stage(self, session: AsyncSession, outputs: Sequence[Envelope]) -> None:
+        await stage_outputs(session, self._owner._publisher.topics, self._owner.group_id, outputs)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.POLL_SECONDS)
+            self._wake.clear()
+            try:
+                while await self._drain_once():
+                    pass
+            except Exception as exc:  # Kafka or the database away: retried at the next wake or poll
+                log.warning("outbox_relay_failed", error=str(exc))
+                await asyncio.sleep(0.5)
+            if self._stopping.is_set():
+                # A batch may have committed while the last drain ran: leave nothing behind.
+                try:
+                    while await self._drain_once():
+                        pass
+                except Exception as exc:
+                    log.warning("outbox_relay_failed_at_stop", error=repr(exc))
+                return
+
+    async def _drain_once(self) -> bool:
+        owner = self._owner
+        return await drain_outbox(owner._sessions, owner._publisher, owner.group_id, owner._service)
+
+
+async def drain_outbox(
+    sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher, group_id: str,
+    service: str, batch: int = 2_000,
+) -> bool:
+    """Publish and delete one batch of a group's committed outputs, oldest first; True if there
+    may be more. Only one caller per group at a time (an advisory lock; others return False)."""
+    lock_id = int.from_bytes(group_id.encode()[:8].ljust(8, b"\0"), "big") >> 1
+    async with sessions() as session, session.begin():
+        locked = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"),
+                                        {"id": lock_id})).scalar()
+        if not locked:
+            return False
+        rows = (await session.execute(
+            select(consumer_outbox.c.id, consumer_outbox.c.topic, consumer_outbox.c.key,
+                   consumer_outbox.c.value)
+            .where(consumer_outbox.c.consumer_group == group_id)
+            .order_by(consumer_outbox.c.id).limit(batch))).all()
+        if not rows:
+            return False
+        by_topic: dict[str, list[RawMessage]] = {}
+        for _, topic, key, value in rows:
+            by_topic.setdefault(topic, []).append(RawMessage(key=key, value=value, headers=[]))
+        for topic, messages in by_topic.items():
+            await publisher.publish_raw(topic, messages)
+            EVENTS_PRODUCED.labels(service, topic).inc(len(messages))
+        await session.execute(
+            delete(consumer_outbox).where(consumer_outbox.c.id.in_([row[0] for row in rows])))
+    return len(rows) == batch
+
+
+_STAGE = text(
+    "INSERT INTO consumer_outbox (consumer_group, topic, key, value) "
+    "SELECT :group, t, k, v FROM unnest(CAST(:t AS text[]), CAST(:k AS bytea[]), CAST(:v AS bytea[])) "
+    "WITH ORDINALITY AS o(t, k, v, n) ORDER BY n"
+)
+
+
+async def stage_outputs(
+    session: AsyncSession, topics: Topics, group_id: str, outputs: Sequence[Envelope]
+) -> None:
+    """Write outputs to the group's outbox inside the caller's transaction, in their order."""
+    if outputs:
+        await session.execute(_STAGE, {
+            "group": group_id, "t": [topics.for_event(e.type) for e in outputs],
+            "k": [e.partition_key() for e in outputs], "v": [encode(e) for e in outputs]})

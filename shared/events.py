@@ -30,6 +30,7 @@ class EventType(StrEnum):
     SURVEY_RESPONSE = "survey_response"
     HEALTH_SCORE = "health_score"
     RISK_SIGNAL = "risk_signal"
+    HEALTH_OVERRIDE = "health_override"  # a CSM's override, on scoring's own overrides topic
 
 
 class Band(StrEnum):
@@ -194,6 +195,9 @@ class HealthScorePayload(BaseModel):
     factors: list[Factor]
     caused_by_event_id: str
     segment: str | None = Field(default=None, description="the scorecard segment the account is in")
+    # With a CSM's override in force, score/band are the override's and this is the computed one.
+    computed_score: float | None = None
+    overridden: bool = False
 
 
 class SignalKind(StrEnum):
@@ -236,6 +240,23 @@ class RiskSignalPayload(BaseModel):
     segment: str | None = Field(default=None, description="the scorecard segment the account is in")
     factors: list[Factor] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class HealthOverridePayload(BaseModel):
+    """A CSM sets or clears a manual override of an account's health (scoring's overrides topic).
+
+    Scoring applies it on event time like any other event, so a replay reproduces it, and
+    lets it lapse once the account's event time passes `expires_at`.
+    """
+
+    action: Literal["set", "clear"]
+    override_id: str = Field(min_length=1, max_length=100)
+    kind: Literal["score", "band"] | None = None
+    score: float | None = Field(default=None, ge=0, le=100)
+    band: Band | None = None
+    reason: str | None = Field(default=None, max_length=2_000)
+    author: str = Field(min_length=1, max_length=200)
+    expires_at: AwareDatetime | None = None
 
 
 def utcnow() -> datetime:

@@ -119,10 +119,13 @@ class ServiceParts:
     sessions: async_sessionmaker[AsyncSession]
     publisher: EventPublisher
 
-    def consumer(self, group_id: str, topics: Sequence[str], handler: BatchHandler) -> DurableConsumer:
+    def consumer(self, group_id: str, topics: Sequence[str], handler: BatchHandler,
+                 **options: Any) -> DurableConsumer:
+        """A DurableConsumer for this service; `options` are DurableConsumer's optional ones
+        (max_batch, assignors, on_assigned, on_revoked)."""
         return DurableConsumer(settings=self.settings, service=self.name, group_id=group_id,
                                topics=topics, sessions=self.sessions, publisher=self.publisher,
-                               handler=handler)
+                               handler=handler, **options)
 
 
 @dataclass

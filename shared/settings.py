@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     webhook_max_age_seconds: int = Field(default=300, gt=0)
     ticket_account_mappings: str | None = None
 
+    # --- scoring: scorecard, event time, overrides, replay --------------------------------
+    scoring_scorecard_path: str | None = None  # None: services/scoring/scorecards/default.yaml
+    scoring_lateness_seconds: float = Field(default=600.0, ge=0, le=7 * 86_400)
+    scoring_consumer_max_batch: int = Field(default=2_000, gt=0)
+    scoring_override_token: SecretStr | None = None
+    scoring_input_retention_days: float = Field(default=400.0, ge=0)
+
     # --- alerts: the outside world ------------------------------------------------------
     slack_webhook_url: str | None = None
     smtp_host: str = "127.0.0.1"

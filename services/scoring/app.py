@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from fastapi import FastAPI
 
 from services.scoring.api import build_router
+from services.scoring.config import load_scorecard
 from services.scoring.consumer import ScoringHandler
+from services.scoring.topics import input_topics, prepare_topics
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
-from shared.topics import Topics
 
 SERVICE = "scoring"
 GROUP_ID = "churnwatch-scoring"
 
 
 def _wire(parts: ServiceParts) -> Wiring:
-    topics = Topics.from_settings(parts.settings)
+    settings = parts.settings
+    # Validated now: a bad scorecard stops the service at start with the file and field named.
+    card = load_scorecard(settings.scoring_scorecard_path)
+    handler = ScoringHandler(card, settings.scoring_lateness_seconds)
     consumer = parts.consumer(
-        GROUP_ID, [topics.usage, topics.traits, topics.tickets, topics.survey_responses],
-        ScoringHandler())
-    return Wiring(routers=[build_router(parts.engine)], loops=[consumer],
-                  kafka_ready=lambda: consumer.running)
+        GROUP_ID,
+        input_topics(settings),
+        handler,
+        max_batch=settings.scoring_consumer_max_batch,
+        # Partition i of every input topic to the same instance: an account's state lives there.
+        assignors=[RangePartitionAssignor],
+        on_assigned=handler.partitions_assigned,
+        on_revoked=handler.partitions_revoked,
+        # An account's topics are read in step on event time, so a backlog on one topic does
+        # not make another topic's events late (half the lateness bound of slack).
+        align_event_time=settings.scoring_lateness_seconds / 2,
+        # Outputs leave only once their batch is durable: re-reading after a crash may batch
+        # and interleave topics differently and need not raise the same transient signals.
+        transactional_outbox=True,
+    )
+
+    async def on_start() -> None:
+        await prepare_topics(settings)
+
+    return Wiring(
+        routers=[build_router(parts.engine, settings, parts.publisher, card)],
+        loops=[consumer],
+        kafka_ready=lambda: consumer.running,
+        on_start=on_start,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -1,6 +1,6 @@
 """Scoring-specific metrics (the shared consumer counts events and batch latency)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 UNATTRIBUTED_EVENTS = Counter(
     "churnwatch_scoring_unattributed_events_total",
@@ -9,11 +9,27 @@ UNATTRIBUTED_EVENTS = Counter(
 )
 SCORE_CHANGES = Counter(
     "churnwatch_scoring_score_changes_total",
-    "Score or band changes recorded, by the new band.",
+    "Recorded changes of an account's shown health (history rows), by the new band.",
     ["band"],
 )
-SIGNALS_RAISED = Counter(
+SIGNALS = Counter(
     "churnwatch_scoring_signals_total",
-    "Risk signals published, by type.",
-    ["signal_type"],
+    "Risk and expansion signals published, by type and status (raised, cleared).",
+    ["signal_type", "status"],
+)
+LATE_EVENTS = Counter(
+    "churnwatch_scoring_late_events_total",
+    "Events older than their account's settled time (beyond the lateness bound): applied best-effort.",
+)
+TIMERS_FIRED = Counter(
+    "churnwatch_scoring_timers_fired_total",
+    "Event-time timers (daily re-scoring ticks, override expiries) fired by a partition's watermark.",
+)
+PARTITION_LOADS = Counter(
+    "churnwatch_scoring_partition_loads_total",
+    "Partitions loaded from PostgreSQL into memory (on first use after an assignment, or a stale copy).",
+)
+ACCOUNTS_IN_MEMORY = Gauge(
+    "churnwatch_scoring_accounts_in_memory",
+    "Accounts of the owned partitions held in this process.",
 )

@@ -1,0 +1,406 @@
+"""One account's timeline on event time: exact within the lateness bound, whatever the arrival order.
+
+The account keeps a *settled* model (every entry up to `settled_until`, folded in order) and
+a short *pending* list of newer entries. The live model is settled + pending folded in
+(time, tick-last, id) order, so it is a pure function of the set of entries seen:
+  * in order (the common case) an entry is folded into the live model directly;
+  * out of order but newer than `settled_until`, it is inserted and the live model is
+    re-folded from the settled one (a few entries, at most `MAX_PENDING`);
+  * older than `settled_until` (later than the lateness bound allows), it is applied
+    best-effort to both models and counted (`Model.late`): the order-independent parts of the
+    state (counters, latest answers, tickets, traits) stay exact; only the path (band,
+    episodes) may differ from an in-order run.
+Pending entries settle once the account's event time has moved `lateness` past them: the
+live model at that moment (kept as a candidate snapshot) becomes the settled one, so
+settling costs one copy, never a second fold.
+
+Time-driven rules (a quiet account's recency, renewals, onboarding at day 30, overrides
+lapsing) need time to pass without events: daily *ticks* at a fixed per-account second of
+the UTC day, and a tick at an override's expiry, join the timeline as entries. They fire when
+the account's own events pass them, or when the partition's watermark does (`advance`), and
+sort after events at the same instant. Nothing here reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.scoring import signals
+from services.scoring.config import Scorecard
+from services.scoring.model import DAY, OVERRIDE, TICK, USAGE, Entry, Model, apply, moment, stable_hash, tick
+from services.scoring.scorecard import effective, evaluate, factors, plan_of, top_measure
+from shared.events import Factor, RiskSignalPayload
+
+MAX_PENDING = 256  # beyond this many re-orderable entries an account settles early
+STATE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Cause:
+    event_id: str
+    event_type: str
+    at: float
+    user_id: str | None = None
+
+
+@dataclass
+class Change:
+    """A meaningful change of the shown health: one history row and one health-score event."""
+
+    cause: Cause
+    previous_score: float | None
+    previous_band: str | None
+    score: float
+    band: str
+    computed_score: float
+    segment: str
+    factors: list[Factor]
+    contributions: list[dict[str, Any]]
+    override: bool
+
+
+@dataclass
+class Outputs:
+    changes: list[Change] = field(default_factory=list)
+    signals: list[tuple[Cause, RiskSignalPayload]] = field(default_factory=list)
+
+
+def tick_offset(account_id: str) -> float:
+    """The second of the UTC day at which the account's daily tick falls: spread, not all at midnight."""
+    return float(stable_hash(account_id) % int(DAY))
+
+
+class AccountEngine:
+    def __init__(self, account_id: str, card: Scorecard, lateness: float) -> None:
+        self.account_id = account_id
+        self.card = card
+        self.lateness = lateness
+        self.offset = tick_offset(account_id)
+        self.settled = Model()
+        self.settled_until: float | None = None
+        self.pending: list[Entry] = []
+        self.ticked_until: float | None = None  # the last daily tick fired
+        self.first: float | None = None  # the earliest entry time seen: daily ticks start after it
+        self.timers: list[float] = []  # override expiries still to fire
+        self.silent: list[str] = []  # raised keys folded into a more specific signal, never told
+        self.emitted: dict[str, list[str]] = {}
+        # last recorded [score, band, top measure, segment, override id, {measure: contribution}]
+        self.recorded: list[Any] | None = None
+        self.live = Model()
+        self._ids: set[int] = set()
+        self._candidate: Model | None = None
+        self._candidate_len = 0
+        self.outputs = Outputs()
+        self.late_events = 0  # arrivals beyond the lateness bound since load (for metrics)
+        self.duplicates = 0
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def encode(self) -> list[Any]:
+        # Signal keys carry the account id; stored without it ("~") they take half the bytes.
+        mine = f":{self.account_id}:"
+        emitted = {t: [k.replace(mine, ":~:", 1) for k in keys] for t, keys in self.emitted.items()}
+        return [
+            STATE_VERSION,
+            self.settled.encode(),
+            [e.encode() for e in self.pending],
+            self.settled_until,
+            self.ticked_until,
+            emitted,
+            self.recorded,
+            self.first,
+            self.timers,
+            [k.replace(mine, ":~:", 1) for k in self.silent],
+        ]
+
+    @classmethod
+    def decode(cls, account_id: str, raw: list[Any], card: Scorecard, lateness: float) -> AccountEngine:
+        engine = cls(account_id, card, lateness)
+        (
+            version,
+            settled,
+            pending,
+            engine.settled_until,
+            engine.ticked_until,
+            engine.emitted,
+            engine.recorded,
+            engine.first,
+            engine.timers,
+            silent,
+        ) = raw
+        if version != STATE_VERSION:
+            raise ValueError(f"account state version {version} is not {STATE_VERSION}: replay to rebuild")
+        mine = f":{account_id}:"
+        engine.emitted = {t: [k.replace(":~:", mine, 1) for k in keys] for t, keys in engine.emitted.items()}
+        engine.silent = [k.replace(":~:", mine, 1) for k in silent]
+        engine.settled = Model.decode(settled)
+        engine.pending = [Entry.decode(e) for e in pending]
+        engine._ids = {e.id for e in engine.pending if e.kind != TICK}
+        engine._refold()
+        return engine
+
+    # --- time -------------------------------------------------------------------------------
+
+    def _next_daily(self, after: float) -> float:
+        day_start = (after - self.offset) // DAY * DAY + self.offset
+        return day_start + DAY
+
+    def next_due(self) -> float | None:
+        """The event time of the next timer: the daily tick, or an override's expiry."""
+        if self.ticked_until is None:
+            return None
+        due = self._next_daily(self.ticked_until)
+        return min(due, self.timers[0]) if self.timers else due
+
+    def _fire_until(self, until: float) -> None:
+        while True:
+            due = self.next_due()
+            if due is None or due > until:
+                return
+            if self.timers and self.timers[0] == due:
+                self.timers.pop(0)
+            else:
+                self.ticked_until = due
+            self._tick(due)
+
+    def _tick(self, at: float) -> None:
+        if self._insert(tick(at)):
+            self._observe(Cause(f"tick:{self.account_id}:{int(at)}", "tick", at))
+
+    def advance(self, watermark: float) -> None:
+        """Fire the timers the partition's watermark has passed."""
+        self._fire_until(watermark)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def add(self, entry: Entry, cause: Cause) -> bool:
+        """Apply one event's entry; False if it was a duplicate of a pending entry.
+
+        Which ticks exist depends only on the entries' times, never on arrival order: every
+        daily tick after the account's earliest entry up to the latest time reached, and one
+        at each override expiry an entry asked for.
+        """
+        if entry.id in self._ids:
+            self.duplicates += 1
+            return False
+        t = entry.t
+        if self.first is None:
+            self.first = t
+            self.ticked_until = self._next_daily(t) - DAY
+        else:
+            self._fire_until(t)
+            if t < self.first:
+                # An earlier entry than any seen: the daily ticks between it and the old
+                # earliest belong to the timeline too (an in-order run fired them).
+                old_first, self.first = self.first, t
+                earlier = self._next_daily(t)
+                while earlier <= old_first:
+                    self._tick(earlier)
+                    earlier += DAY
+        if self._insert(entry):
+            self._observe(cause)
+        if entry.kind == OVERRIDE and entry.data[0] == "set" and entry.data[7] is not None:
+            expiry = float(entry.data[7])
+            clock = self.live.clock or expiry
+            if expiry <= clock:
+                self._tick(expiry)
+            elif expiry not in self.timers:
+                bisect.insort(self.timers, expiry)
+        return True
+
+    def _fold(self, model: Model, entry: Entry) -> bool:
+        """Apply and, unless it is usage within the re-scoring interval, evaluate. True if evaluated."""
+        apply(model, entry, self.card)
+        last = model.evaluated_at
+        if (
+            entry.kind == USAGE
+            and last is not None
+            and 0 <= entry.t - last < self.card.usage_evaluation_seconds
+        ):
+            return False
+        evaluate(model, self.card)
+        model.evaluated_at = model.clock
+        return True
+
+    def _insert(self, entry: Entry) -> bool:
+        """Add to the timeline; True if the live model was re-evaluated."""
+        if self.settled_until is not None and entry.t <= self.settled_until:
+            # Later than the lateness bound: best effort, counted.
+            evaluated = False
+            for model in (self.settled, self._candidate, self.live):
+                if model is not None:
+                    evaluated = self._fold(model, entry)
+                    if entry.kind != TICK:
+                        model.late += 1
+            self.late_events += 1
+            return evaluated
+        pending = self.pending
+        key = entry.key()
+        if not pending or key >= pending[-1].key():
+            pending.append(entry)
+            evaluated = self._fold(self.live, entry)
+        else:
+            at = bisect.bisect_right([e.key() for e in pending], key)
+            pending.insert(at, entry)
+            if at < self._candidate_len:
+                self._candidate = None
+            self._refold()
+            evaluated = True
+        if entry.kind != TICK:
+            self._ids.add(entry.id)
+        self._settle()
+        return evaluated
+
+    def _refold(self) -> None:
+        live = self.settled.copy()
+        for entry in self.pending:
+            self._fold(live, entry)
+        self.live = live
+
+    def _settle(self) -> None:
+        clock = self.live.clock
+        if clock is None or not self.pending:
+            return
+        candidate = self._candidate
+        if candidate is not None and (
+            (candidate.clock is not None and candidate.clock <= clock - self.lateness)
+            or len(self.pending) > MAX_PENDING
+        ):
+            self.settled = candidate
+            self.settled_until = candidate.clock
+            del self.pending[: self._candidate_len]
+            self._ids = {e.id for e in self.pending if e.kind != TICK}
+            candidate = None
+        if candidate is None and self.pending:
+            self._candidate = self.live.copy()
+            self._candidate_len = len(self.pending)
+        else:
+            self._candidate = candidate
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def _observe(self, cause: Cause) -> None:
+        """Record a meaningful change of the shown health, and reconcile the signals told."""
+        live, card = self.live, self.card
+        held = signals.current(live, self.account_id, card)
+        emitted = self.emitted
+        recorded = self.recorded
+        score, band = effective(live, card)
+        changed = False
+        top = None
+        if score is not None and band is not None:
+            top = top_measure(live, card)
+            override_id = live.override[0] if live.override else None
+            changed = (
+                recorded is None
+                or abs(score - recorded[0]) >= card.history_min_change
+                or band != recorded[1]
+                or top != recorded[2]
+                or live.segment != recorded[3]
+                or override_id != recorded[4]
+            )
+        if not changed and held == emitted:
+            return
+        shown_factors = factors(live, card) if score is not None else []
+        previous = (recorded[0], recorded[1]) if recorded is not None else (None, None)
+        if changed:
+            assert score is not None and band is not None and live.score is not None
+            after = {f.measure: (f.contribution if f.value is not None else None) for f in shown_factors}
+            before: dict[str, float | None] = {}
+            if recorded is not None:
+                # Stored as a list in the order of the recorded segment's measures.
+                names = [m[0] for m in plan_of(card.segment_named(recorded[3] or ""))]
+                before = dict(zip(names, recorded[5], strict=False))
+            contributions = [
+                {"measure": m, "before": before.get(m), "after": after.get(m)}
+                for m in dict.fromkeys([*after, *before])
+            ]
+            self.outputs.changes.append(
+                Change(
+                    cause=cause,
+                    previous_score=previous[0],
+                    previous_band=previous[1],
+                    score=score,
+                    band=band,
+                    computed_score=live.score,
+                    segment=live.segment or "",
+                    factors=shown_factors,
+                    contributions=contributions,
+                    override=live.override is not None,
+                )
+            )
+            self.recorded = [
+                score,
+                band,
+                top,
+                live.segment,
+                live.override[0] if live.override else None,
+                [after.get(m[0]) for m in plan_of(card.segment_named(live.segment or ""))],
+            ]
+        if held != emitted:
+            self._reconcile(cause, held, (score, band), previous, shown_factors)
+
+    def _reconcile(
+        self,
+        cause: Cause,
+        held: dict[str, list[str]],
+        shown: tuple[float | None, str | None],
+        previous: tuple[float | None, str | None],
+        shown_factors: list[Factor],
+    ) -> None:
+        """Raise what holds and was not told; clear what was told and holds no more.
+
+        A band drop or score drop caused by a step that raises a more specific signal (the
+        detractor, the failed payment) is not told on its own: the specific signal carries the
+        score and band before and after, so the CSM gets one alert about one cause. Such a
+        silent episode is cleared silently too.
+        """
+        live, card, emitted = self.live, self.card, self.emitted
+        fresh = [(t, k) for t, keys in held.items() for k in keys if k not in emitted.get(t, ())]
+        specific = [t for t, _ in fresh if t not in signals.DERIVED_TYPES]
+        folded = sorted({t for t, _ in fresh if t in signals.DERIVED_TYPES}) if specific else []
+        for signal_type, key in fresh:
+            if signal_type in folded:
+                self.silent.append(key)
+                continue
+            payload = signals.raised(
+                signal_type, key, live, card, self.account_id, shown, previous, shown_factors
+            )
+            if folded:
+                payload.evidence["also"] = folded
+            self.outputs.signals.append((cause, payload))
+        for signal_type, told in emitted.items():
+            if signal_type in held:
+                continue
+            spoken = [k for k in told if k not in self.silent]
+            if spoken:
+                self.outputs.signals.append(
+                    (
+                        cause,
+                        signals.cleared(
+                            signal_type, spoken[-1], live, self.account_id, shown, previous, shown_factors
+                        ),
+                    )
+                )
+        self.emitted = {k: list(v) for k, v in held.items()}
+        told_now = {k for keys in held.values() for k in keys}
+        self.silent = [k for k in self.silent if k in told_now]
+
+    def told(self) -> dict[str, list[str]]:
+        """The signals downstream has been told are open (those folded into another are not)."""
+        told = {t: [k for k in keys if k not in self.silent] for t, keys in self.emitted.items()}
+        return {t: keys for t, keys in told.items() if keys}
+
+    def take_outputs(self) -> Outputs:
+        outputs, self.outputs = self.outputs, Outputs()
+        return outputs
+
+    @property
+    def last_event_at(self) -> float | None:
+        return self.live.clock
+
+
+def cause_time(cause: Cause) -> str:
+    return moment(cause.at).isoformat()
