@@ -225,6 +225,7 @@ class _Batch:
             envelope.occurred_at,
             self.now,
             policy,
+            replayed=signal.evidence.get("replayed") is True,
         )
         if decision.action is Action.IGNORE:
             self.ignored[(kind, decision.reason)] += 1

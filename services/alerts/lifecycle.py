@@ -74,13 +74,19 @@ def on_raised(
     occurred_at: datetime,
     now: datetime,
     policy: Lifecycle,
+    *,
+    replayed: bool = False,
 ) -> Decision:
+    """What a raised signal does. A signal from history is recorded but pings nobody: one
+    older than `max_signal_age_hours` (a backfill), or one a replay (`churnwatch replay`,
+    e.g. for a new scorecard) re-derived, which must not alert CSMs about the past again."""
     stale = policy.max_signal_age_hours is not None and now - occurred_at > timedelta(
         hours=policy.max_signal_age_hours
     )
+    quiet_reason = "replayed" if replayed else "stale" if stale else None
     if open_alert is not None:
-        if stale:
-            return Decision(Action.UPDATE, Notify.NONE, "stale")
+        if quiet_reason is not None:
+            return Decision(Action.UPDATE, Notify.NONE, quiet_reason)
         if open_alert.state is AlertState.SNOOZED:
             return Decision(Action.UPDATE, Notify.NONE, "snoozed")
         told = open_alert.notified_severity
@@ -93,8 +99,8 @@ def on_raised(
         if rank(severity) > rank(told):
             return Decision(Action.UPDATE, Notify.UPDATE, "severity_rose")
         return Decision(Action.UPDATE, Notify.NONE, "already_open")
-    if stale:
-        return Decision(Action.IGNORE, Notify.NONE, "stale")
+    if quiet_reason is not None:
+        return Decision(Action.IGNORE, Notify.NONE, quiet_reason)
     if (
         last_resolved is not None
         and last_resolved.last_notified_at is not None

@@ -257,6 +257,10 @@ def test_raised_signals() -> None:
     assert (worse.notify, worse.reason) == (Notify.UPDATE, "severity_rose")
     snoozed = on_raised(alert(AlertState.SNOOZED), None, Severity.HIGH, later, later, POLICY)
     assert (snoozed.notify, snoozed.reason) == (Notify.NONE, "snoozed")
+    replayed = on_raised(None, None, Severity.HIGH, NOON, NOON, POLICY, replayed=True)
+    assert (replayed.action, replayed.notify, replayed.reason) == (Action.IGNORE, Notify.NONE, "replayed")
+    replayed_open = on_raised(alert(), None, Severity.HIGH, later, later, POLICY, replayed=True)
+    assert (replayed_open.action, replayed_open.notify) == (Action.UPDATE, Notify.NONE)
     old = on_raised(None, None, Severity.HIGH, NOON - timedelta(days=8), NOON, POLICY)
     assert (old.action, old.reason) == (Action.IGNORE, "stale")
 
