@@ -197,7 +197,11 @@ class DurableConsumer:
         )
         # The listener gets the consumer now: the first assignment can happen inside start().
         consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self, consumer))
-        await self._start_with_retry(consumer)
+        if not await self._start_with_retry(consumer):
+            # Stopped before Kafka ever answered: nothing was read, so there is nothing to finish.
+            with suppress(Exception):
+                await consumer.stop()
+            return
         self.running = True
         failures = 0
         relay = None
@@ -232,18 +236,20 @@ class DurableConsumer:
                 await asyncio.gather(relay, return_exceptions=True)
             await consumer.stop()
 
-    async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> None:
+    async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> bool:
+        """Connect, retrying while Kafka is away; False if `stop()` came first."""
         delay = 0.5
-        while True:
+        while not self._stopping.is_set():
             try:
                 await consumer.start()
-                return
+                return True
             except (KafkaError, OSError) as exc:
-                if self._stopping.is_set():
-                    raise
                 log.warning("kafka_unavailable", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
+                # A stop during the back-off ends the wait at once.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                 delay = min(delay * 2, 10.0)
+        return False
 
     def stop(self) -> None:
         """Ask the loop to finish its batch in flight, commit it and leave the group."""
@@ -300,7 +306,8 @@ class DurableConsumer:
                 await self._publisher.publish(result.outputs)
             next_offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
             await self._store_offsets(session, next_offsets)
-        # Durable now. The Kafka-side commit only feeds lag tools; losing it is harmless.
+        # Durable now: nothing below may fail the batch (a retry would find it already done and
+        # count a failure that never happened), so each step's error is logged and left there.
         for (topic, outcome), count in outcomes.items():
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
@@ -308,10 +315,18 @@ class DurableConsumer:
         if self._relay is not None and result.outputs:
             self._relay.wake()
         for callback in result.after_commit:
-            callback()
+            try:
+                callback()
+            except Exception:
+                log.exception("after_commit_failed",
+                              callback=getattr(callback, "__qualname__", repr(callback)))
+        # The Kafka-side commit only feeds lag tools; losing it is harmless.
         await self._commit_to_kafka(consumer, next_offsets)
         self._record_lag(consumer, next_offsets)
-        await self._prune_processed_ids()
+        try:
+            await self._prune_processed_ids()
+        except Exception:
+            log.exception("processed_ids_prune_failed")
         BATCH_PROCESSING.labels(self._service).observe(time.perf_counter() - started)
 
     async def _lock_offsets(

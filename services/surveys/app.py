@@ -36,31 +36,6 @@ GROUP_ID = "churnwatch-surveys"
 Clock = Callable[[], datetime]
 
 
-class StopsQuietly:
-    """A loop whose failure after `stop()` is the stop, not a crash.
-
-    DurableConsumer re-raises Kafka's connection error when it is stopped while still
-    trying to connect; `shared.service.spawn` treats a loop's exception as a crash and
-    SIGTERMs the process. A service stopped while Kafka is down must just stop.
-    """
-
-    def __init__(self, loop: BackgroundLoop) -> None:
-        self._loop = loop
-        self._stopping = False
-
-    async def run(self) -> None:
-        try:
-            await self._loop.run()
-        except Exception as exc:
-            if not self._stopping:
-                raise
-            log.info("loop_stopped_while_failing", loop=type(self._loop).__name__, error=repr(exc))
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._loop.stop()
-
-
 def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: bool = True) -> FastAPI:
     """`clock` is every scheduling decision's "now" (tests inject one); `invitation_loops=False`
     leaves the scheduler and sender to be driven by hand (tests call their `run_once`)."""
@@ -95,7 +70,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: b
             build_webhook_router(settings, parts.engine, recorder, clock),
             build_pages_router(Pages(settings, parts.engine, recorder, signer, clock)),
         ]
-        return Wiring(routers=routers, loops=[StopsQuietly(consumer), *loops],
+        return Wiring(routers=routers, loops=[consumer, *loops],
                       kafka_ready=lambda: consumer.running, seeds_write_key=True)
 
     return service_app(SERVICE, "Churnwatch surveys", settings, wire)
