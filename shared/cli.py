@@ -26,7 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: churnwatch <command> [options]", "", "commands:"]
-    lines += [f"  {name:<14} {summary}" for name, (_, summary) in sorted(COMMANDS.items())]
+    width = max(map(len, COMMANDS)) + 2
+    lines += [f"  {name:<{width}}{summary}" for name, (_, summary) in sorted(COMMANDS.items())]
     return "\n".join(lines)
 
 
