@@ -66,7 +66,7 @@ class LocalStack:
             env["CHURNWATCH_SLACK_WEBHOOK_URL"] = f"http://127.0.0.1:{DEV_SLACK_PORT}/services/dev"
             env["CHURNWATCH_SMTP_HOST"] = "127.0.0.1"
             env["CHURNWATCH_SMTP_PORT"] = str(DEV_SMTP_PORT)
-            env.setdefault("CHURNWATCH_ALERT_DEFAULT_EMAIL", "cs-team@localhost")
+            env.setdefault("CHURNWATCH_ALERT_DEFAULT_EMAIL", "cs-team@example.com")
         return env
 
     @property

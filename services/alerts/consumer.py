@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import store
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, rank, secret_value
+from services.alerts.config import RoutingConfig, looks_like_email, rank, secret_value
 from services.alerts.lifecycle import (
     Action,
     AlertSnapshot,
@@ -58,6 +58,11 @@ log = structlog.get_logger(__name__)
 
 
 def capabilities(settings: Settings, config: RoutingConfig) -> Capabilities:
+    # Checked here, at start-up, so a mistyped address stops the service with its name instead
+    # of failing every signal that falls back to it.
+    if settings.alert_default_email is not None and not looks_like_email(settings.alert_default_email):
+        raise ValueError(
+            f"CHURNWATCH_ALERT_DEFAULT_EMAIL is not an email address: {settings.alert_default_email!r}")
     return Capabilities(
         slack_api=secret_value(settings.slack_bot_token) is not None,
         slack_webhook=bool(settings.slack_webhook_url),

@@ -16,6 +16,7 @@ from services.alerts.config import (
     load_routing,
     parse_routing,
 )
+from services.alerts.consumer import capabilities
 from services.alerts.lifecycle import (
     Action,
     AlertSnapshot,
@@ -40,6 +41,7 @@ from services.alerts.routing import (
 from services.alerts.timing import latest_digest_moment, quiet_until
 from shared.account_facts import AccountFacts
 from shared.events import Severity, SignalKind
+from shared.settings import Settings
 
 SECRET = "a-test-secret-long-enough-for-hs256-0123456789"
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -310,3 +312,11 @@ def test_links_are_signed_bound_and_expire_on_the_injected_clock() -> None:
         assert invalid.value.code == "invalid_link"
     with pytest.raises(LinkError):
         read_token(SECRET + "x", token, NOON)
+
+
+def test_a_default_email_that_is_no_address_stops_the_service_at_start() -> None:
+    config = RoutingConfig()
+    with pytest.raises(ValueError, match="CHURNWATCH_ALERT_DEFAULT_EMAIL"):
+        capabilities(Settings(alert_default_email="cs-team@localhost"), config)
+    assert capabilities(Settings(alert_default_email="cs-team@example.com"), config).default_email == (
+        "cs-team@example.com")
