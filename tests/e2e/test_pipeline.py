@@ -8,6 +8,8 @@ Sending everything again, with the same ids, changes nothing and alerts no one t
 
 from __future__ import annotations
 
+import html
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -49,11 +51,14 @@ def send_product_events(stack: Stack) -> None:
     assert errors == []
 
 
+COMMENT = "Exports keep failing and support is slow."
+
+
 def post_detractor(stack: Stack) -> None:
     response = httpx.post(f"{stack.url('surveys')}/v1/responses", auth=(KEY, ""), json={
         "response_id": "nps-acme-1", "account_id": ACCOUNT, "user_id": "user-1",
         "survey_type": "nps", "score": 3,
-        "comment": "Exports keep failing and support is slow.",
+        "comment": COMMENT,
         "submitted_at": NOW.isoformat()})
     assert response.status_code == 200, response.text
 
@@ -87,6 +92,12 @@ def test_segment_events_and_detractor_reach_the_csm_once(stack: Stack) -> None:
     assert "Acme Corp" in email[0]["subject"]
     assert "detractor" in email[0]["subject"].lower()
     assert email[0]["text"] and email[0]["html"]
+    # What the customer wrote is what the CSM has to read: in Slack (fallback text and the
+    # blocks) and in both parts of the email.
+    assert COMMENT in slack[0]["text"], slack[0]["text"]
+    assert COMMENT in json.dumps(slack[0]["blocks"]), slack[0]["blocks"]
+    assert COMMENT in email[0]["text"], email[0]["text"]
+    assert html.escape(COMMENT) in email[0]["html"], email[0]["html"]
 
     health = wait_for_health(stack, lambda h: any(
         f["measure"] == "nps" and f["value"] is not None for f in h["factors"]))
