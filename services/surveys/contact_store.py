@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -188,11 +188,14 @@ async def memberships_of(conn: AsyncConnection, user_ids: Collection[str]) -> di
     return dict(found)
 
 
-async def reachable_contacts(conn: AsyncConnection) -> list[Contact]:
-    """Contacts with an email and at least one account: the population relationship surveys draw on."""
+async def reachable_contacts_page(conn: AsyncConnection, *, after: tuple[str, str] | None,
+                                  limit: int) -> list[Contact]:
+    """One page of the contacts with an email and at least one account (the population
+    relationship surveys draw on), in (email, user_id) order after the keyset `after`."""
     c, m = survey_contacts, survey_memberships
-    rows = await conn.execute(
-        select(c.c.user_id, c.c.email, c.c.name, c.c.role)
-        .where(c.c.email.is_not(None), select(m.c.user_id).where(m.c.user_id == c.c.user_id).exists())
-        .order_by(c.c.email, c.c.user_id))
-    return [Contact(r.user_id, r.email, r.name, r.role) for r in rows]
+    query = (select(c).where(c.c.email.is_not(None),
+                             select(m.c.user_id).where(m.c.user_id == c.c.user_id).exists())
+             .order_by(c.c.email, c.c.user_id).limit(limit))
+    if after is not None:
+        query = query.where(tuple_(c.c.email, c.c.user_id) > tuple_(literal(after[0]), literal(after[1])))
+    return [_contact(r) for r in await conn.execute(query)]

@@ -1,5 +1,5 @@
-"""Surveys: Zendesk requesters (the contact's `zendesk_user_id`) and solved tickets kept until
-their requester is known.
+"""Surveys: Zendesk requesters (the contact's `zendesk_user_id`), solved tickets kept until
+their requester is known, and the scheduler's keyset over contacts.
 
 Revision ID: 0004_surveys
 Revises: 0003_surveys
@@ -31,6 +31,9 @@ def upgrade() -> None:
     """)
     op.create_index("ix_survey_contacts_zendesk_user", "survey_contacts", ["zendesk_user_id"],
                     postgresql_where=sa.text("zendesk_user_id IS NOT NULL"))
+    # The scheduler pages through contacts by (email, user_id).
+    op.create_index("ix_survey_contacts_email_user", "survey_contacts", ["email", "user_id"],
+                    postgresql_where=sa.text("email IS NOT NULL"))
     op.create_table(
         "survey_unmatched_tickets",
         sa.Column("source", sa.Text, primary_key=True),
@@ -51,5 +54,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("survey_unmatched_tickets")
+    op.drop_index("ix_survey_contacts_email_user", table_name="survey_contacts")
     op.drop_index("ix_survey_contacts_zendesk_user", table_name="survey_contacts")
     op.drop_column("survey_contacts", "zendesk_user_id")
