@@ -1,7 +1,8 @@
-"""Surveys' admin API: survey definitions, contacts (explicit respondent mappings), unmapped
-responses, unsubscribes. All under `/v1/admin/`, with `Authorization: Bearer
-<CHURNWATCH_ADMIN_TOKEN>` (the token ingest's write-key admin uses); without that setting
-the admin API does not exist (404), so it never runs with a default or empty token.
+"""Surveys' admin API: survey definitions, contacts (explicit respondent mappings, Zendesk
+requester ids), unmapped responses, solved tickets kept unmatched, unsubscribes. All under
+`/v1/admin/`, with `Authorization: Bearer <CHURNWATCH_ADMIN_TOKEN>` (the token ingest's
+write-key admin uses); without that setting the admin API does not exist (404), so it never
+runs with a default or empty token.
 
 Definitions are never deleted (responses and invitations refer to them): DELETE archives
 one, which stops new invitations while links already sent keep working until they expire.
@@ -18,13 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store, contact_store, store
+from services.surveys import campaign_store, contact_store, store, ticket_store
 from services.surveys.attribution import normalize_email
-from services.surveys.contacts import contact_from_traits
+from services.surveys.contacts import ZENDESK_USER_ID_TRAIT, contact_from_traits
 from services.surveys.definitions import Status, new_definition_id, validate_definition
 from services.surveys.metrics import UNSUBSCRIBES
 from services.surveys.recording import ResponseRecorder, envelopes_for
 from services.surveys.revisions import StoredResponse
+from services.surveys.ticket_csat import TicketCsat, TicketOutcome
 from shared.account_facts import merge_traits
 from shared.http import ApiError, parse_json, read_body_limited, require_bearer, validate_body
 from shared.publisher import PublishFailed
@@ -47,6 +49,8 @@ class ContactIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     role: str | None = Field(default=None, max_length=200)
     account_ids: list[str] = Field(default_factory=list, max_length=100)
+    # The person's Zendesk user id: their Zendesk tickets' CSAT finds them by it.
+    zendesk_user_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("email")
     @classmethod
@@ -85,7 +89,9 @@ def _response_json(r: StoredResponse) -> dict[str, Any]:
 
 
 def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: ResponseRecorder,
-                       tier_names: list[str], clock: Clock) -> APIRouter:
+                       tier_names: list[str], clock: Clock, csat: TicketCsat | None,
+                       on_new_invitations: Callable[[], None]) -> APIRouter:
+    """`csat` None: invitations are off (no link secret), kept tickets stay kept."""
     router = APIRouter(prefix="/v1/admin")
 
     async def body_of(request: Request) -> Any:
@@ -157,7 +163,9 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
             async with engine.begin() as conn:
                 stored = await contact_store.lock_contact_traits(conn, [user_id])
                 incoming = {"email": body.email, **({"name": body.name} if body.name else {}),
-                            **({"role": body.role} if body.role else {})}
+                            **({"role": body.role} if body.role else {}),
+                            **({ZENDESK_USER_ID_TRAIT: body.zendesk_user_id.strip()}
+                               if body.zendesk_user_id else {})}
                 traits = merge_traits(stored.get(user_id, {}), incoming, now)
                 contact = contact_from_traits(user_id, traits)
                 await contact_store.save_contacts(conn, [(contact, traits)])
@@ -165,12 +173,20 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
                 mapped = await recorder.map_pending(conn, {user_id}, {body.email})
                 await recorder.publisher.publish([e for d in mapped for e in envelopes_for(d)])
                 memberships = (await contact_store.memberships_of(conn, {user_id})).get(user_id, [])
+                tickets = TicketOutcome() if csat is None else await csat.on_contacts(
+                    conn, user_ids={user_id},
+                    zendesk_user_ids={contact.zendesk_user_id} if contact.zendesk_user_id else set())
         except PublishFailed as exc:
             raise ApiError(503, "kafka_unavailable", f"{exc}; nothing was stored, retry later",
                            headers={"Retry-After": "5"}) from exc
+        tickets.count()
+        if tickets.created:
+            on_new_invitations()
         return {"user_id": user_id, "email": contact.email, "name": contact.name, "role": contact.role,
+                "zendesk_user_id": contact.zendesk_user_id,
                 "account_ids": sorted(m.account_id for m in memberships),
-                "mapped_responses": [d.response.response_id for d in mapped]}
+                "mapped_responses": [d.response.response_id for d in mapped],
+                "invited_for_tickets": len(tickets.created)}
 
     @router.get("/contacts/{user_id}")
     async def get_contact(request: Request, user_id: str) -> dict[str, Any]:
@@ -184,6 +200,7 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
                 conn, contact.email or "")
             invitations = await campaign_store.invitations_to(conn, contact.email) if contact.email else []
         return {"user_id": user_id, "email": contact.email, "name": contact.name, "role": contact.role,
+                "zendesk_user_id": contact.zendesk_user_id,
                 "account_ids": sorted(m.account_id for m in memberships), "unsubscribed": unsubscribed,
                 "invitations": [{"id": i.id, "survey_id": i.definition_id, "status": i.status,
                                  "created_at": i.created_at.isoformat(),
@@ -198,6 +215,21 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
         async with engine.connect() as conn:
             count, responses = await store.list_unmapped(conn, limit)
         return {"unmapped": count, "responses": [_response_json(r) for r in responses]}
+
+    @router.get("/tickets/unmatched")
+    async def unmatched_tickets(
+        request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        """Solved tickets kept without a CSAT invitation, newest first: give the requester a
+        contact (`zendesk_user_id` or email) with PUT /contacts/{user_id} while the solve is recent."""
+        require_admin(settings, request)
+        async with engine.connect() as conn:
+            count, kept = await ticket_store.list_kept(conn, limit)
+        return {"unmatched": count, "tickets": [
+            {"source": k.ticket.source, "ticket_id": k.ticket.ticket_id, "reason": k.reason,
+             "requester_id": k.ticket.requester_id, "user_id": k.ticket.user_id,
+             "account_id": k.ticket.account_id, "solved_at": k.ticket.solved_at.isoformat(),
+             "kept_at": k.kept_at.isoformat()} for k in kept]}
 
     @router.post("/unsubscribes")
     async def unsubscribe(request: Request) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from services.surveys.recording import ResponseRecorder
 from services.surveys.scheduler import Scheduler
 from services.surveys.segments import parse_arr_tiers
 from services.surveys.sender import InvitationSender
+from services.surveys.ticket_csat import TicketCsat
 from services.surveys.webhooks import build_webhook_router
 from shared.events import utcnow
 from shared.service import BackgroundLoop, ServiceParts, Wiring, service_app
@@ -58,15 +59,16 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: b
             assert sender is not None
             loops += [Scheduler(settings, parts.engine, clock, tiers), sender]
         topics = Topics.from_settings(settings)
-        handler = SurveysHandler(
-            recorder=recorder, clock=clock, tiers=tiers, timing=timing,
-            ticket_max_age=timedelta(hours=settings.survey_ticket_max_age_hours),
-            invitations_enabled=signer is not None,
-            on_new_invitations=sender.wake if sender is not None and invitation_loops else lambda: None)
+        csat = TicketCsat(clock=clock, tiers=tiers, timing=timing,
+                          ticket_max_age=timedelta(hours=settings.survey_ticket_max_age_hours))
+        wake_sender = sender.wake if sender is not None and invitation_loops else lambda: None
+        handler = SurveysHandler(recorder=recorder, csat=csat, invitations_enabled=signer is not None,
+                                 on_new_invitations=wake_sender)
         consumer = parts.consumer(GROUP_ID, [topics.traits, topics.tickets], handler)
         routers = [
             build_router(api),
-            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers], clock),
+            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers], clock,
+                               csat if signer is not None else None, wake_sender),
             build_webhook_router(settings, parts.engine, recorder, clock),
             build_pages_router(Pages(settings, parts.engine, recorder, signer, clock)),
         ]

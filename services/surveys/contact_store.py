@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +23,8 @@ survey_contacts = Table(
     Column("email", Text),
     Column("name", Text),
     Column("role", Text),
+    # From the `zendesk_user_id` trait (migration 0004_surveys): how a Zendesk ticket finds its requester.
+    Column("zendesk_user_id", Text),
     Column("traits", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now()),
 )
@@ -56,13 +58,15 @@ async def save_contacts(conn: AsyncConnection, contacts: list[tuple[Contact, dic
     if not contacts:
         return
     statement = insert(survey_contacts).values([
-        {"user_id": c.user_id, "email": c.email, "name": c.name, "role": c.role, "traits": traits}
+        {"user_id": c.user_id, "email": c.email, "name": c.name, "role": c.role,
+         "zendesk_user_id": c.zendesk_user_id, "traits": traits}
         for c, traits in sorted(contacts, key=lambda item: item[0].user_id)
     ])
     await conn.execute(statement.on_conflict_do_update(
         index_elements=["user_id"],
         set_={"email": statement.excluded.email, "name": statement.excluded.name,
-              "role": statement.excluded.role, "traits": statement.excluded.traits,
+              "role": statement.excluded.role, "zendesk_user_id": statement.excluded.zendesk_user_id,
+              "traits": statement.excluded.traits,
               "updated_at": func.now()}))
 
 
@@ -145,15 +149,25 @@ async def emails_of(conn: AsyncConnection, user_ids: Collection[str]) -> set[str
 
 async def load_contact(conn: AsyncConnection, user_id: str) -> Contact | None:
     row = (await conn.execute(select(survey_contacts).where(survey_contacts.c.user_id == user_id))).first()
-    if row is None:
-        return None
-    return Contact(row.user_id, row.email, row.name, row.role)
+    return None if row is None else _contact(row)
 
 
 async def contacts_with_email(conn: AsyncConnection, email: str) -> list[Contact]:
     rows = await conn.execute(select(survey_contacts).where(survey_contacts.c.email == email)
                               .order_by(survey_contacts.c.updated_at.desc()))
-    return [Contact(r.user_id, r.email, r.name, r.role) for r in rows]
+    return [_contact(r) for r in rows]
+
+
+async def contacts_with_zendesk_id(conn: AsyncConnection, zendesk_user_id: str) -> list[Contact]:
+    """Every contact that says it is this Zendesk user (more than one is a conflict to report)."""
+    rows = await conn.execute(select(survey_contacts)
+                              .where(survey_contacts.c.zendesk_user_id == zendesk_user_id)
+                              .order_by(survey_contacts.c.user_id))
+    return [_contact(r) for r in rows]
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(row.user_id, row.email, row.name, row.role, row.zendesk_user_id)
 
 
 @dataclass(frozen=True)
@@ -174,11 +188,14 @@ async def memberships_of(conn: AsyncConnection, user_ids: Collection[str]) -> di
     return dict(found)
 
 
-async def reachable_contacts(conn: AsyncConnection) -> list[Contact]:
-    """Contacts with an email and at least one account: the population relationship surveys draw on."""
+async def reachable_contacts_page(conn: AsyncConnection, *, after: tuple[str, str] | None,
+                                  limit: int) -> list[Contact]:
+    """One page of the contacts with an email and at least one account (the population
+    relationship surveys draw on), in (email, user_id) order after the keyset `after`."""
     c, m = survey_contacts, survey_memberships
-    rows = await conn.execute(
-        select(c.c.user_id, c.c.email, c.c.name, c.c.role)
-        .where(c.c.email.is_not(None), select(m.c.user_id).where(m.c.user_id == c.c.user_id).exists())
-        .order_by(c.c.email, c.c.user_id))
-    return [Contact(r.user_id, r.email, r.name, r.role) for r in rows]
+    query = (select(c).where(c.c.email.is_not(None),
+                             select(m.c.user_id).where(m.c.user_id == c.c.user_id).exists())
+             .order_by(c.c.email, c.c.user_id).limit(limit))
+    if after is not None:
+        query = query.where(tuple_(c.c.email, c.c.user_id) > tuple_(literal(after[0]), literal(after[1])))
+    return [_contact(r) for r in await conn.execute(query)]

@@ -34,9 +34,21 @@ INVITATIONS_CREATED = Counter(
 INVITATIONS_SKIPPED = Counter(
     "churnwatch_surveys_invitations_skipped_total",
     "Solved tickets whose requester was not invited to a ticket_solved survey, by the rule that "
-    "stopped it (quiet_period, unsubscribed, audience, role, ticket_too_old, no_email, "
-    "already_invited). The scheduler logs its own skips per pass instead.",
+    "stopped it (quiet_period, unsubscribed, audience, role, ticket_too_old, already_invited). "
+    "The scheduler logs its own skips per pass instead.",
     ["reason"],
+)
+UNMATCHED_TICKETS = Counter(
+    "churnwatch_surveys_unmatched_tickets_total",
+    "Solved tickets kept without a CSAT invitation because no contact with an email matches the "
+    "requester, by help desk and reason (unknown_requester, ambiguous_requester, no_email); "
+    "invited later if a contact mapping arrives while the solve is recent.",
+    ["source", "reason"],
+)
+UNMATCHED_TICKETS_MATCHED = Counter(
+    "churnwatch_surveys_unmatched_tickets_matched_total",
+    "Kept solved tickets that a later contact mapping matched (then invited as usual).",
+    ["source"],
 )
 INVITATION_SENDS = Counter(
     "churnwatch_surveys_invitation_sends_total",

@@ -9,8 +9,11 @@ CHURNWATCH_SURVEY_MAX_INVITATIONS_PER_RUN invitations a pass, so a new survey ov
 audience is spread over several passes instead of mailing everyone in one burst.
 Each invitation commits on its own; the sender loop mails them.
 
-The pass reads every reachable contact into memory: fine for tens of thousands of
-contacts; beyond that it wants paging (noted in the README).
+Contacts are read a page at a time (keyset on (email, user_id), `page_size` rows, with their
+memberships, account traits, unsubscribes and recent invitations), so a pass holds one page in
+memory and no read transaction stays open while invitations are decided. The order, and so
+which contacts a limited pass reaches first, is the same as reading them all at once; a contact
+added during the pass behind the current key is seen on the next pass.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.surveys import campaign_store, contact_store
-from services.surveys.definitions import Status, Trigger
+from services.surveys.contact_store import MembershipRow
+from services.surveys.contacts import Contact
+from services.surveys.definitions import Definition, Status, Trigger
 from services.surveys.eligibility import Membership, Skip, audience_account
 from services.surveys.inviting import Timing, try_invite
 from services.surveys.metrics import INVITATIONS_CREATED
-from services.surveys.segments import ArrTier, segment_of
+from services.surveys.segments import ArrTier, Segment, segment_of
 from shared.metrics import ERRORS
 from shared.settings import Settings
 
@@ -46,7 +51,10 @@ class PassReport:
 
 class Scheduler:
     def __init__(self, settings: Settings, engine: AsyncEngine, clock: Clock,
-                 tiers: list[ArrTier]) -> None:
+                 tiers: list[ArrTier], page_size: int = 1_000) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._page_size = page_size
         self._settings = settings
         self._engine = engine
         self._clock = clock
@@ -74,13 +82,27 @@ class Scheduler:
     async def run_once(self, now: datetime | None = None) -> PassReport:
         now = now or self._clock()
         report = PassReport()
-        budget = self._settings.survey_max_invitations_per_run
         async with self._engine.connect() as conn:
             definitions = await campaign_store.list_definitions(
                 conn, trigger=Trigger.RELATIONSHIP, status=Status.ACTIVE)
-            if not definitions:
-                return report
-            contacts = await contact_store.reachable_contacts(conn)
+        for definition in definitions:
+            after: tuple[str, str] | None = None
+            while True:
+                page = await self._page(after, now)
+                if not page.contacts:
+                    break
+                if not await self._invite_page(definition, page, now, report):
+                    return report
+                last = page.contacts[-1]
+                assert last.email is not None
+                after = (last.email, last.user_id)
+        return report
+
+    async def _page(self, after: tuple[str, str] | None, now: datetime) -> _Page:
+        async with self._engine.connect() as conn:
+            contacts = await contact_store.reachable_contacts_page(conn, after=after, limit=self._page_size)
+            if not contacts:
+                return _Page([], {}, {}, set(), set())
             memberships = await contact_store.memberships_of(conn, {c.user_id for c in contacts})
             traits = await contact_store.account_traits(
                 conn, {m.account_id for rows in memberships.values() for m in rows})
@@ -89,32 +111,46 @@ class Scheduler:
             # Cheap pre-filter; try_invite re-checks everything under the person's lock.
             quiet = await campaign_store.recently_invited(conn, emails, now - self._timing.quiet_period)
         segments = {account: segment_of(t, self._tiers) for account, t in traits.items()}
+        return _Page(contacts, memberships, segments, unsubscribed, quiet)
+
+    async def _invite_page(self, definition: Definition, page: _Page, now: datetime,
+                           report: PassReport) -> bool:
+        """False when the pass must end (budget spent or stopping)."""
+        budget = self._settings.survey_max_invitations_per_run
         unknown = segment_of({}, self._tiers)  # an account whose traits never arrived
-        for definition in definitions:
-            for contact in contacts:
-                if len(report.created) >= budget or self._stopping.is_set():
-                    return report
-                assert contact.email is not None
-                if contact.email in unsubscribed:
-                    report.skipped[Skip.UNSUBSCRIBED] += 1
-                    continue
-                if contact.email in quiet:
-                    report.skipped[Skip.QUIET_PERIOD] += 1
-                    continue
-                chosen = audience_account(definition.audience, contact.role, [
-                    Membership(m.account_id, segments.get(m.account_id, unknown), m.joined_at)
-                    for m in memberships.get(contact.user_id, [])])
-                if isinstance(chosen, Skip):
-                    report.skipped[chosen] += 1
-                    continue
-                async with self._engine.begin() as conn:
-                    result = await try_invite(conn, definition=definition, email=contact.email,
-                                              user_id=contact.user_id, account_id=chosen, ticket_id=None,
-                                              now=now, timing=self._timing)
-                if isinstance(result, Skip):
-                    report.skipped[result] += 1
-                    continue
-                report.created.append(result)
-                quiet.add(contact.email)
-                INVITATIONS_CREATED.labels(Trigger.RELATIONSHIP.value).inc()
-        return report
+        for contact in page.contacts:
+            if len(report.created) >= budget or self._stopping.is_set():
+                return False
+            assert contact.email is not None
+            if contact.email in page.unsubscribed:
+                report.skipped[Skip.UNSUBSCRIBED] += 1
+                continue
+            if contact.email in page.quiet:
+                report.skipped[Skip.QUIET_PERIOD] += 1
+                continue
+            chosen = audience_account(definition.audience, contact.role, [
+                Membership(m.account_id, page.segments.get(m.account_id, unknown), m.joined_at)
+                for m in page.memberships.get(contact.user_id, [])])
+            if isinstance(chosen, Skip):
+                report.skipped[chosen] += 1
+                continue
+            async with self._engine.begin() as conn:
+                result = await try_invite(conn, definition=definition, email=contact.email,
+                                          user_id=contact.user_id, account_id=chosen, ticket_id=None,
+                                          now=now, timing=self._timing)
+            if isinstance(result, Skip):
+                report.skipped[result] += 1
+                continue
+            report.created.append(result)
+            page.quiet.add(contact.email)
+            INVITATIONS_CREATED.labels(Trigger.RELATIONSHIP.value).inc()
+        return True
+
+
+@dataclass
+class _Page:
+    contacts: list[Contact]
+    memberships: dict[str, list[MembershipRow]]
+    segments: dict[str, Segment]
+    unsubscribed: set[str]
+    quiet: set[str]

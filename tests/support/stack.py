@@ -82,16 +82,21 @@ class Stack:
 
 
 @contextmanager
-def running_stack(infra: Infra, directory: Path) -> Iterator[Stack]:
+def running_stack(infra: Infra, directory: Path, **overrides: object) -> Iterator[Stack]:
+    """`overrides`: more settings for every service (webhook secrets, mappings, ...)."""
     with running_sinks(directory) as sinks:
-        settings = infra.fresh_settings(
-            slack_webhook_url=sinks.slack_url,
-            smtp_host="127.0.0.1",
-            smtp_port=sinks.smtp_port,
-            delivery_poll_seconds=0.2,
-            log_level="INFO",
-        )
-        processes = {name: ServiceProcess(name, settings, free_port(), directory) for name in SERVICES}
+        ports = {name: free_port() for name in SERVICES}
+        settings = infra.fresh_settings(**{
+            "slack_webhook_url": sinks.slack_url,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": sinks.smtp_port,
+            "delivery_poll_seconds": 0.2,
+            "log_level": "INFO",
+            # Survey invitation links must point at this surveys process.
+            "surveys_public_url": f"http://127.0.0.1:{ports['surveys']}",
+            **overrides,
+        })
+        processes = {name: ServiceProcess(name, settings, ports[name], directory) for name in SERVICES}
         try:
             for process in processes.values():
                 process.start()

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from services.surveys.campaign_store import survey_invitations
+from services.surveys.scheduler import Scheduler
+from services.surveys.segments import parse_arr_tiers
 from services.surveys.store import survey_responses
 from shared.events import Envelope
 from shared.topics import Topics
@@ -250,3 +252,39 @@ async def test_smtp_refusals_retry_or_fail(surveys: Surveys) -> None:
     assert len(surveys.smtp.received) == 1
     metrics = (await surveys.client.get("/metrics")).text
     assert 'churnwatch_surveys_invitation_sends_total{outcome="failed",reason="smtp_550"}' in metrics
+
+
+async def test_the_scheduler_pages_through_contacts_in_a_stable_order(surveys: Surveys) -> None:
+    people = [f"u-{n}" for n in range(7)]
+    await publish(surveys.settings, *[
+        envelope for n, user in enumerate(people) for envelope in (
+            identify(user, email=f"p{n}@acme.example", role="admin"),
+            group(user, "acme", plan="pro"))],
+        # Two contacts with one email: one invitation (the quiet period holds across pages).
+        identify("u-twin", email="p3@acme.example", role="admin"), group("u-twin", "acme"),
+        # Not reachable: no account.
+        identify("u-lonely", email="lonely@acme.example", role="admin"))
+    await surveys.post_admin("/v1/admin/unsubscribes", {"email": "p5@acme.example"})
+
+    async def known() -> bool:
+        return await contacts_known(surveys.engine, *people, "u-twin")
+    await wait_until(known, 20, "contacts from the traits topic")
+    await nps_survey(surveys)
+    paged = Scheduler(surveys.settings.model_copy(update={"survey_max_invitations_per_run": 4}),
+                      surveys.engine, surveys.clock, parse_arr_tiers(surveys.settings.survey_arr_tiers),
+                      page_size=2)
+    # The budget ends the first pass in the second page, in (email, user id) order.
+    first = await paged.run_once()
+    assert len(first.created) == 4
+    assert [i["email"] for i in await invitations(surveys)] == [
+        "p0@acme.example", "p1@acme.example", "p2@acme.example", "p3@acme.example"]
+    second = await paged.run_once()
+    assert len(second.created) == 2
+    assert [i["email"] for i in await invitations(surveys)][4:] == ["p4@acme.example", "p6@acme.example"]
+    assert second.skipped == {"quiet_period": 5, "unsubscribed": 1}  # p0-p3 and u-twin; p5
+    assert sorted(i["user_id"] for i in await invitations(surveys)
+                  if i["email"] == "p3@acme.example") == ["u-3"]
+    # Everyone reached: a third pass invites no one, and a one-row page changes nothing.
+    assert (await Scheduler(surveys.settings, surveys.engine, surveys.clock,
+                            parse_arr_tiers(surveys.settings.survey_arr_tiers), page_size=1)
+            .run_once()).created == []

@@ -275,8 +275,10 @@ async def test_native_response_by_email_is_mapped_by_an_explicit_contact(surveys
         "email": "carl@initech.example",
         "name": "Carl",
         "role": None,
+        "zendesk_user_id": None,
         "account_ids": ["initech"],
         "mapped_responses": ["crm-77"],
+        "invited_for_tickets": 0,
     }
     [event] = await published(surveys)
     assert (event.account_id, event.event_id) == ("initech", "survey-response:crm-77:1")
