@@ -225,6 +225,43 @@ async def test_transient_errors_retry_with_backoff_until_max_attempts(
     assert [p.status for p in slack.posts] == [500, 500, 500]
 
 
+async def test_a_slack_5xx_is_an_ordinary_retry_not_an_in_doubt_repeat(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [refused] = await queue(sessions, 1)
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, refused)
+    assert (row["status"], row["last_status_code"], row["in_doubt"]) == ("pending", 500, False)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, refused)
+    assert (row["status"], row["attempts"], row["in_doubt"]) == ("sent", 2, False)
+    # Slack said it did not post the first one: the retry is not marked as a possible repeat.
+    assert [(p.status, p.body["text"]) for p in slack.posts] == [
+        (500, "acme-0: Usage fell (0)"),
+        (200, "acme-0: Usage fell (0)"),
+    ]
+
+
+async def test_a_web_api_5xx_is_retried_without_searching_the_history(
+    web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = web_api
+    [refused] = await queue(sessions, 1, channel="C0CSTEAM1")
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, refused)
+    assert (row["status"], row["last_status_code"], row["in_doubt"]) == ("pending", 500, False)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    assert (await delivery(sessions, refused))["status"] == "sent"
+    assert [method for method, _ in slack.api_calls] == ["chat.postMessage", "chat.postMessage"]
+    [message] = slack.messages
+    assert "may already have seen" not in message.text
+
+
 async def test_permanent_failures_are_not_retried(
     webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
 ) -> None:
