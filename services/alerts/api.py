@@ -35,6 +35,18 @@ AlertId = Annotated[int, Path(ge=1)]
 Recipient = Annotated[str, Path(min_length=3, max_length=254)]
 
 
+class AttemptOut(BaseModel):
+    attempt: int
+    claimed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime
+    outcome: str
+    reason: str
+    status_code: int | None
+    response: str | None
+    in_doubt: bool
+
+
 class DeliveryOut(BaseModel):
     id: int
     purpose: str
@@ -49,6 +61,7 @@ class DeliveryOut(BaseModel):
     external_id: str | None
     created_at: datetime
     sent_at: datetime | None
+    attempt_log: list[AttemptOut]
 
 
 class OccurrenceOut(BaseModel):

@@ -61,7 +61,7 @@ from services.alerts.metrics import (
     IN_DOUBT,
     LOST_LEASES,
 )
-from services.alerts.outbox import Purpose
+from services.alerts.outbox import AttemptRecord, Purpose
 from services.alerts.playbook import next_step
 from services.alerts.senders import (
     EmailSender,
@@ -90,6 +90,8 @@ class Claim:
     slot: datetime
     in_doubt: bool
     route: SlackRoute | None
+    claimed_at: datetime
+    started_at: datetime | None = None
 
     @property
     def id(self) -> int:
@@ -211,6 +213,7 @@ class Dispatcher:
             next_free = await store.lock_pacing(session, {r.pacing_key for r in routes.values() if r}, now)
             horizon = now + self._interval * PACING_HORIZON_SLOTS
             claims: list[Claim] = []
+            interrupted: list[AttemptRecord] = []
             for row in rows:
                 route = routes[row["id"]]
                 slot = now
@@ -222,6 +225,9 @@ class Dispatcher:
                 in_doubt = bool(row["in_doubt"]) or (
                     row["status"] == "sending" and row["send_started_at"] is not None
                 )
+                if row["status"] == "sending":
+                    # The previous claim's lease ran out with no result: log that attempt now.
+                    interrupted.append(store.interrupted(row, now))
                 attempts = row["attempts"] + 1
                 await store.mark_claimed(
                     session,
@@ -232,7 +238,8 @@ class Dispatcher:
                     in_doubt=in_doubt,
                     pacing_key=route.pacing_key if route else None,
                 )
-                claims.append(Claim(row, attempts, slot, in_doubt, route))
+                claims.append(Claim(row, attempts, slot, in_doubt, route, now))
+            await store.insert_attempts(session, interrupted)
             await store.save_pacing(session, {k: v for k, v in next_free.items()})
         for channel in exhausted:
             DELIVERIES.labels(channel, "failed", "lease_expired").inc()
@@ -304,8 +311,9 @@ class Dispatcher:
             await self._send(claim, context)
 
     async def _send(self, claim: Claim, context: dict[str, Any]) -> None:
+        claim.started_at = self._clock.now()
         async with self._sessions() as session, session.begin():
-            started = await store.mark_started(session, claim.id, claim.attempts, self._clock.now())
+            started = await store.mark_started(session, claim.id, claim.attempts, claim.started_at)
         if not started:
             LOST_LEASES.labels(claim.channel).inc()
             return
@@ -361,8 +369,27 @@ class Dispatcher:
                 DELIVERY_LATENCY.labels(claim.channel).observe(max((now - due).total_seconds(), 0.0))
 
     async def _record(self, claim: Claim, outcome: str, reason: str, **values: Any) -> bool:
+        """The claim's result on the delivery row and, in the same transaction, in its attempt
+        log. A deferral (a 429 seen since the claim) tried nothing and gives the attempt number
+        back, so it is counted in the metrics but not logged as an attempt."""
+        attempt = (
+            None
+            if outcome == "deferred"
+            else AttemptRecord(
+                delivery_id=claim.id,
+                attempt=claim.attempts,
+                claimed_at=claim.claimed_at,
+                started_at=claim.started_at,
+                finished_at=self._clock.now(),
+                outcome=outcome,
+                reason=reason,
+                status_code=values.get("last_status_code"),
+                response=values.get("last_response"),
+                in_doubt=bool(values.get("in_doubt")),
+            )
+        )
         async with self._sessions() as session, session.begin():
-            done = await store.complete_delivery(session, claim.id, claim.attempts, **values)
+            done = await store.complete_delivery(session, claim.id, claim.attempts, attempt, **values)
         if not done:
             LOST_LEASES.labels(claim.channel).inc()
             log.warning("delivery_lease_lost", delivery_id=claim.id, attempts=claim.attempts)
