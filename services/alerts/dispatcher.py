@@ -587,7 +587,10 @@ class Dispatcher:
 
 
 def _recipient_label(row: dict[str, Any]) -> str:
-    return str((row["details"] or {}).get("recipient_key") or row["recipient"])
+    details = row["details"] or {}
+    if details.get("fallback_for"):
+        return f"{details['fallback_for']}, who no channel reaches any more (sent to you as the fallback)"
+    return str(details.get("recipient_key") or row["recipient"])
 
 
 def _due_at(row: dict[str, Any]) -> datetime:

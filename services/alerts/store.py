@@ -905,7 +905,8 @@ def escalation_over(now: datetime) -> Any:
 
 
 async def pending_digest_recipients(session: AsyncSession) -> list[Row]:
-    """Each recipient with undigested items, with the zone and digest time of their newest item."""
+    """Each recipient with undigested items, with the zone, digest time, targets and alert
+    segment of their newest item."""
     newest = (
         select(alert_digest_items.c.recipient, func.max(alert_digest_items.c.id).label("id"))
         .where(alert_digest_items.c.digest_id.is_(None))
@@ -920,13 +921,32 @@ async def pending_digest_recipients(session: AsyncSession) -> list[Row]:
                     alert_digest_items.c.timezone,
                     alert_digest_items.c.digest_time,
                     alert_digest_items.c.targets,
-                ).join(newest, newest.c.id == alert_digest_items.c.id)
+                    alerts.c.segment,
+                )
+                .join(newest, newest.c.id == alert_digest_items.c.id)
+                .join(alerts, alerts.c.id == alert_digest_items.c.alert_id)
             )
         )
         .mappings()
         .all()
     )
     return [dict(r) for r in rows]
+
+
+async def count_pending_items(session: AsyncSession, recipient: str, covers_until: datetime) -> int:
+    return int(
+        (
+            await session.execute(
+                select(func.count()).where(
+                    and_(
+                        alert_digest_items.c.recipient == recipient,
+                        alert_digest_items.c.digest_id.is_(None),
+                        alert_digest_items.c.added_at < covers_until,
+                    )
+                )
+            )
+        ).scalar_one()
+    )
 
 
 async def create_digest(
