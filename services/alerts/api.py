@@ -389,12 +389,17 @@ def build_link_router(
         form = {
             k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")[:10_000]).items()
         }
+        # Acknowledge and snooze links may be followed by a teammate (a channel's members share
+        # one message), so the typed name is the actor and the link's recipient is kept beside it.
+        # Feedback is one verdict per person: it is always the signed recipient's, whatever the
+        # form says, so a link cannot vote as someone else or vote many times.
         actor = (form.get("actor") or claims.recipient).strip()[:200] or claims.recipient
+        sent_to = {"link_recipient": claims.recipient}
         now = clock.now()
         try:
             async with sessions() as session, session.begin():
                 if claims.action is LinkAction.ACKNOWLEDGE:
-                    await actions.acknowledge(session, alert["id"], actor, "link", now)
+                    await actions.acknowledge(session, alert["id"], actor, "link", now, sent_to)
                     message = "Acknowledged. Escalation is off for this alert."
                 elif claims.action is LinkAction.SNOOZE:
                     reason = (form.get("reason") or "").strip()[:500]
@@ -408,14 +413,16 @@ def build_link_router(
                             400,
                         )
                     until = now + timedelta(hours=hours)
-                    await actions.snooze(session, alert["id"], actor, "link", now, until=until, reason=reason)
+                    await actions.snooze(
+                        session, alert["id"], actor, "link", now, until=until, reason=reason, extra=sent_to
+                    )
                     message = f"Snoozed until {until:%Y-%m-%d %H:%M} UTC."
                 else:
                     useful = form.get("useful", "no") == "yes"
                     await actions.feedback(
                         session,
                         alert["id"],
-                        actor,
+                        claims.recipient,
                         "link",
                         now,
                         useful=useful,

@@ -60,12 +60,14 @@ def confirm_page(action: LinkAction, alert: dict[str, Any], account_name: str | 
             + who
         )
     else:
+        # The verdict is the recipient's: the link was signed for them (no name to type).
         title, button = "Was this alert useful?", "Send feedback"
         fields = (
             "<label><input type='radio' name='useful' value='no' checked style='width:auto'> "
             "Not useful (a false alarm, or nothing to do)</label>"
             "<label><input type='radio' name='useful' value='yes' style='width:auto'> Useful</label>"
-            "<label>Comment (optional)<textarea name='comment' maxlength='1000'></textarea></label>" + who
+            "<label>Comment (optional)<textarea name='comment' maxlength='1000'></textarea></label>"
+            f"<p class='muted'>Recorded as {e(recipient)}, to whom this link was sent.</p>"
         )
     return _page(
         title,

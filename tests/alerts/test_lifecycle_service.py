@@ -5,6 +5,8 @@ digests, quiet hours, preferences and API auth."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -71,6 +73,16 @@ def web_api_settings(infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, **o
     }
     values.update(overrides)
     return infra.fresh_settings(**values)
+
+
+def with_recipient(token: str, recipient: str) -> str:
+    """The token with another recipient in its claims and its original signature."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["rcp"] != recipient
+    claims["rcp"] = recipient
+    forged = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).rstrip(b"=")
+    return f"{header}.{forged.decode()}.{signature}"
 
 
 def buttons(message_blocks: list[dict[str, Any]]) -> dict[str, str]:
@@ -285,16 +297,35 @@ async def test_acknowledge_and_feedback_via_signed_links(
         assert done.status_code == 200 and "Acknowledged" in done.text
         [alert] = await service.alerts("acme")
         assert (alert["state"], alert["acknowledged_by"]) == ("acknowledged", "Jane")
-        assert [(a["action"], a["via"]) for a in alert["actions"]] == [("acknowledge", "link")]
+        assert [(a["action"], a["via"], a["details"]) for a in alert["actions"]] == [
+            ("acknowledge", "link", {"link_recipient": "jane@example.com"})
+        ]
 
         # Acknowledged: no escalation later.
         clock.advance(hours=5)
         assert (await service.tick())["escalated"] == 0
 
+        # The feedback link was signed for Jane: her verdict, whatever name the form carries.
+        form = await service.client.get(links["Not useful?"])
+        assert "Recorded as jane@example.com" in form.text and "name='actor'" not in form.text
         feedback = await service.client.post(
-            links["Not useful?"], data={"useful": "no", "comment": "known issue"}
+            links["Not useful?"], data={"useful": "no", "comment": "known issue", "actor": "mallory"}
         )
         assert feedback.status_code == 200 and "not useful" in feedback.text
+        # Replaying it changes Jane's verdict; it cannot add another person's.
+        again = await service.client.post(links["Not useful?"], data={"useful": "no", "actor": "eve"})
+        assert again.status_code == 200
+        [alert] = await service.alerts("acme")
+        assert [(f["actor"], f["useful"]) for f in alert["feedback"]] == [("jane@example.com", False)]
+        # The same link with its recipient changed to someone else's is refused, and records nothing.
+        forged = links["Not useful?"].rsplit("/", 1)[0] + "/" + with_recipient(
+            links["Not useful?"].rsplit("/", 1)[1], "mallory@example.com"
+        )
+        assert (await service.client.get(forged)).status_code == 400
+        refused = await service.client.post(forged, data={"useful": "yes"})
+        assert refused.status_code == 400 and "not valid" in refused.text
+        [alert] = await service.alerts("acme")
+        assert [(f["actor"], f["useful"]) for f in alert["feedback"]] == [("jane@example.com", False)]
         summary = (await service.client.get("/v1/alerts/feedback", headers=AUTH)).json()
         assert summary["signal_types"] == [
             {"signal_type": "entered_red", "verdicts": 1, "not_useful": 1, "false_positive_rate": 1.0}
