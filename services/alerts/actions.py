@@ -97,13 +97,25 @@ async def snooze(
 
 
 async def resolve_manually(
-    session: AsyncSession, alert_id: int, actor: str, via: str, now: datetime, reason: str | None
+    session: AsyncSession,
+    alert_id: int,
+    actor: str,
+    via: str,
+    now: datetime,
+    reason: str | None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     alert = await _alert(session, alert_id)
     if alert["state"] == AlertState.RESOLVED:
-        return alert
+        return alert  # resolving twice changes nothing
     await resolve(
-        session, alert, now, reason=f"manual: {reason}" if reason else "manual", actor=actor, via=via
+        session,
+        alert,
+        now,
+        reason=f"manual: {reason}" if reason else "manual",
+        actor=actor,
+        via=via,
+        extra=extra,
     )
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "resolved", via).inc()
     return await _alert(session, alert_id)

@@ -4,8 +4,9 @@ and the signed action links used from Slack and email.
 Auth: the API is for CS tooling (a CRM, an internal portal, scripts), which authenticates its
 own users and says who acted (`actor`). With `CHURNWATCH_ALERTS_API_TOKEN` set, every API
 route needs `Authorization: Bearer <token>`; without it, reads are open (local use) and
-writes answer 403. Action links need no token: the link itself is the credential, signed,
-bound to one alert, one action and the recipient it was sent to, and expiring.
+writes answer 403. Action links (acknowledge, snooze, resolve, feedback) need no token: the
+link itself is the credential, signed, bound to one alert, one action and the recipient it was
+sent to, and expiring.
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ class AlertOut(BaseModel):
     acknowledged_by: str | None
     snoozed_until: datetime | None
     snooze_reason: str | None
+    snoozed_by: str | None
     resolved_at: datetime | None
     resolved_reason: str | None
+    resolved_by: str | None
     clearing_since: datetime | None
     escalate_at: datetime | None
     escalated_at: datetime | None
@@ -417,6 +420,12 @@ def build_link_router(
                         session, alert["id"], actor, "link", now, until=until, reason=reason, extra=sent_to
                     )
                     message = f"Snoozed until {until:%Y-%m-%d %H:%M} UTC."
+                elif claims.action is LinkAction.RESOLVE:
+                    what_was_done = (form.get("reason") or "").strip()[:500] or None
+                    await actions.resolve_manually(
+                        session, alert["id"], actor, "link", now, what_was_done, extra=sent_to
+                    )
+                    message = "Resolved. Nobody will be reminded about it."
                 else:
                     useful = form.get("useful", "no") == "yes"
                     await actions.feedback(

@@ -523,7 +523,12 @@ class Dispatcher:
         links = ActionLinks(
             *(
                 self._links.url(alert["id"], action, recipient, now)
-                for action in (LinkAction.ACKNOWLEDGE, LinkAction.SNOOZE, LinkAction.FEEDBACK)
+                for action in (
+                    LinkAction.ACKNOWLEDGE,
+                    LinkAction.SNOOZE,
+                    LinkAction.FEEDBACK,
+                    LinkAction.RESOLVE,
+                )
             )
         )
         return AlertView(

@@ -286,7 +286,7 @@ async def test_acknowledge_and_feedback_via_signed_links(
         links = {
             name: urlparse(url).path for name, url in buttons(message.blocks).items() if "alert-links" in url
         }
-        assert set(links) == {"Acknowledge", "Snooze…", "Not useful?"}
+        assert set(links) == {"Acknowledge", "Snooze…", "Resolve…", "Not useful?"}
 
         page = await service.client.get(links["Acknowledge"])
         assert page.status_code == 200 and "Acknowledge this alert?" in page.text
@@ -318,8 +318,10 @@ async def test_acknowledge_and_feedback_via_signed_links(
         [alert] = await service.alerts("acme")
         assert [(f["actor"], f["useful"]) for f in alert["feedback"]] == [("jane@example.com", False)]
         # The same link with its recipient changed to someone else's is refused, and records nothing.
-        forged = links["Not useful?"].rsplit("/", 1)[0] + "/" + with_recipient(
-            links["Not useful?"].rsplit("/", 1)[1], "mallory@example.com"
+        forged = (
+            links["Not useful?"].rsplit("/", 1)[0]
+            + "/"
+            + with_recipient(links["Not useful?"].rsplit("/", 1)[1], "mallory@example.com")
         )
         assert (await service.client.get(forged)).status_code == 400
         refused = await service.client.post(forged, data={"useful": "yes"})
@@ -339,6 +341,117 @@ async def test_acknowledge_and_feedback_via_signed_links(
         clock.advance(days=15)
         expired = await service.client.post(links["Snooze…"], data={"hours": "24", "reason": "later"})
         assert expired.status_code == 410 and "expired" in expired.text
+
+
+async def test_snooze_feedback_and_resolve_via_signed_links_end_to_end(
+    infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, clock: ManualClock
+) -> None:
+    async with running(web_api_settings(infra, slack, smtp), CONFIG, clock) as service:
+        await service.publish(
+            group_event("acme", ACME), signal("acme", "payment_issue", "p1", summary="payment failed")
+        )
+        [message] = await slack.wait_for_messages(1)
+        [mail] = await smtp.wait_for_accepted(1)
+        in_slack = {
+            name: urlparse(url).path for name, url in buttons(message.blocks).items() if "alert-links" in url
+        }
+        text = mail.part("text/plain").replace("\r\n", "\n")
+        in_mail = {
+            name: urlparse(url).path
+            for name, url in re.findall(r"^(Snooze|Resolve|Not useful\?):? +(\S+)$", text, re.M)
+        }
+        [alert] = await service.alerts("acme")
+        before = await service.metrics()
+
+        # Snooze from Slack: the page asks for a duration and a reason; opening it changes nothing.
+        page = await service.client.get(in_slack["Snooze…"])
+        assert page.status_code == 200 and "Snooze this alert" in page.text and "name='hours'" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert (await service.alerts("acme"))[0]["state"] == "open"
+        no_reason = await service.client.post(in_slack["Snooze…"], data={"hours": "24", "reason": " "})
+        assert no_reason.status_code == 400 and "needs a reason" in no_reason.text
+        snoozed = await service.client.post(
+            in_slack["Snooze…"], data={"hours": "72", "reason": "waiting on finance", "actor": "Jane"}
+        )
+        until = clock.now() + timedelta(hours=72)
+        assert snoozed.status_code == 200
+        assert f"Snoozed until {until:%Y-%m-%d %H:%M} UTC." in snoozed.text
+        [alert] = await service.alerts("acme")
+        assert (alert["state"], alert["snooze_reason"], alert["snoozed_until"]) == (
+            "snoozed",
+            "waiting on finance",
+            until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        assert [(a["action"], a["actor"], a["via"], a["details"]) for a in alert["actions"]] == [
+            (
+                "snooze",
+                "Jane",
+                "link",
+                {
+                    "until": until.isoformat(),
+                    "reason": "waiting on finance",
+                    "link_recipient": "jane@example.com",
+                },
+            )
+        ]
+
+        # Feedback from the email: useful, with a comment, as Jane (the link's recipient).
+        page = await service.client.get(in_mail["Not useful?"])
+        assert page.status_code == 200 and "Was this alert useful?" in page.text
+        useful = await service.client.post(
+            in_mail["Not useful?"], data={"useful": "yes", "comment": "caught it early"}
+        )
+        assert useful.status_code == 200 and "Thanks: marked useful." in useful.text
+        [alert] = await service.alerts("acme")
+        assert [(f["actor"], f["useful"], f["comment"]) for f in alert["feedback"]] == [
+            ("jane@example.com", True, "caught it early")
+        ]
+        summary = (await service.client.get("/v1/alerts/feedback", headers=AUTH)).json()
+        assert summary["signal_types"] == [
+            {"signal_type": "payment_issue", "verdicts": 1, "not_useful": 0, "false_positive_rate": 0.0}
+        ]
+
+        # Resolve from the email: asked first, then done, once.
+        page = await service.client.get(in_mail["Resolve"])
+        assert page.status_code == 200 and "Resolve this alert?" in page.text
+        assert (await service.alerts("acme"))[0]["state"] == "snoozed"
+        resolved = await service.client.post(
+            in_mail["Resolve"], data={"reason": "card updated", "actor": "jane@example.com"}
+        )
+        assert resolved.status_code == 200 and "Resolved." in resolved.text
+        [alert] = await service.alerts("acme")
+        assert (alert["state"], alert["resolved_reason"], alert["resolved_by"]) == (
+            "resolved",
+            "manual: card updated",
+            "jane@example.com",
+        )
+        assert alert["actions"][-1] == {
+            **alert["actions"][-1],
+            "action": "resolve",
+            "via": "link",
+            "details": {"reason": "manual: card updated", "link_recipient": "jane@example.com"},
+        }
+        again = await service.client.post(in_mail["Resolve"], data={"reason": "twice"})
+        assert again.status_code == 200
+        assert [a["action"] for a in (await service.alerts("acme"))[0]["actions"]] == [
+            "snooze",
+            "feedback",
+            "resolve",
+        ]
+        # Nothing left to snooze; the snooze's end brings no reminder.
+        late = await service.client.post(in_slack["Snooze…"], data={"hours": "24", "reason": "x"})
+        assert late.status_code == 409 and "nothing to snooze" in late.text
+        clock.advance(hours=73)
+        assert (await service.tick())["snoozes_ended"] == 0
+        assert len(slack.messages) == 1
+
+        metrics = await service.metrics()
+        for action in ("snoozed", "resolved"):
+            labels = f'action="{action}",signal_type="payment_issue",via="link"'
+            sample = f"churnwatch_alerts_lifecycle_total{{{labels}}}"
+            assert metric(metrics, sample) - metric(before, sample) == 1
+        useful_total = 'churnwatch_alerts_feedback_total{signal_type="payment_issue",verdict="useful"}'
+        assert metric(metrics, useful_total) - metric(before, useful_total) == 1
 
 
 async def test_escalation_after_the_timeout(
