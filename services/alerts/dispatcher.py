@@ -543,7 +543,8 @@ class Dispatcher:
             next_step=next_step(self._config, alert["signal_type"]),
             purpose=Purpose(row["purpose"]),
             occurrences=alert["occurrences"],
-            opened_at=alert["opened_at"],
+            # Event time, like the latest occurrence's: "seen since" must not mix in processing time.
+            first_seen_at=alert["occurred_at"],
             state=alert["state"],
             slack_channel=row["recipient"] if row["channel"] == "slack" else None,
             mention=row["mention"],

@@ -64,7 +64,7 @@ class AlertView:
     next_step: str
     purpose: Purpose = Purpose.ALERT
     occurrences: int = 1
-    opened_at: datetime | None = None
+    first_seen_at: datetime | None = None  # event time of the occurrence that opened the alert
     state: str = "open"
     slack_channel: str | None = None
     mention: str | None = None
@@ -203,8 +203,8 @@ def _facts_line(view: AlertView) -> str:
 
 def _history_line(view: AlertView) -> str:
     when = f"{view.occurred_at:%Y-%m-%d %H:%M} UTC"
-    if view.occurrences > 1 and view.opened_at is not None:
-        return f"Seen {view.occurrences} times since {view.opened_at:%Y-%m-%d %H:%M} UTC (latest {when})"
+    if view.occurrences > 1 and view.first_seen_at is not None:
+        return f"Seen {view.occurrences} times since {view.first_seen_at:%Y-%m-%d %H:%M} UTC (latest {when})"
     return f"Occurred {when}"
 
 

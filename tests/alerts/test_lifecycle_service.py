@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from services.alerts.config import RoutingConfig, parse_routing
+from services.alerts.playbook import BUILT_IN
 from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock
@@ -179,14 +180,74 @@ async def test_dedupe_updates_threads_hysteresis_and_cooldown(
         )
         [alert] = await service.wait("acme", lambda a: a and a[0]["occurrences"] == 2)
         assert signals_of(alert) == ["open:new", "update:already_open"]
-        # Worse: a follow-up in the first message's thread, shown in the channel too.
-        await service.publish(signal("acme", "usage_decline", "w3", summary="usage −45%"))
+        # Worse, with new evidence: a follow-up in the first message's thread, shown in the
+        # channel too, about this occurrence.
+        await service.publish(
+            signal(
+                "acme",
+                "usage_decline",
+                "w3",
+                summary="usage −45%",
+                score=41,
+                previous_score=58,
+                band="red",
+                previous_band="yellow",
+                evidence={"comment": "Exports broke again", "ticket_subject": "CSV export times out"},
+                at=T0 + timedelta(minutes=20),
+            )
+        )
         await slack.wait_for_messages(2)
         update = slack.messages[1]
         assert (update.thread_ts, update.broadcast, update.channel) == (first.ts, True, first.channel)
-        assert update.text.startswith("<@U0JANE> Update: Acme Corp: usage −45%") or "Update:" in update.text
+        assert (
+            update.text
+            == "<@U0JANE> Update: Acme Corp usage −45% — Health 41 (−17 from 58) · red, was yellow"
+        )
+        sections = [b["text"]["text"] for b in update.blocks if b["type"] in ("header", "section")]
+        assert sections == [
+            "Update: Acme Corp usage −45%",
+            "<@U0JANE> *<https://crm.example.com/accounts/acme|Acme Corp>* — usage −45%\n"
+            "Health 41 (−17 from 58) · red, was yellow",
+            "*Evidence*\n*Comment:* Exports broke again\n*Ticket subject:* CSV export times out",
+            f"*Suggested next step*\n{BUILT_IN['usage_decline']}",
+        ]
+        [context] = [b for b in update.blocks if b["type"] == "context"]
+        assert [e["text"] for e in context["elements"]] == [
+            "Seen 3 times since 2026-11-20 10:00 UTC (latest 2026-11-20 10:20 UTC)",
+            "Account `acme`",
+        ]
         mails = await smtp.wait_for_accepted(2)
         assert mails[1].message["In-Reply-To"] == mails[0].message["Message-ID"]  # threaded in mail too
+        assert mails[1].subject == "[Churnwatch] Update: Acme Corp usage −45%"
+        text = mails[1].part("text/plain").replace("\r\n", "\n")  # SMTP carries CRLF line ends
+        links = dict(re.findall(r"^(Acknowledge|Snooze|Resolve|Not useful\?):? +(\S+)$", text, re.M))
+        assert text == "\n".join(
+            [
+                "Update: Acme Corp usage −45%",
+                "",
+                "What changed",
+                "  usage −45%",
+                "  Health 41 (−17 from 58) · red, was yellow",
+                "  Churn risk · severity high · usage decline",
+                "",
+                "Evidence",
+                "  Comment: Exports broke again",
+                "  Ticket subject: CSV export times out",
+                "",
+                "Suggested next step",
+                f"  {BUILT_IN['usage_decline']}",
+                "",
+                "Seen 3 times since 2026-11-20 10:00 UTC (latest 2026-11-20 10:20 UTC).",
+                "",
+                "Open the account:  https://crm.example.com/accounts/acme",
+                f"Acknowledge:       {links['Acknowledge']}",
+                f"Snooze:            {links['Snooze']}",
+                f"Resolve:           {links['Resolve']}",
+                f"Not useful?        {links['Not useful?']}",
+                "",
+            ]
+        )
+        assert all(url.startswith("http://alerts.test/v1/alert-links/") for url in links.values())
 
         # Cleared, raised again within the hysteresis, cleared again: resolved only an hour later.
         clock.advance(minutes=5)
