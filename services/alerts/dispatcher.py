@@ -92,6 +92,8 @@ class Claim:
     route: SlackRoute | None
     claimed_at: datetime
     started_at: datetime | None = None
+    # The Web API's history showed the earlier, in-doubt attempt never landed.
+    doubt_settled: bool = False
 
     @property
     def id(self) -> int:
@@ -336,7 +338,9 @@ class Dispatcher:
             "status": decision.status,
             "last_status_code": outcome.status_code,
             "last_response": response,
-            "in_doubt": outcome.in_doubt,
+            # A doubt lasts until a send succeeds or Slack's history settles it: an attempt that
+            # failed for sure (a 500, say) says nothing about whether an earlier one landed.
+            "in_doubt": outcome.in_doubt or (claim.in_doubt and not claim.doubt_settled),
         }
         if decision.status == "sent":
             values.update(
@@ -352,7 +356,9 @@ class Dispatcher:
             self._blocked[claim.route.pacing_key] = until
             async with self._sessions() as session, session.begin():
                 await store.push_pacing(session, claim.route.pacing_key, until)
-        recorded = await self._record(claim, decision.outcome, decision.reason, **values)
+        recorded = await self._record(
+            claim, decision.outcome, decision.reason, attempt_in_doubt=outcome.in_doubt, **values
+        )
         if recorded:
             log.info(
                 "delivery_attempted",
@@ -368,7 +374,9 @@ class Dispatcher:
                 due = _due_at(claim.row)
                 DELIVERY_LATENCY.labels(claim.channel).observe(max((now - due).total_seconds(), 0.0))
 
-    async def _record(self, claim: Claim, outcome: str, reason: str, **values: Any) -> bool:
+    async def _record(
+        self, claim: Claim, outcome: str, reason: str, *, attempt_in_doubt: bool = False, **values: Any
+    ) -> bool:
         """The claim's result on the delivery row and, in the same transaction, in its attempt
         log. A deferral (a 429 seen since the claim) tried nothing and gives the attempt number
         back, so it is counted in the metrics but not logged as an attempt."""
@@ -385,7 +393,7 @@ class Dispatcher:
                 reason=reason,
                 status_code=values.get("last_status_code"),
                 response=values.get("last_response"),
-                in_doubt=bool(values.get("in_doubt")),
+                in_doubt=attempt_in_doubt,
             )
         )
         async with self._sessions() as session, session.begin():
@@ -488,6 +496,7 @@ class Dispatcher:
                         external_channel=lookup.channel,
                     )
                 resent = lookup.found is not Found.NO
+                claim.doubt_settled = lookup.found is Found.NO
             IN_DOUBT.labels("slack", "not_found" if not resent else "resent").inc()
         body = self._slack_body(row, context, resent=resent)
         return await api.send(

@@ -245,6 +245,54 @@ async def test_a_slack_5xx_is_an_ordinary_retry_not_an_in_doubt_repeat(
     ]
 
 
+async def test_a_5xx_after_an_in_doubt_attempt_keeps_the_doubt(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [cut] = await queue(sessions, 1)
+    # Attempt 1 stopped after it started sending (Slack may have it); attempt 2 is refused.
+    await set_delivery(
+        sessions, cut, status="sending", attempts=1, claimed_at=T0, send_started_at=T0, next_attempt_at=T0
+    )
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, cut)
+    assert (row["status"], row["last_status_code"], row["in_doubt"]) == ("pending", 500, True)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    assert (await delivery(sessions, cut))["status"] == "sent"
+    # The 500 said nothing about attempt 1: the copy that went out is still marked.
+    assert [(p.status, "may already have seen" in p.body["text"]) for p in slack.posts] == [
+        (500, True),
+        (200, True),
+    ]
+    log = [(a["attempt"], a["outcome"], a["in_doubt"]) for a in await attempt_log(sessions, cut)]
+    assert log == [(1, "interrupted", True), (2, "retry", False), (3, "sent", False)]
+
+
+async def test_a_doubt_the_history_settled_is_not_revived_by_a_5xx(
+    web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = web_api
+    [cut] = await queue(sessions, 1, channel="C0CSTEAM1")
+    await set_delivery(
+        sessions, cut, status="sending", attempts=1, claimed_at=T0, send_started_at=T0, next_attempt_at=T0
+    )
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1  # history: not there; posted; refused
+    row = await delivery(sessions, cut)
+    assert (row["status"], row["in_doubt"]) == ("pending", False)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    assert [m for m, _ in slack.api_calls] == [
+        "conversations.history",
+        "chat.postMessage",
+        "chat.postMessage",
+    ]
+    [message] = slack.messages
+    assert "may already have seen" not in message.text
+
+
 async def test_a_web_api_5xx_is_retried_without_searching_the_history(
     web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
 ) -> None:
