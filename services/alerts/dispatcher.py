@@ -5,7 +5,8 @@ Per delivery, the ledger moves through three commits:
      (`next_attempt_at = slot + lease`); `FOR UPDATE SKIP LOCKED` gives each dispatcher
      process its own rows;
   2. started: `send_started_at` is set right before the network call (fenced on the attempt);
-  3. result: 'sent' (with Slack's ts / the Message-ID), a retry time, 'failed' or 'cancelled'.
+  3. result: 'sent' (with Slack's ts / the Message-ID), a retry time, 'failed' or 'cancelled',
+     and the attempt's row in `alert_delivery_attempts`, in the same transaction.
 
 A process that dies between 1 and 2 sent nothing: after the lease the row is claimed again
 and sent normally. One that dies between 2 and 3 (or whose request timed out after leaving)
