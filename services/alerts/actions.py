@@ -5,6 +5,7 @@ locks the alert row, records who did it and how, and is safe to repeat.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,12 @@ def _not_resolved(alert: dict[str, Any], verb: str) -> None:
 
 
 async def acknowledge(
-    session: AsyncSession, alert_id: int, actor: str, via: str, now: datetime
+    session: AsyncSession,
+    alert_id: int,
+    actor: str,
+    via: str,
+    now: datetime,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     alert = await _alert(session, alert_id)
     _not_resolved(alert, "acknowledge")
@@ -48,13 +54,21 @@ async def acknowledge(
         "updated_at": now,
     }
     await store.update_alert(session, alert_id, **changes)
-    await store.insert_action(session, alert_id, "acknowledge", actor, via, now)
+    await store.insert_action(session, alert_id, "acknowledge", actor, via, now, extra)
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "acknowledged", via).inc()
     return {**alert, **changes}
 
 
 async def snooze(
-    session: AsyncSession, alert_id: int, actor: str, via: str, now: datetime, *, until: datetime, reason: str
+    session: AsyncSession,
+    alert_id: int,
+    actor: str,
+    via: str,
+    now: datetime,
+    *,
+    until: datetime,
+    reason: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     problem = snooze_problem(until, now)
     if problem:
@@ -70,20 +84,38 @@ async def snooze(
     }
     await store.update_alert(session, alert_id, **changes)
     await store.insert_action(
-        session, alert_id, "snooze", actor, via, now, {"until": until.isoformat(), "reason": reason}
+        session,
+        alert_id,
+        "snooze",
+        actor,
+        via,
+        now,
+        {"until": until.isoformat(), "reason": reason, **(extra or {})},
     )
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "snoozed", via).inc()
     return {**alert, **changes}
 
 
 async def resolve_manually(
-    session: AsyncSession, alert_id: int, actor: str, via: str, now: datetime, reason: str | None
+    session: AsyncSession,
+    alert_id: int,
+    actor: str,
+    via: str,
+    now: datetime,
+    reason: str | None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     alert = await _alert(session, alert_id)
     if alert["state"] == AlertState.RESOLVED:
-        return alert
+        return alert  # resolving twice changes nothing
     await resolve(
-        session, alert, now, reason=f"manual: {reason}" if reason else "manual", actor=actor, via=via
+        session,
+        alert,
+        now,
+        reason=f"manual: {reason}" if reason else "manual",
+        actor=actor,
+        via=via,
+        extra=extra,
     )
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "resolved", via).inc()
     return await _alert(session, alert_id)

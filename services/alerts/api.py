@@ -4,8 +4,9 @@ and the signed action links used from Slack and email.
 Auth: the API is for CS tooling (a CRM, an internal portal, scripts), which authenticates its
 own users and says who acted (`actor`). With `CHURNWATCH_ALERTS_API_TOKEN` set, every API
 route needs `Authorization: Bearer <token>`; without it, reads are open (local use) and
-writes answer 403. Action links need no token: the link itself is the credential, signed,
-bound to one alert, one action and the recipient it was sent to, and expiring.
+writes answer 403. Action links (acknowledge, snooze, resolve, feedback) need no token: the
+link itself is the credential, signed, bound to one alert, one action and the recipient it was
+sent to, and expiring.
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ AlertId = Annotated[int, Path(ge=1)]
 Recipient = Annotated[str, Path(min_length=3, max_length=254)]
 
 
+class AttemptOut(BaseModel):
+    attempt: int
+    claimed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime
+    outcome: str
+    reason: str
+    status_code: int | None
+    response: str | None
+    in_doubt: bool
+
+
 class DeliveryOut(BaseModel):
     id: int
     purpose: str
@@ -49,6 +62,7 @@ class DeliveryOut(BaseModel):
     external_id: str | None
     created_at: datetime
     sent_at: datetime | None
+    attempt_log: list[AttemptOut]
 
 
 class OccurrenceOut(BaseModel):
@@ -97,8 +111,10 @@ class AlertOut(BaseModel):
     acknowledged_by: str | None
     snoozed_until: datetime | None
     snooze_reason: str | None
+    snoozed_by: str | None
     resolved_at: datetime | None
     resolved_reason: str | None
+    resolved_by: str | None
     clearing_since: datetime | None
     escalate_at: datetime | None
     escalated_at: datetime | None
@@ -376,12 +392,17 @@ def build_link_router(
         form = {
             k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")[:10_000]).items()
         }
+        # Acknowledge and snooze links may be followed by a teammate (a channel's members share
+        # one message), so the typed name is the actor and the link's recipient is kept beside it.
+        # Feedback is one verdict per person: it is always the signed recipient's, whatever the
+        # form says, so a link cannot vote as someone else or vote many times.
         actor = (form.get("actor") or claims.recipient).strip()[:200] or claims.recipient
+        sent_to = {"link_recipient": claims.recipient}
         now = clock.now()
         try:
             async with sessions() as session, session.begin():
                 if claims.action is LinkAction.ACKNOWLEDGE:
-                    await actions.acknowledge(session, alert["id"], actor, "link", now)
+                    await actions.acknowledge(session, alert["id"], actor, "link", now, sent_to)
                     message = "Acknowledged. Escalation is off for this alert."
                 elif claims.action is LinkAction.SNOOZE:
                     reason = (form.get("reason") or "").strip()[:500]
@@ -395,14 +416,22 @@ def build_link_router(
                             400,
                         )
                     until = now + timedelta(hours=hours)
-                    await actions.snooze(session, alert["id"], actor, "link", now, until=until, reason=reason)
+                    await actions.snooze(
+                        session, alert["id"], actor, "link", now, until=until, reason=reason, extra=sent_to
+                    )
                     message = f"Snoozed until {until:%Y-%m-%d %H:%M} UTC."
+                elif claims.action is LinkAction.RESOLVE:
+                    what_was_done = (form.get("reason") or "").strip()[:500] or None
+                    await actions.resolve_manually(
+                        session, alert["id"], actor, "link", now, what_was_done, extra=sent_to
+                    )
+                    message = "Resolved. Nobody will be reminded about it."
                 else:
                     useful = form.get("useful", "no") == "yes"
                     await actions.feedback(
                         session,
                         alert["id"],
-                        actor,
+                        claims.recipient,
                         "link",
                         now,
                         useful=useful,

@@ -418,6 +418,7 @@ async def resolve(
     reason: str,
     actor: str,
     via: str = "signal",
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     await store.update_alert(
         session,
@@ -430,4 +431,6 @@ async def resolve(
         updated_at=now,
     )
     await store.cancel_pending(session, alert["id"], f"not sent: the alert was resolved ({reason})")
-    await store.insert_action(session, alert["id"], "resolve", actor, via, now, {"reason": reason})
+    await store.insert_action(
+        session, alert["id"], "resolve", actor, via, now, {"reason": reason, **(extra or {})}
+    )

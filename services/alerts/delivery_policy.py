@@ -4,6 +4,12 @@ Permanent errors are the ones a retry cannot fix (Slack says the payload, channe
 webhook is wrong; an SMTP server answers 5xx); retrying them would only delay the page
 telling ops that a route is broken. Everything else (timeouts, 5xx, 429, SMTP 4xx) is
 retried with exponential backoff and jitter, or after exactly what `Retry-After` asks.
+
+"In doubt" is narrower than "retry": only an attempt whose request may have been taken
+without our hearing so (a timeout or a dropped connection after sending, a gateway timeout,
+a success answer we cannot read). An answer such as Slack's 500, 502 or 503 says the message
+was not posted, so the next attempt is an ordinary one: no history look-up, no "sent again"
+note on the message.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from shared.smtp import smtp_failure
 
 RESPONSE_MAX = 1000
 SLACK_PERMANENT = frozenset({400, 403, 404, 410})
+# A gateway that timed out waiting for Slack cannot say whether Slack went on to post.
+GATEWAY_TIMEOUT = 504
 BASE_DELAY_SECONDS = 2.0
 MAX_DELAY_SECONDS = 900.0
 
@@ -64,7 +72,7 @@ def classify_slack(status: int, body: str, retry_after: float | None = None) -> 
         return Outcome(Verdict.RETRY, reason, status, response, retry_after)
     if status in SLACK_PERMANENT or (400 <= status < 500 and status != 408):
         return Outcome(Verdict.FAILED, reason, status, response)
-    return Outcome(Verdict.RETRY, reason, status, response, retry_after)
+    return Outcome(Verdict.RETRY, reason, status, response, retry_after, in_doubt=status == GATEWAY_TIMEOUT)
 
 
 def classify_slack_api(
@@ -74,7 +82,9 @@ def classify_slack_api(
     response = text[:RESPONSE_MAX]
     if status == 429 or status >= 500 or body is None:
         reason = f"http_{status}" if status != 200 else "unreadable_response"
-        return Outcome(Verdict.RETRY, reason, status, response, retry_after, in_doubt=status >= 500)
+        # A 2xx we cannot read may be a posted message; a 5xx (but a gateway's 504) is not.
+        in_doubt = 200 <= status < 300 or status == GATEWAY_TIMEOUT
+        return Outcome(Verdict.RETRY, reason, status, response, retry_after, in_doubt=in_doubt)
     if body.get("ok") is True:
         ts, channel = body.get("ts"), body.get("channel")
         return Outcome(

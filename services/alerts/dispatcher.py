@@ -5,7 +5,8 @@ Per delivery, the ledger moves through three commits:
      (`next_attempt_at = slot + lease`); `FOR UPDATE SKIP LOCKED` gives each dispatcher
      process its own rows;
   2. started: `send_started_at` is set right before the network call (fenced on the attempt);
-  3. result: 'sent' (with Slack's ts / the Message-ID), a retry time, 'failed' or 'cancelled'.
+  3. result: 'sent' (with Slack's ts / the Message-ID), a retry time, 'failed' or 'cancelled',
+     and the attempt's row in `alert_delivery_attempts`, in the same transaction.
 
 A process that dies between 1 and 2 sent nothing: after the lease the row is claimed again
 and sent normally. One that dies between 2 and 3 (or whose request timed out after leaving)
@@ -61,7 +62,7 @@ from services.alerts.metrics import (
     IN_DOUBT,
     LOST_LEASES,
 )
-from services.alerts.outbox import Purpose
+from services.alerts.outbox import AttemptRecord, Purpose
 from services.alerts.playbook import next_step
 from services.alerts.senders import (
     EmailSender,
@@ -90,6 +91,10 @@ class Claim:
     slot: datetime
     in_doubt: bool
     route: SlackRoute | None
+    claimed_at: datetime
+    started_at: datetime | None = None
+    # The Web API's history showed the earlier, in-doubt attempt never landed.
+    doubt_settled: bool = False
 
     @property
     def id(self) -> int:
@@ -211,6 +216,7 @@ class Dispatcher:
             next_free = await store.lock_pacing(session, {r.pacing_key for r in routes.values() if r}, now)
             horizon = now + self._interval * PACING_HORIZON_SLOTS
             claims: list[Claim] = []
+            interrupted: list[AttemptRecord] = []
             for row in rows:
                 route = routes[row["id"]]
                 slot = now
@@ -222,6 +228,9 @@ class Dispatcher:
                 in_doubt = bool(row["in_doubt"]) or (
                     row["status"] == "sending" and row["send_started_at"] is not None
                 )
+                if row["status"] == "sending":
+                    # The previous claim's lease ran out with no result: log that attempt now.
+                    interrupted.append(store.interrupted(row, now))
                 attempts = row["attempts"] + 1
                 await store.mark_claimed(
                     session,
@@ -232,7 +241,8 @@ class Dispatcher:
                     in_doubt=in_doubt,
                     pacing_key=route.pacing_key if route else None,
                 )
-                claims.append(Claim(row, attempts, slot, in_doubt, route))
+                claims.append(Claim(row, attempts, slot, in_doubt, route, now))
+            await store.insert_attempts(session, interrupted)
             await store.save_pacing(session, {k: v for k, v in next_free.items()})
         for channel in exhausted:
             DELIVERIES.labels(channel, "failed", "lease_expired").inc()
@@ -304,8 +314,9 @@ class Dispatcher:
             await self._send(claim, context)
 
     async def _send(self, claim: Claim, context: dict[str, Any]) -> None:
+        claim.started_at = self._clock.now()
         async with self._sessions() as session, session.begin():
-            started = await store.mark_started(session, claim.id, claim.attempts, self._clock.now())
+            started = await store.mark_started(session, claim.id, claim.attempts, claim.started_at)
         if not started:
             LOST_LEASES.labels(claim.channel).inc()
             return
@@ -328,7 +339,9 @@ class Dispatcher:
             "status": decision.status,
             "last_status_code": outcome.status_code,
             "last_response": response,
-            "in_doubt": outcome.in_doubt,
+            # A doubt lasts until a send succeeds or Slack's history settles it: an attempt that
+            # failed for sure (a 500, say) says nothing about whether an earlier one landed.
+            "in_doubt": outcome.in_doubt or (claim.in_doubt and not claim.doubt_settled),
         }
         if decision.status == "sent":
             values.update(
@@ -344,7 +357,9 @@ class Dispatcher:
             self._blocked[claim.route.pacing_key] = until
             async with self._sessions() as session, session.begin():
                 await store.push_pacing(session, claim.route.pacing_key, until)
-        recorded = await self._record(claim, decision.outcome, decision.reason, **values)
+        recorded = await self._record(
+            claim, decision.outcome, decision.reason, attempt_in_doubt=outcome.in_doubt, **values
+        )
         if recorded:
             log.info(
                 "delivery_attempted",
@@ -360,9 +375,30 @@ class Dispatcher:
                 due = _due_at(claim.row)
                 DELIVERY_LATENCY.labels(claim.channel).observe(max((now - due).total_seconds(), 0.0))
 
-    async def _record(self, claim: Claim, outcome: str, reason: str, **values: Any) -> bool:
+    async def _record(
+        self, claim: Claim, outcome: str, reason: str, *, attempt_in_doubt: bool = False, **values: Any
+    ) -> bool:
+        """The claim's result on the delivery row and, in the same transaction, in its attempt
+        log. A deferral (a 429 seen since the claim) tried nothing and gives the attempt number
+        back, so it is counted in the metrics but not logged as an attempt."""
+        attempt = (
+            None
+            if outcome == "deferred"
+            else AttemptRecord(
+                delivery_id=claim.id,
+                attempt=claim.attempts,
+                claimed_at=claim.claimed_at,
+                started_at=claim.started_at,
+                finished_at=self._clock.now(),
+                outcome=outcome,
+                reason=reason,
+                status_code=values.get("last_status_code"),
+                response=values.get("last_response"),
+                in_doubt=attempt_in_doubt,
+            )
+        )
         async with self._sessions() as session, session.begin():
-            done = await store.complete_delivery(session, claim.id, claim.attempts, **values)
+            done = await store.complete_delivery(session, claim.id, claim.attempts, attempt, **values)
         if not done:
             LOST_LEASES.labels(claim.channel).inc()
             log.warning("delivery_lease_lost", delivery_id=claim.id, attempts=claim.attempts)
@@ -461,6 +497,7 @@ class Dispatcher:
                         external_channel=lookup.channel,
                     )
                 resent = lookup.found is not Found.NO
+                claim.doubt_settled = lookup.found is Found.NO
             IN_DOUBT.labels("slack", "not_found" if not resent else "resent").inc()
         body = self._slack_body(row, context, resent=resent)
         return await api.send(
@@ -496,7 +533,12 @@ class Dispatcher:
         links = ActionLinks(
             *(
                 self._links.url(alert["id"], action, recipient, now)
-                for action in (LinkAction.ACKNOWLEDGE, LinkAction.SNOOZE, LinkAction.FEEDBACK)
+                for action in (
+                    LinkAction.ACKNOWLEDGE,
+                    LinkAction.SNOOZE,
+                    LinkAction.FEEDBACK,
+                    LinkAction.RESOLVE,
+                )
             )
         )
         return AlertView(
@@ -511,7 +553,8 @@ class Dispatcher:
             next_step=next_step(self._config, alert["signal_type"]),
             purpose=Purpose(row["purpose"]),
             occurrences=alert["occurrences"],
-            opened_at=alert["opened_at"],
+            # Event time, like the latest occurrence's: "seen since" must not mix in processing time.
+            first_seen_at=alert["occurred_at"],
             state=alert["state"],
             slack_channel=row["recipient"] if row["channel"] == "slack" else None,
             mention=row["mention"],
@@ -560,7 +603,10 @@ class Dispatcher:
 
 
 def _recipient_label(row: dict[str, Any]) -> str:
-    return str((row["details"] or {}).get("recipient_key") or row["recipient"])
+    details = row["details"] or {}
+    if details.get("fallback_for"):
+        return f"{details['fallback_for']}, who no channel reaches any more (sent to you as the fallback)"
+    return str(details.get("recipient_key") or row["recipient"])
 
 
 def _due_at(row: dict[str, Any]) -> datetime:

@@ -21,6 +21,7 @@ class LinkAction(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     SNOOZE = "snooze"
     FEEDBACK = "feedback"
+    RESOLVE = "resolve"
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class ActionLinks:
     acknowledge: str
     snooze: str
     feedback: str
+    resolve: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class AlertView:
     next_step: str
     purpose: Purpose = Purpose.ALERT
     occurrences: int = 1
-    opened_at: datetime | None = None
+    first_seen_at: datetime | None = None  # event time of the occurrence that opened the alert
     state: str = "open"
     slack_channel: str | None = None
     mention: str | None = None
@@ -202,8 +203,8 @@ def _facts_line(view: AlertView) -> str:
 
 def _history_line(view: AlertView) -> str:
     when = f"{view.occurred_at:%Y-%m-%d %H:%M} UTC"
-    if view.occurrences > 1 and view.opened_at is not None:
-        return f"Seen {view.occurrences} times since {view.opened_at:%Y-%m-%d %H:%M} UTC (latest {when})"
+    if view.occurrences > 1 and view.first_seen_at is not None:
+        return f"Seen {view.occurrences} times since {view.first_seen_at:%Y-%m-%d %H:%M} UTC (latest {when})"
     return f"Occurred {when}"
 
 
@@ -284,6 +285,7 @@ def render_slack(view: AlertView) -> dict[str, Any]:
         buttons += [
             _button("Acknowledge", view.links.acknowledge, "acknowledge", "primary"),
             _button("Snooze…", view.links.snooze, "snooze"),
+            _button("Resolve…", view.links.resolve, "resolve"),
             _button("Not useful?", view.links.feedback, "feedback"),
         ]
     buttons = [b for b in buttons if b is not None]
@@ -438,6 +440,7 @@ def render_email(view: AlertView) -> EmailContent:
         text += [
             f"Acknowledge:       {view.links.acknowledge}",
             f"Snooze:            {view.links.snooze}",
+            f"Resolve:           {view.links.resolve}",
             f"Not useful?        {view.links.feedback}",
         ]
     if view.resent:
@@ -470,6 +473,7 @@ def render_email(view: AlertView) -> EmailContent:
         buttons += [
             ("Acknowledge", view.links.acknowledge),
             ("Snooze", view.links.snooze),
+            ("Resolve", view.links.resolve),
             ("Not useful?", view.links.feedback),
         ]
     parts.append("<p>" + " · ".join(f'<a href="{e(url)}">{e(label)}</a>' for label, url in buttons) + "</p>")

@@ -52,6 +52,18 @@ DIGESTS = Counter(
     "churnwatch_alerts_digests_total",
     "Daily digests queued (one per recipient per day).",
 )
+DIGESTS_UNROUTABLE = Counter(
+    "churnwatch_alerts_digests_unroutable_total",
+    "Due digests whose recipient no channel reaches any more, by resolution: fallback (sent to the "
+    "routing fallback instead) or held (no fallback either: the items are kept, not dropped, and go "
+    "out once a route exists; counted once per recipient and digest day by each scheduler process).",
+    ["resolution"],
+)
+DIGEST_ITEMS_HELD = Gauge(
+    "churnwatch_alerts_digest_items_held",
+    "Digest items due but held back because neither their recipient nor a fallback can be reached "
+    "(as of the last scheduler tick).",
+)
 DELIVERIES = Counter(
     "churnwatch_alerts_deliveries_total",
     "Delivery attempts by channel, outcome (sent, retry, failed, cancelled, deferred) and reason "

@@ -38,6 +38,27 @@ class NewDelivery:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt in a delivery's log: what the claim numbered `attempt` ended in.
+
+    `outcome`: sent, retry, failed, cancelled (no longer needed, nothing sent) or interrupted
+    (its process stopped or lost the lease before recording a result; found by a later claim).
+    `status_code` is the HTTP status or the SMTP reply code.
+    """
+
+    delivery_id: int
+    attempt: int
+    claimed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime
+    outcome: str
+    reason: str
+    status_code: int | None = None
+    response: str | None = None
+    in_doubt: bool = False
+
+
 def deliveries_for(
     notices: Iterable[Notice],
     *,

@@ -59,13 +59,23 @@ def confirm_page(action: LinkAction, alert: dict[str, Any], account_name: str | 
             "<label>Reason (required)<textarea name='reason' required maxlength='500'></textarea></label>"
             + who
         )
+    elif action is LinkAction.RESOLVE:
+        title, button = "Resolve this alert?", "Resolve"
+        fields = (
+            "<p class='muted'>Resolve it when the risk is handled; it also resolves by itself "
+            "when the signal clears.</p>"
+            "<label>What was done (optional)<textarea name='reason' maxlength='500'></textarea></label>"
+            + who
+        )
     else:
+        # The verdict is the recipient's: the link was signed for them (no name to type).
         title, button = "Was this alert useful?", "Send feedback"
         fields = (
             "<label><input type='radio' name='useful' value='no' checked style='width:auto'> "
             "Not useful (a false alarm, or nothing to do)</label>"
             "<label><input type='radio' name='useful' value='yes' style='width:auto'> Useful</label>"
-            "<label>Comment (optional)<textarea name='comment' maxlength='1000'></textarea></label>" + who
+            "<label>Comment (optional)<textarea name='comment' maxlength='1000'></textarea></label>"
+            f"<p class='muted'>Recorded as {e(recipient)}, to whom this link was sent.</p>"
         )
     return _page(
         title,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -273,7 +274,47 @@ def plan_escalation(
     return _without_repeats(notices)
 
 
+@dataclass(frozen=True)
+class DigestRoute:
+    channel: Channel
+    address: str
+    fallback: bool  # the recipient cannot be reached any more: their digest goes to the fallback
+
+
+def route_digest(
+    targets: Iterable[Mapping[str, Any]], capabilities: Capabilities, fallback: Fallback
+) -> DigestRoute | None:
+    """Where a recipient's digest goes: their email if they have one, else their Slack address if
+    this deployment still reaches it; else the fallback (email, then Slack); else nowhere (None),
+    and the digest waits.
+
+    The targets were fixed when the items were added; Slack may have been reconfigured since
+    (a bot token removed, say), so reachability is checked again now."""
+    known = {c.value for c in Channel}
+    own = [
+        (Channel(t["channel"]), str(t.get("address") or "")) for t in targets if t.get("channel") in known
+    ]
+    for channel, address, is_fallback in (
+        *((Channel.EMAIL, a, False) for c, a in own if c is Channel.EMAIL),
+        *((Channel.SLACK, a, False) for c, a in own if c is Channel.SLACK),
+        (Channel.EMAIL, fallback.email or "", True),
+        (Channel.SLACK, fallback.slack_channel or "", True),
+    ):
+        if channel is Channel.EMAIL:
+            reachable = looks_like_email(address)
+        else:
+            reachable = bool(address) and capabilities.slack_reaches(address)
+        if reachable:
+            return DigestRoute(channel, address, is_fallback)
+    return None
+
+
 # --- the parts -------------------------------------------------------------------------------
+
+
+def fallback_for(config: RoutingConfig, segment: Segment | None, capabilities: Capabilities) -> Fallback:
+    """The segment's fallback, else the routing file's, else the default webhook and email."""
+    return _fallback(config, segment, capabilities)
 
 
 def _fallback(config: RoutingConfig, segment: Segment | None, capabilities: Capabilities) -> Fallback:

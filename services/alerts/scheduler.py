@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from datetime import datetime, time, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import structlog
@@ -22,9 +22,23 @@ from services.alerts.clock import Clock
 from services.alerts.config import RoutingConfig
 from services.alerts.consumer import capabilities, resolve
 from services.alerts.lifecycle import AlertState, escalation_due_at
-from services.alerts.metrics import ALERTS_LIFECYCLE, DIGESTS, FALSE_POSITIVE_RATIO
+from services.alerts.metrics import (
+    ALERTS_LIFECYCLE,
+    DIGEST_ITEMS_HELD,
+    DIGESTS,
+    DIGESTS_UNROUTABLE,
+    FALSE_POSITIVE_RATIO,
+)
 from services.alerts.outbox import NewDelivery, Purpose, deliveries_for
-from services.alerts.routing import AlertFacts, Role, plan_escalation, plan_notices, resolve_segment
+from services.alerts.routing import (
+    AlertFacts,
+    Role,
+    fallback_for,
+    plan_escalation,
+    plan_notices,
+    resolve_segment,
+    route_digest,
+)
 from services.alerts.timing import latest_digest_moment
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity, SignalKind
@@ -50,6 +64,7 @@ class Scheduler:
         self._capabilities = capabilities(settings, config)
         self._on_new_deliveries = on_new_deliveries
         self._stopping = asyncio.Event()
+        self._held_reported: set[tuple[str, date]] = set()  # (recipient, digest day) counted as held
         self.running = False
 
     def stop(self) -> None:
@@ -228,10 +243,27 @@ class Scheduler:
         async with self._sessions() as session:
             recipients = await store.pending_digest_recipients(session)
         made = 0
+        held = 0
         for entry in recipients:
             day, moment = latest_digest_moment(
                 now, entry["timezone"], time.fromisoformat(entry["digest_time"])
             )
+            segment = self._config.segment(entry["segment"])
+            route = route_digest(
+                entry["targets"], self._capabilities, fallback_for(self._config, segment, self._capabilities)
+            )
+            if route is None:
+                # Nowhere to send it: keep the items (they go out once a route exists) and say so.
+                async with self._sessions() as session:
+                    waiting = await store.count_pending_items(session, entry["recipient"], moment)
+                if waiting and (entry["recipient"], day) not in self._held_reported:
+                    self._held_reported.add((entry["recipient"], day))
+                    DIGESTS_UNROUTABLE.labels("held").inc()
+                    log.warning(
+                        "digest_unroutable_held", recipient=entry["recipient"], items=waiting, day=str(day)
+                    )
+                held += waiting
+                continue
             async with self._sessions() as session, session.begin():
                 created = await store.create_digest(
                     session,
@@ -244,42 +276,40 @@ class Scheduler:
                 if created is None:
                     continue
                 digest_id, items = created
-                target = _digest_target(entry["targets"])
-                if target is None:
-                    log.warning("digest_unroutable", recipient=entry["recipient"], digest_id=digest_id)
-                    continue
-                channel, address = target
+                details: dict[str, Any] = {
+                    "recipient_key": entry["recipient"],
+                    "items": items,
+                    "due_at": now.isoformat(),
+                }
+                if route.fallback:
+                    details["fallback_for"] = entry["recipient"]
                 await store.insert_deliveries(
                     session,
                     [
                         NewDelivery(
-                            delivery_key=f"digest:{digest_id}:{channel}:{address}",
+                            delivery_key=f"digest:{digest_id}:{route.channel.value}:{route.address}",
                             purpose=Purpose.DIGEST,
-                            channel=channel,
-                            recipient=address,
+                            channel=route.channel.value,
+                            recipient=route.address,
                             next_attempt_at=now,
                             created_at=now,
                             digest_id=digest_id,
-                            details={
-                                "recipient_key": entry["recipient"],
-                                "items": items,
-                                "due_at": now.isoformat(),
-                            },
+                            details=details,
                         )
                     ],
                 )
+            if route.fallback:
+                DIGESTS_UNROUTABLE.labels("fallback").inc()
+                log.warning(
+                    "digest_sent_to_fallback", recipient=entry["recipient"], fallback=route.address
+                )
             made += 1
             DIGESTS.inc()
+        DIGEST_ITEMS_HELD.set(held)
+        # Only today's and yesterday's reports matter for "once per recipient and day".
+        oldest = now.date() - timedelta(days=2)
+        self._held_reported = {(r, d) for r, d in self._held_reported if d >= oldest}
         return made
-
-
-def _digest_target(targets: list[Mapping[str, Any]]) -> tuple[str, str] | None:
-    """One message per recipient: by email when they have an address, else on Slack."""
-    for wanted in ("email", "slack"):
-        for target in targets:
-            if target.get("channel") == wanted and target.get("address"):
-                return wanted, str(target["address"])
-    return None
 
 
 async def refresh_false_positive_ratio(sessions: async_sessionmaker[AsyncSession]) -> None:

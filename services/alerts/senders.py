@@ -104,17 +104,7 @@ class SlackWebhookSender:
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
             return network_error(exc)
         retry_after = parse_retry_after(response.headers.get("retry-after"), utcnow())
-        outcome = classify_slack(response.status_code, response.text, retry_after)
-        if outcome.verdict is Verdict.RETRY and response.status_code >= 500:
-            return Outcome(
-                outcome.verdict,
-                outcome.reason,
-                outcome.status_code,
-                outcome.response,
-                outcome.retry_after,
-                in_doubt=True,
-            )
-        return outcome
+        return classify_slack(response.status_code, response.text, retry_after)
 
 
 class Found(StrEnum):

@@ -1,5 +1,5 @@
 """Alerts' persistence: contacts, alerts and their signal ledger, the delivery outbox, digests,
-actions, feedback and preferences. Tables match migrations 0001 and 0003_alerts.
+actions, feedback and preferences. Tables match migrations 0001, 0003_alerts and 0004_alerts.
 
 Time columns that drive behaviour (due times, leases, snoozes, escalations) are written and
 compared with the injected clock's `now`, never the database's, so tests can move time.
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.alerts.outbox import NewDelivery
+from services.alerts.outbox import AttemptRecord, NewDelivery
 from services.alerts.routing import StoredPreferences
 from shared.account_facts import AccountFacts
 
@@ -154,6 +154,21 @@ alert_deliveries = Table(
     Column("created_at", TS, server_default=func.now()),
     Column("sent_at", TS),
 )
+alert_delivery_attempts = Table(
+    "alert_delivery_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("delivery_id", BigInteger, ForeignKey("alert_deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("claimed_at", TS),
+    Column("started_at", TS),
+    Column("finished_at", TS, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status_code", Integer),
+    Column("response", Text),
+    Column("in_doubt", Boolean, nullable=False),
+)
 alert_actions = Table(
     "alert_actions",
     metadata,
@@ -197,6 +212,7 @@ alert_link_secret = Table(
 )
 
 ACTIVE = ("pending", "sending")
+RESPONSE_MAX = 1000
 
 
 # --- contacts ------------------------------------------------------------------------------------
@@ -625,17 +641,72 @@ async def mark_started(session: AsyncSession, delivery_id: int, attempts: int, n
 
 
 async def complete_delivery(
-    session: AsyncSession, delivery_id: int, claimed_attempts: int, **values: Any
+    session: AsyncSession,
+    delivery_id: int,
+    claimed_attempts: int,
+    attempt: AttemptRecord | None = None,
+    **values: Any,
 ) -> bool:
-    """Record an attempt's result; False when this process no longer holds the delivery (its
-    lease expired and another claim took it), so a late result never overwrites a newer one."""
+    """Record an attempt's result on the delivery and, with `attempt`, in the attempt log, in the
+    caller's transaction; False (and nothing written) when this process no longer holds the
+    delivery (its lease expired and another claim took it), so a late result never overwrites a
+    newer one."""
     result = await session.execute(
         update(alert_deliveries)
         .where(_fenced(delivery_id, claimed_attempts))
         .values(**values)
         .returning(alert_deliveries.c.id)
     )
-    return result.first() is not None
+    if result.first() is None:
+        return False
+    if attempt is not None:
+        await insert_attempts(session, [attempt])
+    return True
+
+
+async def insert_attempts(session: AsyncSession, rows: Sequence[AttemptRecord]) -> None:
+    if not rows:
+        return
+    await session.execute(
+        insert(alert_delivery_attempts).values(
+            [
+                {
+                    "delivery_id": r.delivery_id,
+                    "attempt": r.attempt,
+                    "claimed_at": r.claimed_at,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "outcome": r.outcome,
+                    "reason": r.reason,
+                    "status_code": r.status_code,
+                    "response": (r.response or "")[:RESPONSE_MAX] or None,
+                    "in_doubt": r.in_doubt,
+                }
+                for r in rows
+            ]
+        )
+    )
+
+
+def interrupted(row: Mapping[str, Any], now: datetime) -> AttemptRecord:
+    """The attempt a stopped process (or one that lost its lease) never recorded, as found later."""
+    started = row["send_started_at"]
+    return AttemptRecord(
+        delivery_id=int(row["id"]),
+        attempt=int(row["attempts"]),
+        claimed_at=row["claimed_at"],
+        started_at=started,
+        finished_at=now,
+        outcome="interrupted",
+        reason="lease_expired",
+        response=(
+            "no result recorded: the attempt stopped after it started sending, so the receiver "
+            "may have the message"
+            if started is not None
+            else "no result recorded: the attempt stopped before sending anything"
+        ),
+        in_doubt=started is not None,
+    )
 
 
 async def fail_exhausted(session: AsyncSession, *, now: datetime, max_attempts: int) -> list[str]:
@@ -652,17 +723,30 @@ async def fail_exhausted(session: AsyncSession, *, now: datetime, max_attempts: 
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    rows = await session.execute(
-        update(alert_deliveries)
-        .where(alert_deliveries.c.id.in_(exhausted))
-        .values(
-            status="failed",
-            last_response="gave up: every attempt used; the last one's outcome is "
-            "unknown (its process stopped before recording it)",
+    rows = (
+        (
+            await session.execute(
+                update(alert_deliveries)
+                .where(alert_deliveries.c.id.in_(exhausted))
+                .values(
+                    status="failed",
+                    last_response="gave up: every attempt used; the last one's outcome is "
+                    "unknown (its process stopped before recording it)",
+                )
+                .returning(
+                    alert_deliveries.c.id,
+                    alert_deliveries.c.channel,
+                    alert_deliveries.c.attempts,
+                    alert_deliveries.c.claimed_at,
+                    alert_deliveries.c.send_started_at,
+                )
+            )
         )
-        .returning(alert_deliveries.c.channel)
+        .mappings()
+        .all()
     )
-    return list(rows.scalars())
+    await insert_attempts(session, [interrupted(dict(r), now) for r in rows if r["attempts"] > 0])
+    return [str(r["channel"]) for r in rows]
 
 
 async def thread_parent(session: AsyncSession, alert_id: int, channel: str, recipient: str) -> Row | None:
@@ -821,7 +905,8 @@ def escalation_over(now: datetime) -> Any:
 
 
 async def pending_digest_recipients(session: AsyncSession) -> list[Row]:
-    """Each recipient with undigested items, with the zone and digest time of their newest item."""
+    """Each recipient with undigested items, with the zone, digest time, targets and alert
+    segment of their newest item."""
     newest = (
         select(alert_digest_items.c.recipient, func.max(alert_digest_items.c.id).label("id"))
         .where(alert_digest_items.c.digest_id.is_(None))
@@ -836,13 +921,32 @@ async def pending_digest_recipients(session: AsyncSession) -> list[Row]:
                     alert_digest_items.c.timezone,
                     alert_digest_items.c.digest_time,
                     alert_digest_items.c.targets,
-                ).join(newest, newest.c.id == alert_digest_items.c.id)
+                    alerts.c.segment,
+                )
+                .join(newest, newest.c.id == alert_digest_items.c.id)
+                .join(alerts, alerts.c.id == alert_digest_items.c.alert_id)
             )
         )
         .mappings()
         .all()
     )
     return [dict(r) for r in rows]
+
+
+async def count_pending_items(session: AsyncSession, recipient: str, covers_until: datetime) -> int:
+    return int(
+        (
+            await session.execute(
+                select(func.count()).where(
+                    and_(
+                        alert_digest_items.c.recipient == recipient,
+                        alert_digest_items.c.digest_id.is_(None),
+                        alert_digest_items.c.added_at < covers_until,
+                    )
+                )
+            )
+        ).scalar_one()
+    )
 
 
 async def create_digest(
@@ -940,6 +1044,25 @@ async def _with_children(conn: AsyncConnection, alert_rows: list[Row]) -> list[R
             )
             for row in rows:
                 children[name].setdefault(row["alert_id"], []).append(dict(row))
+        delivery_ids = [d["id"] for by_alert in children["deliveries"].values() for d in by_alert]
+        log: dict[int, list[Row]] = {}
+        if delivery_ids:
+            attempts = (
+                (
+                    await conn.execute(
+                        select(alert_delivery_attempts)
+                        .where(alert_delivery_attempts.c.delivery_id.in_(delivery_ids))
+                        .order_by(alert_delivery_attempts.c.delivery_id, alert_delivery_attempts.c.attempt)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            for attempt in attempts:
+                log.setdefault(attempt["delivery_id"], []).append(dict(attempt))
+        for by_alert in children["deliveries"].values():
+            for d in by_alert:
+                d["attempt_log"] = log.get(d["id"], [])
     return [
         {**r, **{name: by_alert.get(r["id"], []) for name, by_alert in children.items()}} for r in alert_rows
     ]

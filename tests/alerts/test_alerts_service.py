@@ -238,6 +238,26 @@ async def test_retries_honour_retry_after_and_permanent_errors_are_not_retried(
         assert (failed["email"]["attempts"], failed["email"]["last_status_code"]) == (1, 550)
         assert failed["slack"]["sent_at"] is None
 
+        # Every attempt is in the alert history: number, times, outcome, status or reply code, response.
+        def log(d: dict[str, Any]) -> list[tuple[Any, ...]]:
+            return [
+                (a["attempt"], a["outcome"], a["reason"], a["status_code"], a["response"], a["in_doubt"])
+                for a in d["attempt_log"]
+            ]
+
+        assert log(by_channel["slack"]) == [
+            (1, "retry", "http_429", 429, "rate_limited", False),
+            (2, "sent", "ok", 200, "ok", False),
+        ]
+        assert by_channel["slack"]["attempt_log"][0]["finished_at"] <= by_channel["slack"]["attempt_log"][1][
+            "started_at"
+        ]
+        assert log(by_channel["email"])[0][:4] == (1, "sent", "ok", 250)
+        assert log(failed["slack"]) == [(1, "failed", "http_400", 400, "invalid_payload", False)]
+        [(attempt, outcome, reason, code, response, _)] = log(failed["email"])
+        assert (attempt, outcome, reason, code) == (1, "failed", "smtp_550", 550)
+        assert "rejected by the test SMTP receiver" in response
+
         # A later alert still goes out, and the failed one was never tried again.
         await publisher.publish([risk_signal("globex", "globex:renewal_risk:q1", "Renewal in 60 days")])
         await wait_for_deliveries(

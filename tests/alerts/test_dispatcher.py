@@ -15,7 +15,7 @@ from services.alerts import store
 from services.alerts.config import RoutingConfig
 from services.alerts.dispatcher import Dispatcher
 from services.alerts.links import LinkSigner
-from services.alerts.outbox import NewDelivery, Purpose
+from services.alerts.outbox import AttemptRecord, NewDelivery, Purpose
 from shared.db import create_engine, migrate, session_factory
 from shared.events import RiskSignalPayload, Severity
 from shared.settings import Settings
@@ -223,6 +223,173 @@ async def test_transient_errors_retry_with_backoff_until_max_attempts(
             clock.set(row["next_attempt_at"])
     assert row["last_response"].startswith("gave up after 3 attempts")
     assert [p.status for p in slack.posts] == [500, 500, 500]
+
+
+async def test_a_slack_5xx_is_an_ordinary_retry_not_an_in_doubt_repeat(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [refused] = await queue(sessions, 1)
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, refused)
+    assert (row["status"], row["last_status_code"], row["in_doubt"]) == ("pending", 500, False)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, refused)
+    assert (row["status"], row["attempts"], row["in_doubt"]) == ("sent", 2, False)
+    # Slack said it did not post the first one: the retry is not marked as a possible repeat.
+    assert [(p.status, p.body["text"]) for p in slack.posts] == [
+        (500, "acme-0: Usage fell (0)"),
+        (200, "acme-0: Usage fell (0)"),
+    ]
+
+
+async def test_a_5xx_after_an_in_doubt_attempt_keeps_the_doubt(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [cut] = await queue(sessions, 1)
+    # Attempt 1 stopped after it started sending (Slack may have it); attempt 2 is refused.
+    await set_delivery(
+        sessions, cut, status="sending", attempts=1, claimed_at=T0, send_started_at=T0, next_attempt_at=T0
+    )
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, cut)
+    assert (row["status"], row["last_status_code"], row["in_doubt"]) == ("pending", 500, True)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    assert (await delivery(sessions, cut))["status"] == "sent"
+    # The 500 said nothing about attempt 1: the copy that went out is still marked.
+    assert [(p.status, "may already have seen" in p.body["text"]) for p in slack.posts] == [
+        (500, True),
+        (200, True),
+    ]
+    log = [(a["attempt"], a["outcome"], a["in_doubt"]) for a in await attempt_log(sessions, cut)]
+    assert log == [(1, "interrupted", True), (2, "retry", False), (3, "sent", False)]
+
+
+async def test_a_doubt_the_history_settled_is_not_revived_by_a_5xx(
+    web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = web_api
+    [cut] = await queue(sessions, 1, channel="C0CSTEAM1")
+    await set_delivery(
+        sessions, cut, status="sending", attempts=1, claimed_at=T0, send_started_at=T0, next_attempt_at=T0
+    )
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1  # history: not there; posted; refused
+    row = await delivery(sessions, cut)
+    assert (row["status"], row["in_doubt"]) == ("pending", False)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    assert [m for m, _ in slack.api_calls] == [
+        "conversations.history",
+        "chat.postMessage",
+        "chat.postMessage",
+    ]
+    [message] = slack.messages
+    assert "may already have seen" not in message.text
+
+
+async def test_a_web_api_5xx_is_retried_without_searching_the_history(
+    web_api: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = web_api
+    [refused] = await queue(sessions, 1, channel="C0CSTEAM1")
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    row = await delivery(sessions, refused)
+    assert (row["status"], row["last_status_code"], row["in_doubt"]) == ("pending", 500, False)
+    clock.set(row["next_attempt_at"])
+    assert await dispatcher.run_once() == 1
+    assert (await delivery(sessions, refused))["status"] == "sent"
+    assert [method for method, _ in slack.api_calls] == ["chat.postMessage", "chat.postMessage"]
+    [message] = slack.messages
+    assert "may already have seen" not in message.text
+
+
+async def attempt_log(sessions: async_sessionmaker[AsyncSession], delivery_id: int) -> list[dict[str, Any]]:
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(store.alert_delivery_attempts)
+                .where(store.alert_delivery_attempts.c.delivery_id == delivery_id)
+                .order_by(store.alert_delivery_attempts.c.attempt)
+            )
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+async def test_every_attempt_is_logged_with_its_result(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], slack: SlackReceiver, clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [flaky, crashed, exhausted] = await queue(sessions, 3)
+    # `crashed`: a process claimed it and started sending, then died; `exhausted` likewise on
+    # its last attempt, before sending. `flaky` is due later.
+    await set_delivery(
+        sessions, crashed, status="sending", attempts=1, claimed_at=T0, send_started_at=T0, next_attempt_at=T0
+    )
+    await set_delivery(sessions, exhausted, status="sending", attempts=3, claimed_at=T0, next_attempt_at=T0)
+    await set_delivery(sessions, flaky, next_attempt_at=T0 + timedelta(hours=1))
+    assert await dispatcher.run_once() == 1
+    clock.set(T0 + timedelta(hours=1))
+    slack.answer("server_error")
+    assert await dispatcher.run_once() == 1
+    retry_at = (await delivery(sessions, flaky))["next_attempt_at"]
+    clock.set(retry_at)
+    assert await dispatcher.run_once() == 1
+
+    def summary(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (r["attempt"], r["outcome"], r["reason"], r["status_code"], r["response"], r["in_doubt"])
+            for r in rows
+        ]
+
+    crashed_log = await attempt_log(sessions, crashed)
+    assert summary(crashed_log)[1:] == [(2, "sent", "ok", 200, "ok", False)]
+    [(attempt, outcome, reason, code, response, in_doubt)] = summary(crashed_log)[:1]
+    assert (attempt, outcome, reason, code, in_doubt) == (1, "interrupted", "lease_expired", None, True)
+    assert "the receiver may have the message" in response
+    assert (crashed_log[0]["claimed_at"], crashed_log[0]["started_at"], crashed_log[0]["finished_at"]) == (
+        T0,
+        T0,
+        T0,
+    )
+    [(attempt, outcome, reason, code, response, in_doubt)] = summary(await attempt_log(sessions, exhausted))
+    assert (attempt, outcome, reason, code, in_doubt) == (3, "interrupted", "lease_expired", None, False)
+    assert "before sending anything" in response
+
+    flaky_log = await attempt_log(sessions, flaky)
+    assert summary(flaky_log) == [
+        (1, "retry", "http_500", 500, "rollup_error", False),
+        (2, "sent", "ok", 200, "ok", False),
+    ]
+    first, second = flaky_log
+    assert first["claimed_at"] == first["started_at"] == first["finished_at"] == T0 + timedelta(hours=1)
+    assert second["claimed_at"] == second["finished_at"] == retry_at
+
+
+async def test_a_late_result_writes_no_attempt(
+    webhook: tuple[Dispatcher, async_sessionmaker[AsyncSession]], clock: ManualClock
+) -> None:
+    dispatcher, sessions = webhook
+    [only] = await queue(sessions, 1)
+    [first] = await dispatcher.claim(5)
+    clock.advance(seconds=61)
+    [_second] = await dispatcher.claim(5)
+    async with sessions() as session, session.begin():
+        assert not await store.complete_delivery(
+            session,
+            only,
+            first.attempts,
+            AttemptRecord(only, first.attempts, T0, None, clock.now(), "failed", "http_404"),
+            status="failed",
+        )
+    # The second claim logged the first as interrupted; the first's late result changed nothing.
+    assert [(r["attempt"], r["outcome"]) for r in await attempt_log(sessions, only)] == [(1, "interrupted")]
 
 
 async def test_permanent_failures_are_not_retried(

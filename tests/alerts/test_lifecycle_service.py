@@ -5,6 +5,8 @@ digests, quiet hours, preferences and API auth."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from services.alerts.config import RoutingConfig, parse_routing
+from services.alerts.playbook import BUILT_IN
 from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock
@@ -71,6 +74,16 @@ def web_api_settings(infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, **o
     }
     values.update(overrides)
     return infra.fresh_settings(**values)
+
+
+def with_recipient(token: str, recipient: str) -> str:
+    """The token with another recipient in its claims and its original signature."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["rcp"] != recipient
+    claims["rcp"] = recipient
+    forged = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).rstrip(b"=")
+    return f"{header}.{forged.decode()}.{signature}"
 
 
 def buttons(message_blocks: list[dict[str, Any]]) -> dict[str, str]:
@@ -167,14 +180,74 @@ async def test_dedupe_updates_threads_hysteresis_and_cooldown(
         )
         [alert] = await service.wait("acme", lambda a: a and a[0]["occurrences"] == 2)
         assert signals_of(alert) == ["open:new", "update:already_open"]
-        # Worse: a follow-up in the first message's thread, shown in the channel too.
-        await service.publish(signal("acme", "usage_decline", "w3", summary="usage −45%"))
+        # Worse, with new evidence: a follow-up in the first message's thread, shown in the
+        # channel too, about this occurrence.
+        await service.publish(
+            signal(
+                "acme",
+                "usage_decline",
+                "w3",
+                summary="usage −45%",
+                score=41,
+                previous_score=58,
+                band="red",
+                previous_band="yellow",
+                evidence={"comment": "Exports broke again", "ticket_subject": "CSV export times out"},
+                at=T0 + timedelta(minutes=20),
+            )
+        )
         await slack.wait_for_messages(2)
         update = slack.messages[1]
         assert (update.thread_ts, update.broadcast, update.channel) == (first.ts, True, first.channel)
-        assert update.text.startswith("<@U0JANE> Update: Acme Corp: usage −45%") or "Update:" in update.text
+        assert (
+            update.text
+            == "<@U0JANE> Update: Acme Corp usage −45% — Health 41 (−17 from 58) · red, was yellow"
+        )
+        sections = [b["text"]["text"] for b in update.blocks if b["type"] in ("header", "section")]
+        assert sections == [
+            "Update: Acme Corp usage −45%",
+            "<@U0JANE> *<https://crm.example.com/accounts/acme|Acme Corp>* — usage −45%\n"
+            "Health 41 (−17 from 58) · red, was yellow",
+            "*Evidence*\n*Comment:* Exports broke again\n*Ticket subject:* CSV export times out",
+            f"*Suggested next step*\n{BUILT_IN['usage_decline']}",
+        ]
+        [context] = [b for b in update.blocks if b["type"] == "context"]
+        assert [e["text"] for e in context["elements"]] == [
+            "Seen 3 times since 2026-11-20 10:00 UTC (latest 2026-11-20 10:20 UTC)",
+            "Account `acme`",
+        ]
         mails = await smtp.wait_for_accepted(2)
         assert mails[1].message["In-Reply-To"] == mails[0].message["Message-ID"]  # threaded in mail too
+        assert mails[1].subject == "[Churnwatch] Update: Acme Corp usage −45%"
+        text = mails[1].part("text/plain").replace("\r\n", "\n")  # SMTP carries CRLF line ends
+        links = dict(re.findall(r"^(Acknowledge|Snooze|Resolve|Not useful\?):? +(\S+)$", text, re.M))
+        assert text == "\n".join(
+            [
+                "Update: Acme Corp usage −45%",
+                "",
+                "What changed",
+                "  usage −45%",
+                "  Health 41 (−17 from 58) · red, was yellow",
+                "  Churn risk · severity high · usage decline",
+                "",
+                "Evidence",
+                "  Comment: Exports broke again",
+                "  Ticket subject: CSV export times out",
+                "",
+                "Suggested next step",
+                f"  {BUILT_IN['usage_decline']}",
+                "",
+                "Seen 3 times since 2026-11-20 10:00 UTC (latest 2026-11-20 10:20 UTC).",
+                "",
+                "Open the account:  https://crm.example.com/accounts/acme",
+                f"Acknowledge:       {links['Acknowledge']}",
+                f"Snooze:            {links['Snooze']}",
+                f"Resolve:           {links['Resolve']}",
+                f"Not useful?        {links['Not useful?']}",
+                "",
+            ]
+        )
+        assert all(url.startswith("http://alerts.test/v1/alert-links/") for url in links.values())
 
         # Cleared, raised again within the hysteresis, cleared again: resolved only an hour later.
         clock.advance(minutes=5)
@@ -274,7 +347,7 @@ async def test_acknowledge_and_feedback_via_signed_links(
         links = {
             name: urlparse(url).path for name, url in buttons(message.blocks).items() if "alert-links" in url
         }
-        assert set(links) == {"Acknowledge", "Snooze…", "Not useful?"}
+        assert set(links) == {"Acknowledge", "Snooze…", "Resolve…", "Not useful?"}
 
         page = await service.client.get(links["Acknowledge"])
         assert page.status_code == 200 and "Acknowledge this alert?" in page.text
@@ -285,16 +358,37 @@ async def test_acknowledge_and_feedback_via_signed_links(
         assert done.status_code == 200 and "Acknowledged" in done.text
         [alert] = await service.alerts("acme")
         assert (alert["state"], alert["acknowledged_by"]) == ("acknowledged", "Jane")
-        assert [(a["action"], a["via"]) for a in alert["actions"]] == [("acknowledge", "link")]
+        assert [(a["action"], a["via"], a["details"]) for a in alert["actions"]] == [
+            ("acknowledge", "link", {"link_recipient": "jane@example.com"})
+        ]
 
         # Acknowledged: no escalation later.
         clock.advance(hours=5)
         assert (await service.tick())["escalated"] == 0
 
+        # The feedback link was signed for Jane: her verdict, whatever name the form carries.
+        form = await service.client.get(links["Not useful?"])
+        assert "Recorded as jane@example.com" in form.text and "name='actor'" not in form.text
         feedback = await service.client.post(
-            links["Not useful?"], data={"useful": "no", "comment": "known issue"}
+            links["Not useful?"], data={"useful": "no", "comment": "known issue", "actor": "mallory"}
         )
         assert feedback.status_code == 200 and "not useful" in feedback.text
+        # Replaying it changes Jane's verdict; it cannot add another person's.
+        again = await service.client.post(links["Not useful?"], data={"useful": "no", "actor": "eve"})
+        assert again.status_code == 200
+        [alert] = await service.alerts("acme")
+        assert [(f["actor"], f["useful"]) for f in alert["feedback"]] == [("jane@example.com", False)]
+        # The same link with its recipient changed to someone else's is refused, and records nothing.
+        forged = (
+            links["Not useful?"].rsplit("/", 1)[0]
+            + "/"
+            + with_recipient(links["Not useful?"].rsplit("/", 1)[1], "mallory@example.com")
+        )
+        assert (await service.client.get(forged)).status_code == 400
+        refused = await service.client.post(forged, data={"useful": "yes"})
+        assert refused.status_code == 400 and "not valid" in refused.text
+        [alert] = await service.alerts("acme")
+        assert [(f["actor"], f["useful"]) for f in alert["feedback"]] == [("jane@example.com", False)]
         summary = (await service.client.get("/v1/alerts/feedback", headers=AUTH)).json()
         assert summary["signal_types"] == [
             {"signal_type": "entered_red", "verdicts": 1, "not_useful": 1, "false_positive_rate": 1.0}
@@ -308,6 +402,117 @@ async def test_acknowledge_and_feedback_via_signed_links(
         clock.advance(days=15)
         expired = await service.client.post(links["Snooze…"], data={"hours": "24", "reason": "later"})
         assert expired.status_code == 410 and "expired" in expired.text
+
+
+async def test_snooze_feedback_and_resolve_via_signed_links_end_to_end(
+    infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, clock: ManualClock
+) -> None:
+    async with running(web_api_settings(infra, slack, smtp), CONFIG, clock) as service:
+        await service.publish(
+            group_event("acme", ACME), signal("acme", "payment_issue", "p1", summary="payment failed")
+        )
+        [message] = await slack.wait_for_messages(1)
+        [mail] = await smtp.wait_for_accepted(1)
+        in_slack = {
+            name: urlparse(url).path for name, url in buttons(message.blocks).items() if "alert-links" in url
+        }
+        text = mail.part("text/plain").replace("\r\n", "\n")
+        in_mail = {
+            name: urlparse(url).path
+            for name, url in re.findall(r"^(Snooze|Resolve|Not useful\?):? +(\S+)$", text, re.M)
+        }
+        [alert] = await service.alerts("acme")
+        before = await service.metrics()
+
+        # Snooze from Slack: the page asks for a duration and a reason; opening it changes nothing.
+        page = await service.client.get(in_slack["Snooze…"])
+        assert page.status_code == 200 and "Snooze this alert" in page.text and "name='hours'" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert (await service.alerts("acme"))[0]["state"] == "open"
+        no_reason = await service.client.post(in_slack["Snooze…"], data={"hours": "24", "reason": " "})
+        assert no_reason.status_code == 400 and "needs a reason" in no_reason.text
+        snoozed = await service.client.post(
+            in_slack["Snooze…"], data={"hours": "72", "reason": "waiting on finance", "actor": "Jane"}
+        )
+        until = clock.now() + timedelta(hours=72)
+        assert snoozed.status_code == 200
+        assert f"Snoozed until {until:%Y-%m-%d %H:%M} UTC." in snoozed.text
+        [alert] = await service.alerts("acme")
+        assert (alert["state"], alert["snooze_reason"], alert["snoozed_until"]) == (
+            "snoozed",
+            "waiting on finance",
+            until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        assert [(a["action"], a["actor"], a["via"], a["details"]) for a in alert["actions"]] == [
+            (
+                "snooze",
+                "Jane",
+                "link",
+                {
+                    "until": until.isoformat(),
+                    "reason": "waiting on finance",
+                    "link_recipient": "jane@example.com",
+                },
+            )
+        ]
+
+        # Feedback from the email: useful, with a comment, as Jane (the link's recipient).
+        page = await service.client.get(in_mail["Not useful?"])
+        assert page.status_code == 200 and "Was this alert useful?" in page.text
+        useful = await service.client.post(
+            in_mail["Not useful?"], data={"useful": "yes", "comment": "caught it early"}
+        )
+        assert useful.status_code == 200 and "Thanks: marked useful." in useful.text
+        [alert] = await service.alerts("acme")
+        assert [(f["actor"], f["useful"], f["comment"]) for f in alert["feedback"]] == [
+            ("jane@example.com", True, "caught it early")
+        ]
+        summary = (await service.client.get("/v1/alerts/feedback", headers=AUTH)).json()
+        assert summary["signal_types"] == [
+            {"signal_type": "payment_issue", "verdicts": 1, "not_useful": 0, "false_positive_rate": 0.0}
+        ]
+
+        # Resolve from the email: asked first, then done, once.
+        page = await service.client.get(in_mail["Resolve"])
+        assert page.status_code == 200 and "Resolve this alert?" in page.text
+        assert (await service.alerts("acme"))[0]["state"] == "snoozed"
+        resolved = await service.client.post(
+            in_mail["Resolve"], data={"reason": "card updated", "actor": "jane@example.com"}
+        )
+        assert resolved.status_code == 200 and "Resolved." in resolved.text
+        [alert] = await service.alerts("acme")
+        assert (alert["state"], alert["resolved_reason"], alert["resolved_by"]) == (
+            "resolved",
+            "manual: card updated",
+            "jane@example.com",
+        )
+        assert alert["actions"][-1] == {
+            **alert["actions"][-1],
+            "action": "resolve",
+            "via": "link",
+            "details": {"reason": "manual: card updated", "link_recipient": "jane@example.com"},
+        }
+        again = await service.client.post(in_mail["Resolve"], data={"reason": "twice"})
+        assert again.status_code == 200
+        assert [a["action"] for a in (await service.alerts("acme"))[0]["actions"]] == [
+            "snooze",
+            "feedback",
+            "resolve",
+        ]
+        # Nothing left to snooze; the snooze's end brings no reminder.
+        late = await service.client.post(in_slack["Snooze…"], data={"hours": "24", "reason": "x"})
+        assert late.status_code == 409 and "nothing to snooze" in late.text
+        clock.advance(hours=73)
+        assert (await service.tick())["snoozes_ended"] == 0
+        assert len(slack.messages) == 1
+
+        metrics = await service.metrics()
+        for action in ("snoozed", "resolved"):
+            labels = f'action="{action}",signal_type="payment_issue",via="link"'
+            sample = f"churnwatch_alerts_lifecycle_total{{{labels}}}"
+            assert metric(metrics, sample) - metric(before, sample) == 1
+        useful_total = 'churnwatch_alerts_feedback_total{signal_type="payment_issue",verdict="useful"}'
+        assert metric(metrics, useful_total) - metric(before, useful_total) == 1
 
 
 async def test_escalation_after_the_timeout(

@@ -42,6 +42,7 @@ LINKS = ActionLinks(
     "https://alerts.example.com/v1/alert-links/ack",
     "https://alerts.example.com/v1/alert-links/snooze",
     "https://alerts.example.com/v1/alert-links/feedback",
+    "https://alerts.example.com/v1/alert-links/resolve",
 )
 
 
@@ -146,6 +147,7 @@ def test_slack_message_has_everything_a_csm_needs() -> None:
         ("Open account", ACCOUNT_URL),
         ("Acknowledge", LINKS.acknowledge),
         ("Snooze…", LINKS.snooze),
+        ("Resolve…", LINKS.resolve),
         ("Not useful?", LINKS.feedback),
     ]
     assert len(actions["block_id"]) <= SLACK_BLOCK_ID_MAX
@@ -212,6 +214,7 @@ def test_email_has_text_and_html_parts_with_the_same_content() -> None:
         assert "Latest NPS response was a 3 (detractor)" in part
         assert "Call your champion" in part
         assert LINKS.acknowledge in part and LINKS.snooze in part and LINKS.feedback in part
+        assert LINKS.resolve in part
         assert ACCOUNT_URL in part
     assert "Too slow <b>since</b> the update & buggy" in content.text
     assert "Too slow &lt;b&gt;since&lt;/b&gt; the update &amp; buggy" in content.html

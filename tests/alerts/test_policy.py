@@ -135,13 +135,23 @@ def test_slack_api_answers() -> None:
     assert transient.verdict is Verdict.RETRY
     limited = classify_slack_api(429, {"ok": False, "error": "ratelimited"}, "{}", 3.0)
     assert (limited.verdict, limited.retry_after, limited.in_doubt) == (Verdict.RETRY, 3.0, False)
-    # A 5xx may come after Slack accepted the message: the next attempt checks first.
-    assert classify_slack_api(503, None, "").in_doubt
+    # A 5xx answer says the message was not posted: retried, not in doubt. A gateway timeout
+    # or an unreadable success may hide a posted message: the next attempt checks first.
+    for status in (500, 502, 503):
+        error = classify_slack_api(status, {"ok": False, "error": "internal_error"}, "{}")
+        assert (error.verdict, error.in_doubt) == (Verdict.RETRY, False)
+        assert not classify_slack_api(status, None, "<html>").in_doubt
+    assert classify_slack_api(504, None, "").in_doubt
+    assert classify_slack_api(200, None, "<html>").in_doubt
 
 
 def test_only_requests_that_may_have_left_are_in_doubt() -> None:
     import httpx
 
+    for status in (500, 502, 503):
+        answered = classify_slack(status, "rollup_error")
+        assert (answered.verdict, answered.in_doubt) == (Verdict.RETRY, False)
+    assert classify_slack(504, "gateway timeout").in_doubt
     assert not network_error(httpx.ConnectError("refused")).in_doubt
     assert network_error(httpx.ReadTimeout("slow")).in_doubt
     assert not classify_smtp_error(aiosmtplib.SMTPConnectError("refused")).in_doubt

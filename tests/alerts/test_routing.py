@@ -10,6 +10,7 @@ import pytest
 from services.alerts.config import (
     Channel,
     ConfigError,
+    Fallback,
     Lifecycle,
     QuietHours,
     RoutingConfig,
@@ -31,12 +32,14 @@ from services.alerts.routing import (
     SLACK_WEBHOOK_CHANNEL,
     AlertFacts,
     Capabilities,
+    DigestRoute,
     Role,
     StoredPreferences,
     Target,
     plan_escalation,
     plan_notices,
     resolve_segment,
+    route_digest,
 )
 from services.alerts.timing import latest_digest_moment, quiet_until
 from shared.account_facts import AccountFacts
@@ -320,3 +323,23 @@ def test_a_default_email_that_is_no_address_stops_the_service_at_start() -> None
         capabilities(Settings(alert_default_email="cs-team@localhost"), config)
     assert capabilities(Settings(alert_default_email="cs-team@example.com"), config).default_email == (
         "cs-team@example.com")
+
+
+def test_a_digest_goes_where_the_recipient_is_still_reachable_else_to_the_fallback() -> None:
+    none = Capabilities(slack_api=False, slack_webhook=False)
+    api = Capabilities(slack_api=True, slack_webhook=False)
+    dm = [{"channel": "slack", "address": "U0SAM0001"}]
+    both = [*dm, {"channel": "email", "address": "sam@example.com"}]
+    fallback = Fallback(slack_channel="#cs-alerts", email="cs-team@example.com")
+    assert route_digest(both, none, fallback) == DigestRoute(Channel.EMAIL, "sam@example.com", False)
+    assert route_digest(dm, api, fallback) == DigestRoute(Channel.SLACK, "U0SAM0001", False)
+    # Slack is gone from this deployment: the fallback's email, else its channel (if reachable).
+    assert route_digest(dm, none, fallback) == DigestRoute(Channel.EMAIL, "cs-team@example.com", True)
+    assert route_digest(dm, api, Fallback(slack_channel="#cs-alerts")) == DigestRoute(
+        Channel.SLACK, "U0SAM0001", False
+    )
+    assert route_digest([], api, Fallback(slack_channel="#cs-alerts")) == DigestRoute(
+        Channel.SLACK, "#cs-alerts", True
+    )
+    assert route_digest(dm, none, Fallback(slack_channel="#cs-alerts")) is None
+    assert route_digest([{"channel": "pager", "address": "x"}], none, Fallback()) is None
