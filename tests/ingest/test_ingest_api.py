@@ -126,7 +126,7 @@ async def test_ticket_event(settings: Settings, client: httpx.AsyncClient) -> No
             {"type": "track", "userId": "u"}]}), {}, 400, "invalid_request", "batch[1].event"),
         ("/v1/track", orjson.dumps({"writeKey": KEY, "userId": "u", "event": "x",
                                     "properties": {"blob": "x" * 40_000}}), {}, 400,
-         "invalid_request", "limit is 32000"),
+         "invalid_request", "limit is 32768"),
         ("/v1/batch", b"{" + b" " * 600_000 + b"}", {}, 400, "payload_too_large", "limit"),
         ("/v1/track", orjson.dumps({"writeKey": "wrong", "userId": "u", "event": "x"}), {}, 401,
          "invalid_write_key", "unknown or revoked"),

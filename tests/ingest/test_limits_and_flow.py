@@ -27,7 +27,9 @@ from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
 
 KEY = "test-write-key"
-LIMITS = Limits(max_event_bytes=32_000, max_batch_items=2_500)
+SETTINGS_DEFAULTS = Settings.model_fields
+LIMITS = Limits(max_event_bytes=SETTINGS_DEFAULTS["max_event_bytes"].default,
+                max_batch_items=SETTINGS_DEFAULTS["max_batch_items"].default)
 
 
 def track(message_id: str, **extra: Any) -> dict[str, Any]:
@@ -53,14 +55,20 @@ async def usage_ids(settings: Settings) -> list[str]:
     return sorted(e.event_id for e in await read_topic(settings, Topics.from_settings(settings).usage))
 
 
+def test_the_default_limits_are_segments_as_its_clients_count_them() -> None:
+    # 32 KB and 500 KB in binary units, as analytics-python checks them (32 << 10).
+    assert SETTINGS_DEFAULTS["max_event_bytes"].default == 32_768
+    assert SETTINGS_DEFAULTS["max_request_bytes"].default == 512_000
+
+
 def test_an_event_of_exactly_32_kb_passes_one_byte_more_does_not() -> None:
-    assert len(validate_single(padded_to(32_000), "track", LIMITS)) == 1
+    assert len(validate_single(padded_to(32_768), "track", LIMITS)) == 1
     with pytest.raises(ApiError) as info:
-        validate_single(padded_to(32_001), "track", LIMITS)
-    assert info.value.errors == [{"field": "body", "message": "event is 32001 bytes; the limit is 32000"}]
+        validate_single(padded_to(32_769), "track", LIMITS)
+    assert info.value.errors == [{"field": "body", "message": "event is 32769 bytes; the limit is 32768"}]
     # In a batch too, whether or not the body as a whole is small enough to skip measuring.
     with pytest.raises(ApiError) as info:
-        validate_batch({"batch": [track("a"), padded_to(32_001)]}, LIMITS, body_bytes=40_000)
+        validate_batch({"batch": [track("a"), padded_to(32_769)]}, LIMITS, body_bytes=40_000)
     assert info.value.errors[0]["field"] == "batch[1]"
 
 
