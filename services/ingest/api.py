@@ -32,7 +32,7 @@ from services.ingest.metrics import (
     counting_rejections,
 )
 from services.ingest.rate_limit import rate_limited
-from services.ingest.segment import derive_message_id, encode_wire, occurred_at, wire_envelope
+from services.ingest.segment import encode_wire, event_id_for, occurred_at, wire_envelope
 from services.ingest.store import IngestStore, Rate, RequestTransaction
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
@@ -163,7 +163,7 @@ class IngestApi:
         """
         received_at = utcnow()
         messages = [item.message for item in items]
-        event_ids = [item.message.message_id or derive_message_id(item.raw) for item in items]
+        event_ids = [event_id_for(item.message, item.raw) for item in items]
         explicit = explicit_accounts(messages)
         wanted = users_to_look_up(messages, explicit)
         memberships = asyncio.ensure_future(self.store.load_memberships(wanted)) if wanted else None

@@ -4,6 +4,7 @@ never poisoned by a failed publish, and forgotten after the retention window."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -110,6 +111,22 @@ async def test_ids_older_than_the_retention_are_forgotten(settings: Settings) ->
     async with ingest(settings) as client:
         assert (await client.post("/v1/batch", json=batch("old", "recent"))).status_code == 200
     assert await usage_ids(settings) == ["old", "old", "recent"]
+
+
+async def test_without_messageid_only_a_message_with_its_own_timestamp_is_deduplicated(
+        settings: Settings) -> None:
+    untimed = {"writeKey": KEY, "type": "track", "userId": "u1", "event": "Button Clicked",
+               "context": {"groupId": "acme"}}
+    timed = {**untimed, "event": "Report Built", "timestamp": "2026-11-20T10:00:00Z"}
+    async with ingest(settings) as client:
+        for _ in range(2):  # the same click twice, at two moments: two events
+            assert (await client.post("/v1/track", json=untimed)).status_code == 200
+        for _ in range(2):  # a retry of one event that says when it happened: one event
+            assert (await client.post("/v1/track", json=timed)).status_code == 200
+    events = await read_topic(settings, Topics.from_settings(settings).usage)
+    assert Counter(e.payload["event"] for e in events) == {"Button Clicked": 2, "Report Built": 1}
+    clicks = [e.event_id for e in events if e.payload["event"] == "Button Clicked"]
+    assert len(set(clicks)) == 2
 
 
 async def test_ticket_retries_are_dropped_too(settings: Settings) -> None:
