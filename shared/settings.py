@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     # ingest robustness: messageId dedupe window, per-write-key rate limit (shared by every
     # instance), write-key and ticket-mapping admin API, request bodies held in memory
     message_id_retention_hours: float = Field(default=48.0, gt=0)
+    message_id_prune_interval_seconds: float = Field(default=300.0, gt=0)
     rate_limit_events_per_second: float = Field(default=20_000.0, gt=0)
     rate_limit_burst: int = Field(default=100_000, gt=0)
     admin_token: SecretStr | None = None

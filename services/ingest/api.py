@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, NamedTuple
 
-import structlog
 from fastapi import APIRouter, Request
 
 from services.ingest.attribution import attribute, explicit_accounts, users_to_look_up
@@ -42,12 +39,8 @@ from shared.settings import Settings
 from shared.topics import Topics
 from shared.write_keys import write_key_for_tracking
 
-log = structlog.get_logger(__name__)
-
 SUCCESS = {"success": True}
 SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
-# Forgetting old message ids is housekeeping: once per instance every few minutes is plenty.
-PRUNE_INTERVAL_SECONDS = 300.0
 SEGMENT_EVENT_TYPES = (EventType.TRACK, EventType.PAGE, EventType.SCREEN, EventType.IDENTIFY,
                        EventType.GROUP)
 
@@ -92,7 +85,6 @@ class IngestApi:
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
         self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
         self.bodies = MemoryBudget(settings.max_request_bytes_in_memory)
-        self._last_prune: float | None = None
 
     async def start(self) -> None:
         await self.store.start()
@@ -207,7 +199,6 @@ class IngestApi:
 
     async def publish_new(self, events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
         """Publish the events whose id was never accepted before; return those."""
-        await self.prune_if_due()
         async with self.store.claiming({e.event_id for e in events}) as claim:
             return await self.publish_claimed(claim, events)
 
@@ -231,16 +222,6 @@ class IngestApi:
                 if count > 0:
                     DUPLICATES_DROPPED.labels(event_type).inc(count)
         return fresh
-
-    async def prune_if_due(self) -> None:
-        now = time.monotonic()
-        if self._last_prune is not None and now - self._last_prune < PRUNE_INTERVAL_SECONDS:
-            return
-        self._last_prune = now
-        retention = timedelta(hours=self.settings.message_id_retention_hours)
-        forgotten = await self.store.prune_message_ids(retention)
-        if forgotten:
-            log.info("message_ids_pruned", count=forgotten)
 
     async def publish(self, events: Sequence[EncodedEvent]) -> None:
         try:
@@ -294,7 +275,6 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
                     except ApiError:
                         await authorizing
                         raise
-                    await api.prune_if_due()
                     await api.accept_messages(items, authorizing, await opening)
                 finally:
                     settle(authorizing)
