@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from shared.topics import Topics
 from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.waiting import eventually
 
 KEY = "test-write-key"
 
@@ -100,15 +101,6 @@ PRUNES = "churnwatch_ingest_message_id_prunes_total"
 
 def prunes(outcome: str = "ok") -> float:
     return REGISTRY.get_sample_value(PRUNES, {"outcome": outcome}) or 0.0
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], what: str, within: float = 20.0) -> None:
-    """Wait until `condition` holds (polled), failing after `within` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 async def remember_old(settings: Settings, *message_ids: str) -> None:

@@ -18,6 +18,8 @@ from shared.topics import Topics
 from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.stuck_broker import stuck_broker
+from tests.support.waiting import events_awaiting_acks, eventually
 
 KEY = "test-write-key"
 
@@ -174,26 +176,28 @@ async def test_kafka_unreachable_answers_503_and_accepts_nothing(infra: Infra) -
 
 async def test_a_slow_kafka_is_pushed_back_on_not_buffered(infra: Infra) -> None:
     """Events waiting for acks are bounded: past the bound a request is refused at once."""
-    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)  # accepts the connection, never answers: a stuck broker
-        writer.close()
+    async with stuck_broker() as port:
+        settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
+                                        produce_timeout_seconds=5.0, max_in_flight_events=3)
+        async with serving(create_app(settings)) as http:
+            await refused_while_the_first_waits(http)
 
-    stuck_broker = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = stuck_broker.sockets[0].getsockname()[1]
-    settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
-                                    produce_timeout_seconds=3.0, max_in_flight_events=3)
-    async with stuck_broker, serving(create_app(settings)) as http:
-        def track(n: int) -> dict[str, object]:
-            return {"type": "track", "userId": "u", "event": "x", "messageId": f"slow-{n}"}
 
-        waiting = asyncio.create_task(http.post("/v1/batch", json={
-            "writeKey": KEY, "batch": [track(1), track(2)]}))
-        await asyncio.sleep(0.5)  # the first request now holds 2 of the 3 places
-        started = asyncio.get_running_loop().time()
+async def refused_while_the_first_waits(http: httpx.AsyncClient) -> None:
+    def track(n: int) -> dict[str, object]:
+        return {"type": "track", "userId": "u", "event": "x", "messageId": f"slow-{n}"}
+
+    waiting = asyncio.create_task(http.post("/v1/batch", json={
+        "writeKey": KEY, "batch": [track(1), track(2)]}))
+    try:
+        await eventually(lambda: events_awaiting_acks() == 2, "the first request holds 2 of 3 places")
         refused = await http.post("/v1/batch", json={
             "writeKey": KEY, "batch": [track(3), track(4)]})
-        assert asyncio.get_running_loop().time() - started < 1.0
+        # Refused without waiting for Kafka: the first request is still waiting for its acks.
+        assert not waiting.done()
         assert refused.status_code == 503
         assert refused.json()["code"] == "overloaded"
         assert refused.headers["Retry-After"] == "1"
-        assert (await waiting).json()["code"] == "kafka_unavailable"
+    finally:
+        first = await waiting  # never left running, whatever failed above
+    assert first.json()["code"] == "kafka_unavailable"

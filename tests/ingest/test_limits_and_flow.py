@@ -25,6 +25,8 @@ from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
+from tests.support.stuck_broker import stuck_broker
+from tests.support.waiting import events_awaiting_acks, eventually
 
 KEY = "test-write-key"
 SETTINGS_DEFAULTS = Settings.model_fields
@@ -118,34 +120,33 @@ async def test_500_kb_per_request_plain_or_gzip(settings: Settings, client: http
 
 async def test_bodies_in_memory_are_bounded_under_overload(infra: Infra) -> None:
     """With Kafka stuck, a request holds its body; the next one that would not fit is refused."""
-    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)  # accepts the connection, never answers: a stuck broker
-        writer.close()
-
-    stuck_broker = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = stuck_broker.sockets[0].getsockname()[1]
-    settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
-                                    produce_timeout_seconds=2.0, max_request_bytes_in_memory=40_000)
     body = orjson.dumps({"writeKey": KEY, "batch": [track(f"b{n}", properties={"pad": "y" * 200})
                                                     for n in range(100)]})
     assert 25_000 < len(body) < 40_000
-    async with stuck_broker, serving(create_app(settings)) as http:
-        waiting = asyncio.create_task(http.post("/v1/batch", content=body))
-        await asyncio.sleep(0.5)  # the first request now holds its body, waiting for Kafka
-        started = asyncio.get_running_loop().time()
-        refused = await http.post("/v1/batch", content=body)
-        assert asyncio.get_running_loop().time() - started < 1.0
-        assert refused.status_code == 503, refused.text
-        assert refused.json()["code"] == "overloaded"
-        assert refused.headers["Retry-After"] == "1"
-        # A gzip body reserves the whole request limit, whatever its size on the wire.
-        zipped = await http.post("/v1/batch", content=gzip.compress(body),
-                                 headers={"Content-Encoding": "gzip"})
-        assert zipped.status_code == 503 and zipped.json()["code"] == "overloaded"
-        assert (await waiting).json()["code"] == "kafka_unavailable"
-        # Released once answered: the same request is now only refused for Kafka's sake.
-        after = await http.post("/v1/batch", content=body)
-        assert after.json()["code"] == "kafka_unavailable"
+    async with stuck_broker() as port:
+        settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
+                                        produce_timeout_seconds=5.0, max_request_bytes_in_memory=40_000)
+        async with serving(create_app(settings)) as http:
+            waiting = asyncio.create_task(http.post("/v1/batch", content=body))
+            try:
+                # Its events are handed to the producer: it holds its body, waiting for Kafka.
+                await eventually(lambda: events_awaiting_acks() == 100, "the first request waits for acks")
+                refused = await http.post("/v1/batch", content=body)
+                # Refused without waiting for Kafka: the first request is still waiting.
+                assert not waiting.done()
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["code"] == "overloaded"
+                assert refused.headers["Retry-After"] == "1"
+                # A gzip body reserves the whole request limit, whatever its size on the wire.
+                zipped = await http.post("/v1/batch", content=gzip.compress(body),
+                                         headers={"Content-Encoding": "gzip"})
+                assert zipped.status_code == 503 and zipped.json()["code"] == "overloaded"
+            finally:
+                first = await waiting  # never left running, whatever failed above
+            assert first.json()["code"] == "kafka_unavailable"
+            # Released once answered: the same request is now only refused for Kafka's sake.
+            after = await http.post("/v1/batch", content=body)
+            assert after.json()["code"] == "kafka_unavailable"
 
 
 ACCEPTED = "churnwatch_ingest_events_accepted_total"
