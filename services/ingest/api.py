@@ -28,6 +28,7 @@ from services.ingest.metrics import (
     UNATTRIBUTED_EVENTS,
     counting_rejections,
 )
+from services.ingest.outage import database_outage_as_503
 from services.ingest.rate_limit import rate_limited
 from services.ingest.segment import encode_wire, event_id_for, occurred_at, wire_envelope
 from services.ingest.store import IngestStore, Rate, RequestTransaction
@@ -261,7 +262,7 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
 
     async def receive(request: Request, validate: Callable[[ReceivedBody], list[ValidatedMessage]]
                       ) -> dict[str, bool]:
-        with counting_rejections():
+        with counting_rejections(), database_outage_as_503():
             async with api.holding_body(request):
                 body = await api.read_json(request)
                 # The key check and opening the request's transaction (database round trips)
