@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -54,6 +54,20 @@ class RawMessage:
     headers: list[tuple[str, bytes]]
 
 
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Every service's producer settings (benchmarks build their reference producer from them,
+    so both sides of a comparison batch, compress and wait for acks alike)."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "enable_idempotence": True,  # implies acks=all; retries cannot duplicate
+        "acks": "all",
+        "linger_ms": 2,
+        "max_batch_size": 256 * 1024,
+        "compression_type": None,
+        "request_timeout_ms": int(settings.produce_timeout_seconds * 1000),
+    }
+
+
 class EventPublisher:
     def __init__(self, settings: Settings, service: str) -> None:
         self._settings = settings
@@ -68,13 +82,7 @@ class EventPublisher:
             return self._producer
         async with self._start_lock:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                    enable_idempotence=True,  # implies acks=all; retries cannot duplicate
-                    linger_ms=2,
-                    max_batch_size=256 * 1024,
-                    request_timeout_ms=int(self._settings.produce_timeout_seconds * 1000),
-                )
+                producer = AIOKafkaProducer(**producer_options(self._settings))
                 try:
                     await asyncio.wait_for(
                         producer.start(), timeout=self._settings.produce_timeout_seconds

@@ -35,12 +35,17 @@ class Settings(BaseSettings):
     bootstrap_write_key_source: str = "bootstrap"
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
     max_in_flight_events: int = Field(default=50_000, gt=0)
-    max_request_bytes: int = Field(default=512_000, gt=0)
-    max_event_bytes: int = Field(default=32_000, gt=0)
+    # Segment's "500 KB per batch" and "32 KB per event", counted as its clients count them
+    # (analytics-python: MAX_MSG_SIZE = 32 << 10; batches cut at 475,000 bytes of items, so
+    # at most 475,000 + one 32 KB event + the wrapper, under 500 << 10): an event a client
+    # accepts is never refused here.
+    max_request_bytes: int = Field(default=500 << 10, gt=0)
+    max_event_bytes: int = Field(default=32 << 10, gt=0)
     max_batch_items: int = Field(default=2_500, gt=0)
     # ingest robustness: messageId dedupe window, per-write-key rate limit (shared by every
     # instance), write-key and ticket-mapping admin API, request bodies held in memory
     message_id_retention_hours: float = Field(default=48.0, gt=0)
+    message_id_prune_interval_seconds: float = Field(default=300.0, gt=0)
     rate_limit_events_per_second: float = Field(default=20_000.0, gt=0)
     rate_limit_burst: int = Field(default=100_000, gt=0)
     admin_token: SecretStr | None = None

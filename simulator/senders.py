@@ -32,7 +32,7 @@ from simulator.model import SimDay, SimEvent
 
 BATCH_MAX_ITEMS = 100
 BATCH_MAX_BYTES = 475_000  # the official Python client's limit, under ingest's 500 KB
-EVENT_MAX_BYTES = 32_000
+EVENT_MAX_BYTES = 32 << 10  # the official Python client's limit, as ingest's
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 BACKOFF_START, BACKOFF_MAX = 0.25, 10.0
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, NamedTuple
 
-import structlog
 from fastapi import APIRouter, Request
 
 from services.ingest.attribution import attribute, explicit_accounts, users_to_look_up
@@ -31,8 +28,9 @@ from services.ingest.metrics import (
     UNATTRIBUTED_EVENTS,
     counting_rejections,
 )
+from services.ingest.outage import database_outage_as_503
 from services.ingest.rate_limit import rate_limited
-from services.ingest.segment import derive_message_id, encode_wire, occurred_at, wire_envelope
+from services.ingest.segment import encode_wire, event_id_for, occurred_at, wire_envelope
 from services.ingest.store import IngestStore, Rate, RequestTransaction
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
 from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
@@ -42,12 +40,8 @@ from shared.settings import Settings
 from shared.topics import Topics
 from shared.write_keys import write_key_for_tracking
 
-log = structlog.get_logger(__name__)
-
 SUCCESS = {"success": True}
 SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
-# Forgetting old message ids is housekeeping: once per instance every few minutes is plenty.
-PRUNE_INTERVAL_SECONDS = 300.0
 SEGMENT_EVENT_TYPES = (EventType.TRACK, EventType.PAGE, EventType.SCREEN, EventType.IDENTIFY,
                        EventType.GROUP)
 
@@ -92,7 +86,6 @@ class IngestApi:
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
         self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
         self.bodies = MemoryBudget(settings.max_request_bytes_in_memory)
-        self._last_prune: float | None = None
 
     async def start(self) -> None:
         await self.store.start()
@@ -163,7 +156,7 @@ class IngestApi:
         """
         received_at = utcnow()
         messages = [item.message for item in items]
-        event_ids = [item.message.message_id or derive_message_id(item.raw) for item in items]
+        event_ids = [event_id_for(item.message, item.raw) for item in items]
         explicit = explicit_accounts(messages)
         wanted = users_to_look_up(messages, explicit)
         memberships = asyncio.ensure_future(self.store.load_memberships(wanted)) if wanted else None
@@ -207,7 +200,6 @@ class IngestApi:
 
     async def publish_new(self, events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
         """Publish the events whose id was never accepted before; return those."""
-        await self.prune_if_due()
         async with self.store.claiming({e.event_id for e in events}) as claim:
             return await self.publish_claimed(claim, events)
 
@@ -231,16 +223,6 @@ class IngestApi:
                 if count > 0:
                     DUPLICATES_DROPPED.labels(event_type).inc(count)
         return fresh
-
-    async def prune_if_due(self) -> None:
-        now = time.monotonic()
-        if self._last_prune is not None and now - self._last_prune < PRUNE_INTERVAL_SECONDS:
-            return
-        self._last_prune = now
-        retention = timedelta(hours=self.settings.message_id_retention_hours)
-        forgotten = await self.store.prune_message_ids(retention)
-        if forgotten:
-            log.info("message_ids_pruned", count=forgotten)
 
     async def publish(self, events: Sequence[EncodedEvent]) -> None:
         try:
@@ -280,7 +262,7 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
 
     async def receive(request: Request, validate: Callable[[ReceivedBody], list[ValidatedMessage]]
                       ) -> dict[str, bool]:
-        with counting_rejections():
+        with counting_rejections(), database_outage_as_503():
             async with api.holding_body(request):
                 body = await api.read_json(request)
                 # The key check and opening the request's transaction (database round trips)
@@ -294,7 +276,6 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
                     except ApiError:
                         await authorizing
                         raise
-                    await api.prune_if_due()
                     await api.accept_messages(items, authorizing, await opening)
                 finally:
                     settle(authorizing)

@@ -41,3 +41,8 @@ def counting_rejections() -> Iterator[None]:
     except ApiError as exc:
         REJECTED_REQUESTS.labels(exc.code).inc()
         raise
+MESSAGE_ID_PRUNES = Counter(
+    "churnwatch_ingest_message_id_prunes_total",
+    "Background passes forgetting message ids older than the retention, by outcome (ok, failed).",
+    ["outcome"],
+)

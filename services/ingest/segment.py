@@ -6,6 +6,7 @@ Pure: no I/O here, so every rule about what a client may send is unit-testable.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -85,14 +86,30 @@ SUPPORTED_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
 
 def derive_message_id(raw: dict[str, Any]) -> str:
-    """An idempotency key for a message sent without `messageId`.
-
-    Derived from the message's own content (minus transport fields), so a client that
+    """An idempotency key from a message's content (minus transport fields), so a client that
     retries the same message gets the same key and the event is not counted twice.
+
+    Only sound for a message carrying its own `timestamp` (see `event_id_for`).
     """
     content = {k: v for k, v in raw.items() if k not in ("sentAt", "writeKey", "messageId")}
     digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"derived-{digest[:40]}"
+
+
+def event_id_for(message: _Message, raw: dict[str, Any]) -> str:
+    """The event id of a message: its `messageId`; else derived from its content when it
+    carries its own `timestamp`; else a fresh id.
+
+    Without a timestamp, identical content sent twice is two events that happened at
+    different times (two clicks of the same button), not a retry: deriving would drop the
+    second. Such a message's retry cannot be told from a new event, so it may be counted
+    twice; a client that needs exactly-once sends `messageId` (every Segment library does).
+    """
+    if message.message_id:
+        return message.message_id
+    if message.timestamp is not None:
+        return derive_message_id(raw)
+    return f"generated-{uuid.uuid4().hex}"
 
 
 def _as_utc(moment: datetime | None, fallback: datetime) -> datetime:

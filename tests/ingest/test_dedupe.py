@@ -4,6 +4,7 @@ never poisoned by a failed publish, and forgotten after the retention window."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from shared.topics import Topics
 from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.waiting import eventually
 
 KEY = "test-write-key"
 
@@ -94,22 +96,100 @@ async def test_a_failed_publish_does_not_poison_the_id(infra: Infra) -> None:
     assert await usage_ids(settings) == ["p1", "p2"]
 
 
-async def test_ids_older_than_the_retention_are_forgotten(settings: Settings) -> None:
-    assert settings.message_id_retention_hours == 48.0
-    async with ingest(settings) as client:
-        assert (await client.post("/v1/batch", json=batch("old", "recent"))).status_code == 200
+PRUNES = "churnwatch_ingest_message_id_prunes_total"
+
+
+def prunes(outcome: str = "ok") -> float:
+    return REGISTRY.get_sample_value(PRUNES, {"outcome": outcome}) or 0.0
+
+
+async def remember_old(settings: Settings, *message_ids: str) -> None:
+    """Ids as if accepted 49 hours ago: past the 48-hour retention."""
     engine = create_engine(settings)
     try:
         async with engine.begin() as conn:
             await conn.execute(text(
-                "UPDATE ingest_message_ids SET received_at = now() - interval '49 hours'"
-                " WHERE message_id = 'old'"))
+                "INSERT INTO ingest_message_ids (message_id, received_at)"
+                " SELECT id, now() - interval '49 hours' FROM unnest(CAST(:ids AS text[])) AS id"
+                " ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at"),
+                {"ids": list(message_ids)})
     finally:
         await engine.dispose()
-    # A fresh instance prunes on its first request; the old id is then news again.
+
+
+async def remembered(settings: Settings, message_id: str) -> bool:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return bool((await conn.execute(text(
+                "SELECT count(*) FROM ingest_message_ids WHERE message_id = :id"),
+                {"id": message_id})).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_ids_older_than_the_retention_are_forgotten_in_the_background(infra: Infra) -> None:
+    settings = infra.fresh_settings(message_id_prune_interval_seconds=0.2)
+    assert settings.message_id_retention_hours == 48.0
     async with ingest(settings) as client:
         assert (await client.post("/v1/batch", json=batch("old", "recent"))).status_code == 200
+        await remember_old(settings, "old")
+        # No request is needed: the running instance's background task forgets it.
+        async def forgotten() -> bool:
+            return not await remembered(settings, "old")
+        await eventually(forgotten, "the old id pruned")
+        assert await remembered(settings, "recent")
+        assert (await client.post("/v1/batch", json=batch("old", "recent"))).status_code == 200
     assert await usage_ids(settings) == ["old", "old", "recent"]
+
+
+async def test_a_request_never_prunes(infra: Infra) -> None:
+    """Pruning is off the request path: between the background passes, an expired id is still
+    remembered, whatever requests arrive (so a request never waits for the DELETE)."""
+    settings = infra.fresh_settings(message_id_prune_interval_seconds=3_600)
+    before = prunes()
+    async with ingest(settings) as client:
+        async def started_pass_done() -> bool:
+            return prunes() > before
+        await eventually(started_pass_done, "the pass at start")
+        await remember_old(settings, "expired")
+        for _ in range(3):
+            assert (await client.post("/v1/batch", json=batch("expired", "new"))).status_code == 200
+        assert await remembered(settings, "expired")
+    assert await usage_ids(settings) == ["new"]
+    assert prunes() == before + 1
+
+
+async def test_the_pruner_stops_at_once_on_shutdown(infra: Infra) -> None:
+    settings = infra.fresh_settings(message_id_prune_interval_seconds=3_600)
+    before = prunes()
+    app = create_app(settings)
+    async with serving(app):
+        async def started_pass_done() -> bool:
+            return prunes() > before
+        await eventually(started_pass_done, "the pass at start")
+        running = {t for t in asyncio.all_tasks() if t.get_name() == "ingest-MessageIdPruner"}
+        assert len(running) == 1
+        stopping_from = asyncio.get_running_loop().time()
+    # Woken from its hour-long wait, not waited out; its task is finished, not left behind.
+    assert asyncio.get_running_loop().time() - stopping_from < 5.0
+    assert all(t.done() and not t.cancelled() for t in running)
+
+
+async def test_without_messageid_only_a_message_with_its_own_timestamp_is_deduplicated(
+        settings: Settings) -> None:
+    untimed = {"writeKey": KEY, "type": "track", "userId": "u1", "event": "Button Clicked",
+               "context": {"groupId": "acme"}}
+    timed = {**untimed, "event": "Report Built", "timestamp": "2026-11-20T10:00:00Z"}
+    async with ingest(settings) as client:
+        for _ in range(2):  # the same click twice, at two moments: two events
+            assert (await client.post("/v1/track", json=untimed)).status_code == 200
+        for _ in range(2):  # a retry of one event that says when it happened: one event
+            assert (await client.post("/v1/track", json=timed)).status_code == 200
+    events = await read_topic(settings, Topics.from_settings(settings).usage)
+    assert Counter(e.payload["event"] for e in events) == {"Button Clicked": 2, "Report Built": 1}
+    clicks = [e.event_id for e in events if e.payload["event"] == "Button Clicked"]
+    assert len(set(clicks)) == 2
 
 
 async def test_ticket_retries_are_dropped_too(settings: Settings) -> None:

@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import orjson
 import pytest
+import sqlalchemy.exc
+from sqlalchemy.engine import make_url
 
 from services.ingest.app import create_app
+from services.ingest.helpdesk.signatures import generic_signature
+from services.ingest.outage import database_unreachable
 from shared.events import EventType
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.stuck_broker import stuck_broker
+from tests.support.tcp_proxy import tcp_proxy
+from tests.support.waiting import events_awaiting_acks, eventually
 
 KEY = "test-write-key"
 
@@ -126,7 +135,7 @@ async def test_ticket_event(settings: Settings, client: httpx.AsyncClient) -> No
             {"type": "track", "userId": "u"}]}), {}, 400, "invalid_request", "batch[1].event"),
         ("/v1/track", orjson.dumps({"writeKey": KEY, "userId": "u", "event": "x",
                                     "properties": {"blob": "x" * 40_000}}), {}, 400,
-         "invalid_request", "limit is 32000"),
+         "invalid_request", "limit is 32768"),
         ("/v1/batch", b"{" + b" " * 600_000 + b"}", {}, 400, "payload_too_large", "limit"),
         ("/v1/track", orjson.dumps({"writeKey": "wrong", "userId": "u", "event": "x"}), {}, 401,
          "invalid_write_key", "unknown or revoked"),
@@ -172,28 +181,86 @@ async def test_kafka_unreachable_answers_503_and_accepts_nothing(infra: Infra) -
     assert await all_events(settings) == []
 
 
+async def test_a_database_outage_answers_503_and_accepts_nothing(infra: Infra) -> None:
+    """This instance's path to PostgreSQL is cut (open connections reset, new ones refused);
+    the server itself, and every other test, carry on."""
+    secret = "outage-secret"
+    direct = infra.fresh_settings(tickets_webhook_secret=secret)
+    url = make_url(direct.database_url)
+    assert url.host is not None and url.port is not None
+    async with tcp_proxy(url.host, url.port) as proxy:
+        settings = direct.model_copy(update={"database_url": url.set(port=proxy.port).render_as_string(
+            hide_password=False)})
+        async with serving(create_app(settings)) as http:
+            before = await http.post("/v1/track", json={
+                "writeKey": KEY, "userId": "u", "event": "x", "messageId": "before"})
+            assert before.status_code == 200, before.text
+            await proxy.cut()
+            ticket = {"ticket_id": "T-9", "account_id": "acme", "status": "open",
+                      "updated_at": "2026-11-20T10:00:00Z"}
+            signed = orjson.dumps(ticket)
+            timestamp = str(int(time.time()))
+            attempts = [
+                ("/v1/track", {"json": {"writeKey": KEY, "userId": "u", "event": "x", "messageId": "o1"}}),
+                ("/v1/batch", {"json": {"writeKey": KEY, "batch": [
+                    {"type": "track", "userId": "u", "event": "x", "messageId": f"o{n}"} for n in (2, 3)]}}),
+                ("/v1/tickets", {"json": {"writeKey": KEY, **ticket}}),
+                ("/v1/webhooks/tickets", {"content": signed, "headers": {
+                    "X-Churnwatch-Signature": generic_signature(secret, timestamp, signed),
+                    "X-Churnwatch-Signature-Timestamp": timestamp}}),
+            ]
+            for path, request in attempts:
+                response = await http.post(path, **request)
+                assert response.status_code == 503, (path, response.text)
+                body = response.json()
+                assert body["code"] == "database_unavailable", path
+                assert "retry" in body["message"]
+                assert response.headers["Retry-After"] == "5"
+            # Back: the pool reconnects by itself.
+            await proxy.open()
+            after = await http.post("/v1/track", json={
+                "writeKey": KEY, "userId": "u", "event": "x", "messageId": "after"})
+            assert after.status_code == 200, after.text
+    assert sorted(await all_events(settings)) == ["after", "before"]
+
+
+def test_only_unreachable_database_errors_are_outages() -> None:
+    assert database_unreachable(ConnectionRefusedError(111, "refused"))
+    assert database_unreachable(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))
+    assert database_unreachable(asyncpg.exceptions.AdminShutdownError("shutting down"))
+    wrapped = sqlalchemy.exc.OperationalError("SELECT 1", {}, RuntimeError("wrapper"))
+    wrapped.__cause__ = ConnectionResetError()
+    assert not database_unreachable(wrapped)  # a wrapper's own cause is not walked past orig
+    wrapped.orig = OSError("reset")  # type: ignore[assignment]
+    assert database_unreachable(wrapped)
+    assert not database_unreachable(asyncpg.exceptions.UndefinedTableError("no such table"))
+    assert not database_unreachable(ValueError("a bug"))
+
+
 async def test_a_slow_kafka_is_pushed_back_on_not_buffered(infra: Infra) -> None:
     """Events waiting for acks are bounded: past the bound a request is refused at once."""
-    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)  # accepts the connection, never answers: a stuck broker
-        writer.close()
+    async with stuck_broker() as port:
+        settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
+                                        produce_timeout_seconds=5.0, max_in_flight_events=3)
+        async with serving(create_app(settings)) as http:
+            await refused_while_the_first_waits(http)
 
-    stuck_broker = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = stuck_broker.sockets[0].getsockname()[1]
-    settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
-                                    produce_timeout_seconds=3.0, max_in_flight_events=3)
-    async with stuck_broker, serving(create_app(settings)) as http:
-        def track(n: int) -> dict[str, object]:
-            return {"type": "track", "userId": "u", "event": "x", "messageId": f"slow-{n}"}
 
-        waiting = asyncio.create_task(http.post("/v1/batch", json={
-            "writeKey": KEY, "batch": [track(1), track(2)]}))
-        await asyncio.sleep(0.5)  # the first request now holds 2 of the 3 places
-        started = asyncio.get_running_loop().time()
+async def refused_while_the_first_waits(http: httpx.AsyncClient) -> None:
+    def track(n: int) -> dict[str, object]:
+        return {"type": "track", "userId": "u", "event": "x", "messageId": f"slow-{n}"}
+
+    waiting = asyncio.create_task(http.post("/v1/batch", json={
+        "writeKey": KEY, "batch": [track(1), track(2)]}))
+    try:
+        await eventually(lambda: events_awaiting_acks() == 2, "the first request holds 2 of 3 places")
         refused = await http.post("/v1/batch", json={
             "writeKey": KEY, "batch": [track(3), track(4)]})
-        assert asyncio.get_running_loop().time() - started < 1.0
+        # Refused without waiting for Kafka: the first request is still waiting for its acks.
+        assert not waiting.done()
         assert refused.status_code == 503
         assert refused.json()["code"] == "overloaded"
         assert refused.headers["Retry-After"] == "1"
-        assert (await waiting).json()["code"] == "kafka_unavailable"
+    finally:
+        first = await waiting  # never left running, whatever failed above
+    assert first.json()["code"] == "kafka_unavailable"

@@ -25,9 +25,13 @@ from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
+from tests.support.stuck_broker import stuck_broker
+from tests.support.waiting import events_awaiting_acks, eventually
 
 KEY = "test-write-key"
-LIMITS = Limits(max_event_bytes=32_000, max_batch_items=2_500)
+SETTINGS_DEFAULTS = Settings.model_fields
+LIMITS = Limits(max_event_bytes=SETTINGS_DEFAULTS["max_event_bytes"].default,
+                max_batch_items=SETTINGS_DEFAULTS["max_batch_items"].default)
 
 
 def track(message_id: str, **extra: Any) -> dict[str, Any]:
@@ -53,14 +57,20 @@ async def usage_ids(settings: Settings) -> list[str]:
     return sorted(e.event_id for e in await read_topic(settings, Topics.from_settings(settings).usage))
 
 
+def test_the_default_limits_are_segments_as_its_clients_count_them() -> None:
+    # 32 KB and 500 KB in binary units, as analytics-python checks them (32 << 10).
+    assert SETTINGS_DEFAULTS["max_event_bytes"].default == 32_768
+    assert SETTINGS_DEFAULTS["max_request_bytes"].default == 512_000
+
+
 def test_an_event_of_exactly_32_kb_passes_one_byte_more_does_not() -> None:
-    assert len(validate_single(padded_to(32_000), "track", LIMITS)) == 1
+    assert len(validate_single(padded_to(32_768), "track", LIMITS)) == 1
     with pytest.raises(ApiError) as info:
-        validate_single(padded_to(32_001), "track", LIMITS)
-    assert info.value.errors == [{"field": "body", "message": "event is 32001 bytes; the limit is 32000"}]
+        validate_single(padded_to(32_769), "track", LIMITS)
+    assert info.value.errors == [{"field": "body", "message": "event is 32769 bytes; the limit is 32768"}]
     # In a batch too, whether or not the body as a whole is small enough to skip measuring.
     with pytest.raises(ApiError) as info:
-        validate_batch({"batch": [track("a"), padded_to(32_001)]}, LIMITS, body_bytes=40_000)
+        validate_batch({"batch": [track("a"), padded_to(32_769)]}, LIMITS, body_bytes=40_000)
     assert info.value.errors[0]["field"] == "batch[1]"
 
 
@@ -110,34 +120,33 @@ async def test_500_kb_per_request_plain_or_gzip(settings: Settings, client: http
 
 async def test_bodies_in_memory_are_bounded_under_overload(infra: Infra) -> None:
     """With Kafka stuck, a request holds its body; the next one that would not fit is refused."""
-    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)  # accepts the connection, never answers: a stuck broker
-        writer.close()
-
-    stuck_broker = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = stuck_broker.sockets[0].getsockname()[1]
-    settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
-                                    produce_timeout_seconds=2.0, max_request_bytes_in_memory=40_000)
     body = orjson.dumps({"writeKey": KEY, "batch": [track(f"b{n}", properties={"pad": "y" * 200})
                                                     for n in range(100)]})
     assert 25_000 < len(body) < 40_000
-    async with stuck_broker, serving(create_app(settings)) as http:
-        waiting = asyncio.create_task(http.post("/v1/batch", content=body))
-        await asyncio.sleep(0.5)  # the first request now holds its body, waiting for Kafka
-        started = asyncio.get_running_loop().time()
-        refused = await http.post("/v1/batch", content=body)
-        assert asyncio.get_running_loop().time() - started < 1.0
-        assert refused.status_code == 503, refused.text
-        assert refused.json()["code"] == "overloaded"
-        assert refused.headers["Retry-After"] == "1"
-        # A gzip body reserves the whole request limit, whatever its size on the wire.
-        zipped = await http.post("/v1/batch", content=gzip.compress(body),
-                                 headers={"Content-Encoding": "gzip"})
-        assert zipped.status_code == 503 and zipped.json()["code"] == "overloaded"
-        assert (await waiting).json()["code"] == "kafka_unavailable"
-        # Released once answered: the same request is now only refused for Kafka's sake.
-        after = await http.post("/v1/batch", content=body)
-        assert after.json()["code"] == "kafka_unavailable"
+    async with stuck_broker() as port:
+        settings = infra.fresh_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}",
+                                        produce_timeout_seconds=5.0, max_request_bytes_in_memory=40_000)
+        async with serving(create_app(settings)) as http:
+            waiting = asyncio.create_task(http.post("/v1/batch", content=body))
+            try:
+                # Its events are handed to the producer: it holds its body, waiting for Kafka.
+                await eventually(lambda: events_awaiting_acks() == 100, "the first request waits for acks")
+                refused = await http.post("/v1/batch", content=body)
+                # Refused without waiting for Kafka: the first request is still waiting.
+                assert not waiting.done()
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["code"] == "overloaded"
+                assert refused.headers["Retry-After"] == "1"
+                # A gzip body reserves the whole request limit, whatever its size on the wire.
+                zipped = await http.post("/v1/batch", content=gzip.compress(body),
+                                         headers={"Content-Encoding": "gzip"})
+                assert zipped.status_code == 503 and zipped.json()["code"] == "overloaded"
+            finally:
+                first = await waiting  # never left running, whatever failed above
+            assert first.json()["code"] == "kafka_unavailable"
+            # Released once answered: the same request is now only refused for Kafka's sake.
+            after = await http.post("/v1/batch", content=body)
+            assert after.json()["code"] == "kafka_unavailable"
 
 
 ACCEPTED = "churnwatch_ingest_events_accepted_total"

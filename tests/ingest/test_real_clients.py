@@ -13,6 +13,7 @@ attributed to the account of their user's group call.
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -121,3 +122,43 @@ async def test_every_event_of_a_real_client_arrives_exactly_once(
         assert event.user_id == message["userId"]
         expected_account = f"{source}-acct-{int(message['userId'].rsplit('-', 1)[1]) % 10}"
         assert event.account_id == expected_account, message
+
+
+def near_limit_tracks(key: str, host: str, on_error: Callable[..., None], count: int
+                      ) -> list[dict[str, Any]]:
+    """`count` tracks of exactly the client's own size limit, sent the client's way (batched
+    until 475,000 bytes of items), so both of ingest's limits meet the client's at their edge."""
+    from segment.analytics.client import Client
+    from segment.analytics.consumer import MAX_MSG_SIZE
+    from segment.analytics.request import DatetimeSerializer
+
+    def measured(message: dict[str, Any]) -> int:  # as the client measures, before refusing
+        return len(json.dumps(message, cls=DatetimeSerializer).encode())
+
+    # A probe that sends nothing gives the size of everything but the padding (the client's
+    # ids and timestamps are of fixed length).
+    probe = Client(write_key=key, host=host, send=False)
+    overhead = measured(probe.track("near-user", "Export Built", {"pad": ""},
+                                    context={"groupId": "near-acct"}, message_id="near-0000")[1])
+    pad = "x" * (MAX_MSG_SIZE - overhead)
+    client = Client(write_key=key, host=host, on_error=on_error)
+    sent = []
+    for n in range(count):
+        ok, message = client.track("near-user", "Export Built", {"pad": pad},
+                                   context={"groupId": "near-acct"}, message_id=f"near-{n:04d}")
+        assert ok and measured(message) == MAX_MSG_SIZE
+        sent.append(message)
+    client.flush()
+    return sent
+
+
+async def test_events_at_the_clients_own_size_limit_arrive(ingest: Ingest) -> None:
+    errors: list[Any] = []
+    key = await asyncio.to_thread(issue_key, ingest, "segment-near-limit")
+    sent = await asyncio.to_thread(near_limit_tracks, key, ingest.base_url,
+                                   lambda error, items: errors.append((error, len(items))), 40)
+    assert errors == []
+    topics = Topics.from_settings(ingest.settings)
+    arrived = Counter(e.event_id for e in await read_topic(ingest.settings, topics.usage, timeout=30)
+                      if e.source == "segment-near-limit")
+    assert arrived == Counter(m["messageId"] for m in sent)

@@ -10,6 +10,7 @@ from services.ingest.attribution import Membership, attribute
 from services.ingest.segment import (
     derive_message_id,
     encode_wire,
+    event_id_for,
     occurred_at,
     to_envelope,
     wire_envelope,
@@ -123,6 +124,23 @@ def test_derived_ids_are_stable_for_retries_and_differ_for_different_events() ->
     other = {**first, "event": "y"}
     assert derive_message_id(first) == derive_message_id(retry)
     assert derive_message_id(first) != derive_message_id(other)
+
+
+def test_an_id_is_derived_only_for_a_message_with_its_own_timestamp() -> None:
+    timed = {"type": "track", "userId": "u", "event": "x", "timestamp": "2026-11-01T00:00:00Z"}
+    [a], [b] = validate_single(timed, "track", LIMITS), validate_single(dict(timed), "track", LIMITS)
+    assert event_id_for(a.message, a.raw) == event_id_for(b.message, b.raw) == derive_message_id(a.raw)
+    # Without one, the same content twice is two events: each gets an id of its own.
+    untimed = {"type": "track", "userId": "u", "event": "x"}
+    [c], [d] = validate_single(untimed, "track", LIMITS), validate_single(dict(untimed), "track", LIMITS)
+    assert event_id_for(c.message, c.raw) != event_id_for(d.message, d.raw)
+    assert event_id_for(c.message, c.raw).startswith("generated-")
+    nulled = {**untimed, "timestamp": None}
+    [e] = validate_single(nulled, "track", LIMITS)
+    assert event_id_for(e.message, e.raw) != event_id_for(e.message, e.raw)
+    # An explicit messageId always wins.
+    [f] = validate_single({**untimed, "messageId": "m-7"}, "track", LIMITS)
+    assert event_id_for(f.message, f.raw) == "m-7"
 
 
 @pytest.mark.parametrize("raw", [

@@ -9,26 +9,47 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
+
 from bench import __main__ as suite
 from bench import end_to_end_latency, ingest_throughput, quality, scoring_memory, scoring_throughput
 from deploy.local.processes import free_port
+from shared.events import Envelope, decode
 from shared.topics import Topics, ensure_topics
 from simulator.model import SimulationConfig
 from tests.support.infra import Infra
+from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
 
 
 def test_ingest_throughput_paths(infra: Infra, tmp_path: Path) -> None:
     settings = infra.fresh_settings(rate_limit_events_per_second=1e9, rate_limit_burst=10**9)
+    batches = [ingest_throughput.segment_batch(n) for n in range(3)]
     ingest = ServiceProcess("ingest", settings, free_port(), tmp_path).start()
     try:
-        seconds, latencies = asyncio.run(ingest_throughput.through_ingest(ingest.base_url, 3))
+        seconds, latencies = asyncio.run(ingest_throughput.through_ingest(
+            ingest.base_url, [orjson.dumps(b) for b in batches]))
     finally:
         ingest.stop()
     assert seconds > 0 and len(latencies) == 3
-    asyncio.run(ensure_topics(settings))
+    # The reference sends what ingest put on Kafka for the same batches: same keys, same
+    # envelopes (but the time each was received).
+    reference = ingest_throughput.ingest_bytes(batches, settings)
+    published = asyncio.run(read_topic(settings, Topics.from_settings(settings).usage))
+    assert len(reference) == len(published) == 3 * ingest_throughput.BATCH
+
+    def unreceived(value: bytes) -> Envelope:
+        return decode(value).model_copy(update={"received_at": None})
+
+    by_id = {e.event_id: e for e in published}
+    for event in reference:
+        envelope = unreceived(event.value)
+        assert envelope == by_id[envelope.event_id].model_copy(update={"received_at": None})
+        assert event.key == by_id[envelope.event_id].partition_key()
+    reference_settings = infra.fresh_settings()
+    asyncio.run(ensure_topics(reference_settings))
     assert asyncio.run(ingest_throughput.bare_producer(
-        infra.kafka.bootstrap_servers, Topics.from_settings(settings).usage, [b"{}"] * 200)) > 0
+        settings, Topics.from_settings(reference_settings).usage, reference)) > 0
 
 
 def test_scoring_throughput_and_scaling(infra: Infra, tmp_path: Path) -> None:

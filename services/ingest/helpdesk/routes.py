@@ -31,6 +31,7 @@ from services.ingest.helpdesk.signatures import (
 from services.ingest.helpdesk.store import load_mappings, upsert_mappings
 from services.ingest.helpdesk.ticket import HelpdeskTicket, TranslationError, ticket_envelope
 from services.ingest.metrics import EVENTS_ACCEPTED, counting_rejections
+from services.ingest.outage import database_outage_as_503
 from shared.events import utcnow
 from shared.http import ApiError, invalid_request, parse_json, validate_body
 from shared.settings import Settings
@@ -131,7 +132,7 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
     @router.post("/tickets")
     async def tickets(request: Request) -> dict[str, Any]:
         """The generic format with a write key instead of a signature."""
-        with counting_rejections():
+        with counting_rejections(), database_outage_as_503():
             async with webhooks.api.holding_body(request):
                 body = await webhooks.api.read_json(request)
                 source = await webhooks.api.authorize(request, body.json)
@@ -141,7 +142,7 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
 
     def vendor_route(vendor: Vendor) -> Callable[[Request], Awaitable[dict[str, Any]]]:
         async def receive(request: Request) -> dict[str, Any]:
-            with counting_rejections():
+            with counting_rejections(), database_outage_as_503():
                 secret = webhooks.secret(vendor.secret(settings), vendor.name, vendor.secret_variable)
                 async with webhooks.api.holding_body(request):
                     body = await webhooks.api.read_raw(request)
