@@ -187,7 +187,9 @@ class DurableConsumer:
         """Consume until `stop()` is called. Raises if a batch keeps failing, rather than skip it."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            group_id=self.group_id,
+            # Kafka's name only; rows in PostgreSQL (offsets, processed ids, outbox) keep the plain
+            # name, since each deployment has its own database.
+            group_id=self._settings.consumer_group_prefix + self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/churnwatch"
     topic_prefix: str = "churnwatch."
+    # Kafka's consumer groups are cluster-wide: deployments (or test runs) that share a cluster
+    # through different topic prefixes need different group ids too, or they rebalance each other.
+    consumer_group_prefix: str = ""
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
 

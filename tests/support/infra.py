@@ -29,6 +29,7 @@ class Infra:
             "kafka_bootstrap_servers": self.kafka.bootstrap_servers,
             "database_url": database_url,
             "topic_prefix": f"{name}.",
+            "consumer_group_prefix": f"{name}.",
             "topic_partitions": 3,
             "bootstrap_write_key": "test-write-key",
             "log_level": "WARNING",
