@@ -54,6 +54,35 @@ class RawMessage:
     headers: list[tuple[str, bytes]]
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def all_acked(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait until every send's future has its ack; raise the first failure met.
+
+    In order rather than with `gather`, which wraps each future and adds a callback to it
+    (several µs per event on the hot path): the futures of one Kafka batch resolve together,
+    so after the first await of a batch the others are already done and cost almost nothing.
+    Like `gather`, a cancellation (the deadline) cancels the futures still waiting, and a
+    failure leaves none with an error nobody retrieved.
+    """
+    try:
+        for future in futures:
+            await future
+    except BaseException as exc:
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        for future in futures:
+            if future.done():
+                _retrieve(future)
+            elif cancelled:
+                future.cancel()
+            else:
+                future.add_done_callback(_retrieve)
+        raise
+
+
 def producer_options(settings: Settings) -> dict[str, Any]:
     """Every service's producer settings (benchmarks build their reference producer from them,
     so both sides of a comparison batch, compress and wait for acks alike)."""
@@ -129,9 +158,9 @@ class EventPublisher:
             # while the producer's buffers are full.
             async with asyncio.timeout(self._settings.produce_timeout_seconds):
                 producer = await self._ensure_started()
-                futures = [await producer.send(event.topic, value=event.value, key=event.key)
-                           for event in events]
-                await asyncio.gather(*futures)
+                send = producer.send
+                await all_acked([await send(event.topic, value=event.value, key=event.key)
+                                 for event in events])
         except TimeoutError as exc:
             PRODUCE_FAILURES.labels(self._service, "timeout").inc()
             raise PublishFailed("Kafka did not acknowledge the events in time") from exc
@@ -151,9 +180,8 @@ class EventPublisher:
             return
         async with asyncio.timeout(self._settings.produce_timeout_seconds):
             producer = await self._ensure_started()
-            futures = [await producer.send(topic, value=m.value, key=m.key, headers=m.headers)
-                       for m in messages]
-            await asyncio.gather(*futures)
+            await all_acked([await producer.send(topic, value=m.value, key=m.key, headers=m.headers)
+                             for m in messages])
 
     async def stop(self) -> None:
         if self._producer is not None:
