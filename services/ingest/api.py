@@ -172,11 +172,14 @@ class IngestApi:
                     received_at=received_at, occurred=at))
                 for item, event_id, account, at in zip(items, event_ids, accounts, occurred, strict=True)
             ]
-            saving = asyncio.ensure_future(transaction.save_memberships(changed))
-            try:
+            if changed:
+                saving = asyncio.ensure_future(transaction.save_memberships(changed))
+                try:
+                    fresh = await self.publish_claimed(transaction, events)
+                finally:
+                    await saving  # both done (or failed) before the transaction ends
+            else:  # no side task to schedule for nothing to save
                 fresh = await self.publish_claimed(transaction, events)
-            finally:
-                await saving  # both done (or failed) before the transaction ends
             # Committed before the answer: a client's retry, or its next request relying on
             # a membership this one set, must find it, even if this process dies right after.
             await transaction.finish(commit=True)
@@ -210,11 +213,16 @@ class IngestApi:
         The transaction that claimed the ids stays open until Kafka acked, and commits after:
         if Kafka fails it rolls back, so the client's retry is not mistaken for a duplicate.
         """
-        first: dict[str, OutgoingEvent] = {}
-        for event in events:
-            if event.event_id in claim.claimed:
-                first.setdefault(event.event_id, event)
-        fresh = list(first.values())
+        if len(claim.claimed) == len(events):
+            # The usual case: the claimed ids are among the events', so as many as there are
+            # events means every id is distinct and new; no event-by-event sorting out.
+            fresh = list(events)
+        else:
+            first: dict[str, OutgoingEvent] = {}
+            for event in events:
+                if event.event_id in claim.claimed:
+                    first.setdefault(event.event_id, event)
+            fresh = list(first.values())
         await self.publish([e.encoded for e in fresh])
         if len(fresh) < len(events):
             dropped = Counter(e.type for e in events)
