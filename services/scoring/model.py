@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.scoring.config import Scorecard
-from shared.account_facts import TRAIT_TIMES_KEY, AccountFacts, OutcomeEvent, Trait, merge_traits
+from shared.account_facts import TRAIT_TIMES_KEY, AccountFacts, OutcomeEvent, Trait
 from shared.events import (
     SURVEY_SCORE_RANGES,
     Envelope,
@@ -149,6 +149,34 @@ def excerpt(text: str | None, limit: int) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _usage_payload(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(event name, properties) of a usage payload; checked by hand when plainly valid (the
+    hot path: most events are usage), else by `UsagePayload`, whose errors are the contract."""
+    name, properties = payload.get("event"), payload.get("properties", {})
+    if (
+        type(name) is str
+        and type(properties) is dict
+        and (payload.get("anonymous_id") is None or type(payload["anonymous_id"]) is str)
+    ):
+        return name, properties
+    usage = UsagePayload.model_validate(payload)
+    return usage.event, usage.properties
+
+
+_OUTCOMES: dict[str, OutcomeEvent | None] = {}
+
+
+def _outcome_of(event_name: str) -> OutcomeEvent | None:
+    """`OutcomeEvent.of`, remembered per name (a product has a few hundred event names)."""
+    try:
+        return _OUTCOMES[event_name]
+    except KeyError:
+        if len(_OUTCOMES) > 10_000:
+            _OUTCOMES.clear()
+        found = _OUTCOMES[event_name] = OutcomeEvent.of(event_name)
+        return found
+
+
 def to_entry(event: Envelope, card: Scorecard, competitors: Competitors) -> Entry | None:
     """The timeline entry of an event; None for events scoring does not use (identify).
 
@@ -158,14 +186,14 @@ def to_entry(event: Envelope, card: Scorecard, competitors: Competitors) -> Entr
     ident = stable_hash(event.event_id)
     try:
         if event.type in USAGE_KINDS:
-            usage = event.payload_as(UsagePayload)
-            outcome = OutcomeEvent.of(usage.event) if event.type is EventType.TRACK else None
+            event_name, properties = _usage_payload(event.payload)
+            outcome = _outcome_of(event_name) if event.type is EventType.TRACK else None
             if outcome is not None:
-                renewal = usage.properties.get("renewal_date") or usage.properties.get("next_renewal_date")
+                renewal = properties.get("renewal_date") or properties.get("next_renewal_date")
                 return Entry(
                     t, OUTCOME, ident, [outcome.value, renewal if isinstance(renewal, str) else None]
                 )
-            name = usage.event.strip()[:100] if event.type is EventType.TRACK else None
+            name = event_name.strip()[:100] if event.type is EventType.TRACK else None
             return Entry(t, USAGE, ident, [event.user_id, name])
         if event.type is EventType.GROUP:
             traits = event.payload_as(TraitsPayload).traits
@@ -338,12 +366,18 @@ class Model:
         return self._facts
 
     def merge_traits(self, incoming: dict[str, Any], at: datetime) -> None:
-        """Per-trait last-writer-wins on event time, by the shared `merge_traits` rule."""
-        document: dict[str, Any] = {k: v[0] for k, v in self.traits.items()}
-        document[TRAIT_TIMES_KEY] = {k: moment(v[1]).isoformat() for k, v in self.traits.items()}
-        merged = merge_traits(document, incoming, at)
-        times = merged.pop(TRAIT_TIMES_KEY)
-        self.traits = {k: [v, datetime.fromisoformat(times[k]).timestamp()] for k, v in merged.items()}
+        """Per-trait last-writer-wins on event time: the rule of `shared.account_facts.merge_traits`."""
+        # The rule applied on epoch seconds in place (no document of ISO times built and read
+        # back per event): a trait not older than the stored one wins; times are kept at the
+        # microsecond, as their ISO form would keep them.
+        traits = self.traits
+        t = at.timestamp()
+        for name, value in incoming.items():
+            if name == TRAIT_TIMES_KEY:
+                continue
+            known = traits.get(name)
+            if known is None or t >= known[1]:
+                traits[name] = [value, t]
         self._facts = None
 
     # --- encoding ------------------------------------------------------------------------
