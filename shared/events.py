@@ -160,10 +160,28 @@ def _quick_envelope(data: Any) -> Envelope | None:
     occurred_at, received_at = _aware(data.get("occurred_at")), _aware(data.get("received_at"))
     if occurred_at is None or received_at is None:
         return None
-    return Envelope.model_construct(
-        _fields_set=set(_ENVELOPE_FIELDS.intersection(data)), schema_version=SCHEMA_VERSION,
-        event_id=event_id, type=event_type, account_id=account_id, user_id=user_id,
-        occurred_at=occurred_at, received_at=received_at, source=source, payload=payload)
+    return trusted_envelope(event_id, event_type, account_id, user_id, occurred_at, received_at,
+                            source, payload, set(_ENVELOPE_FIELDS.intersection(data)))
+
+
+def trusted_envelope(
+    event_id: str, event_type: EventType, account_id: str | None, user_id: str | None,
+    occurred_at: datetime, received_at: datetime, source: str, payload: dict[str, Any],
+    fields_set: set[str] | None = None,
+) -> Envelope:
+    """An envelope from values already valid (UTC datetimes included), without validating them
+    again: what `Envelope.model_construct` does, minus its generic per-field work (per event,
+    that was a twentieth of a consumer's CPU)."""
+    envelope = Envelope.__new__(Envelope)
+    object.__setattr__(envelope, "__dict__", {
+        "schema_version": SCHEMA_VERSION, "event_id": event_id, "type": event_type,
+        "account_id": account_id, "user_id": user_id, "occurred_at": occurred_at,
+        "received_at": received_at, "source": source, "payload": payload})
+    object.__setattr__(envelope, "__pydantic_fields_set__",
+                       set(_ENVELOPE_FIELDS) if fields_set is None else fields_set)
+    object.__setattr__(envelope, "__pydantic_extra__", None)
+    object.__setattr__(envelope, "__pydantic_private__", None)
+    return envelope
 
 
 # --- payloads -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from shared.events import Envelope, InvalidEvent, _quick_envelope, decode
+from shared.events import Envelope, InvalidEvent, _quick_envelope, decode, trusted_envelope
 
 VALID: dict[str, Any] = {
     "schema_version": 1, "event_id": "evt-1", "type": "track", "account_id": "acct-1",
@@ -90,3 +91,15 @@ def test_not_json_and_empty_are_invalid() -> None:
         decode(None)
     with pytest.raises(InvalidEvent):
         decode(b"[1, 2]")
+
+
+def test_a_trusted_envelope_equals_the_validated_one() -> None:
+    validated = Envelope.model_validate(VALID)
+    built = trusted_envelope(validated.event_id, validated.type, validated.account_id,
+                             validated.user_id, validated.occurred_at, validated.received_at,
+                             validated.source, validated.payload)
+    assert built == validated
+    assert built.model_dump(mode="json") == validated.model_dump(mode="json")
+    assert built.partition_key() == validated.partition_key()
+    with pytest.raises(ValidationError):  # still frozen
+        built.event_id = "other"  # type: ignore[misc]
