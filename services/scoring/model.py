@@ -430,37 +430,41 @@ class Model:
         return model
 
     def copy(self) -> Model:
-        clone = Model()
+        # Shallow below the top containers: the fold replaces inner lists (a ticket's row, a
+        # counter, a user's sample entry, a signal item) and never changes one in place, so a
+        # copy may share them. The containers it changes in place (dicts, the users, peaks) are
+        # copied. Every event snapshots the model, so this is on the hot path.
+        clone = Model.__new__(Model)
         clone.clock, clone.first_at, clone.events, clone.late = (
             self.clock,
             self.first_at,
             self.events,
             self.late,
         )
-        clone.traits = {k: list(v) for k, v in self.traits.items()}
+        clone.traits = dict(self.traits)
         clone.first_usage, clone.last_usage = self.first_usage, self.last_usage
-        clone.u_recent = list(self.u_recent) if self.u_recent else None
-        clone.u_base = list(self.u_base) if self.u_base else None
-        clone.users = [list(u) for u in self.users]
+        clone.u_recent = self.u_recent
+        clone.u_base = self.u_base
+        clone.users = list(self.users)
         clone.features = dict(self.features)
         clone.milestone_at = self.milestone_at
         clone.champion_seen = self.champion_seen
         clone.champion_previous = self.champion_previous
         clone.champion_changed_at = self.champion_changed_at
-        clone.tickets = {k: list(v) for k, v in self.tickets.items()}
-        clone.t_recent = list(self.t_recent) if self.t_recent else None
-        clone.t_base = list(self.t_base) if self.t_base else None
-        clone.surveys = {k: list(v) for k, v in self.surveys.items()}
-        clone.detractors = [list(i) for i in self.detractors]
-        clone.promoters = [list(i) for i in self.promoters]
-        clone.mentions = [list(i) for i in self.mentions]
+        clone.tickets = dict(self.tickets)
+        clone.t_recent = self.t_recent
+        clone.t_base = self.t_base
+        clone.surveys = dict(self.surveys)
+        clone.detractors = list(self.detractors)
+        clone.promoters = list(self.promoters)
+        clone.mentions = list(self.mentions)
         clone.churned_at, clone.renewed_at = self.churned_at, self.renewed_at
-        clone.override = list(self.override) if self.override else None
+        clone.override = self.override
         clone.score, clone.band, clone.segment = self.score, self.band, self.segment
         clone.values = list(self.values)
         clone.peaks = list(self.peaks)
         clone.episodes = dict(self.episodes)
-        clone.active = {k: list(v) for k, v in self.active.items()}
+        clone.active = dict(self.active)
         clone.evaluated_at = self.evaluated_at
         clone._facts = self._facts
         return clone
@@ -544,10 +548,10 @@ def _see_user(model: Model, user: str, t: float) -> None:
     """Bottom-k sample of users by hash, each with its last activity; exact below k users."""
     h = stable_hash(user)
     users = model.users
-    for entry in users:
+    for i, entry in enumerate(users):
         if entry[0] == h:
             if t > entry[1]:
-                entry[1] = t
+                users[i] = [h, t]  # replaced, not changed: model copies share entries
             return
     if model.clock is not None:
         horizon = model.clock - USER_FORGET
