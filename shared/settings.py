@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # --- scoring: scorecard, event time, overrides, replay --------------------------------
     scoring_scorecard_path: str | None = None  # None: services/scoring/scorecards/default.yaml
     scoring_lateness_seconds: float = Field(default=600.0, ge=0, le=7 * 86_400)
-    scoring_consumer_max_batch: int = Field(default=2_000, gt=0)
+    scoring_consumer_max_batch: int = Field(default=10_000, gt=0)
     scoring_override_token: SecretStr | None = None
     scoring_input_retention_days: float = Field(default=400.0, ge=0)
 

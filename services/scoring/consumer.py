@@ -38,7 +38,7 @@ from services.scoring.engine import AccountEngine, Cause, Change
 from services.scoring.model import Competitors, UnusableEvent, moment, to_entry
 from services.scoring.scorecard import effective
 from shared.consumer import ConsumedEvent, HandlerResult
-from shared.events import Envelope, EventType, HealthScorePayload, RiskSignalPayload
+from shared.events import Band, Envelope, EventType, RiskSignalPayload, trusted_envelope
 
 log = structlog.get_logger(__name__)
 SOURCE = "scoring"
@@ -139,16 +139,8 @@ class Scorer:
     ) -> Envelope:
         # Outputs take the cause's time for both stamps: a replay republishes identical events.
         at = moment(cause.at)
-        return Envelope(
-            event_id=event_id,
-            type=event_type,
-            account_id=account_id,
-            user_id=cause.user_id,
-            occurred_at=at,
-            received_at=at,
-            source=SOURCE,
-            payload=payload,
-        )
+        # Built from values of the right types already (no validation per output).
+        return trusted_envelope(event_id, event_type, account_id, cause.user_id, at, at, SOURCE, payload)
 
     def outputs(
         self, engine: AccountEngine, *, replayed: bool = False, id_prefix: str = ""
@@ -178,7 +170,9 @@ class Scorer:
             "override": change.override,
             # Each measure's part before and after is in `contributions`; the words only for the
             # three that pull the score down most (a row per change stays small).
-            "factors": [f.model_dump(mode="json") for f in change.factors if f.value is not None][:3],
+            "factors": [
+                f.model_dump(mode="json") for f in [f for f in change.factors if f.value is not None][:3]
+            ],
             "contributions": change.contributions,
             "replayed": replayed,
         }
@@ -189,17 +183,18 @@ class Scorer:
             account_id,
             output_id("health", id_prefix + change.cause.event_id),
             EventType.HEALTH_SCORE,
-            HealthScorePayload(
-                score=change.score,
-                band=change.band,
-                previous_score=change.previous_score,
-                previous_band=change.previous_band,
-                factors=change.factors,
-                caused_by_event_id=change.cause.event_id,
-                segment=change.segment,
-                computed_score=change.computed_score,
-                overridden=change.override,
-            ).model_dump(mode="json"),
+            # `HealthScorePayload` as JSON, written directly: one per change, on the hot path.
+            {
+                "score": float(change.score),
+                "band": Band(change.band).value,
+                "previous_score": None if change.previous_score is None else float(change.previous_score),
+                "previous_band": None if change.previous_band is None else Band(change.previous_band).value,
+                "factors": [f.model_dump(mode="json") for f in change.factors],
+                "caused_by_event_id": change.cause.event_id,
+                "segment": change.segment,
+                "computed_score": float(change.computed_score),
+                "overridden": change.override,
+            },
         )
 
     def signal_event(

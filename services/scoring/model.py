@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.scoring.config import Scorecard
-from shared.account_facts import TRAIT_TIMES_KEY, AccountFacts, OutcomeEvent, Trait, merge_traits
+from shared.account_facts import TRAIT_TIMES_KEY, AccountFacts, OutcomeEvent, Trait
 from shared.events import (
     SURVEY_SCORE_RANGES,
     Envelope,
@@ -149,6 +149,34 @@ def excerpt(text: str | None, limit: int) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _usage_payload(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(event name, properties) of a usage payload; checked by hand when plainly valid (the
+    hot path: most events are usage), else by `UsagePayload`, whose errors are the contract."""
+    name, properties = payload.get("event"), payload.get("properties", {})
+    if (
+        type(name) is str
+        and type(properties) is dict
+        and (payload.get("anonymous_id") is None or type(payload["anonymous_id"]) is str)
+    ):
+        return name, properties
+    usage = UsagePayload.model_validate(payload)
+    return usage.event, usage.properties
+
+
+_OUTCOMES: dict[str, OutcomeEvent | None] = {}
+
+
+def _outcome_of(event_name: str) -> OutcomeEvent | None:
+    """`OutcomeEvent.of`, remembered per name (a product has a few hundred event names)."""
+    try:
+        return _OUTCOMES[event_name]
+    except KeyError:
+        if len(_OUTCOMES) > 10_000:
+            _OUTCOMES.clear()
+        found = _OUTCOMES[event_name] = OutcomeEvent.of(event_name)
+        return found
+
+
 def to_entry(event: Envelope, card: Scorecard, competitors: Competitors) -> Entry | None:
     """The timeline entry of an event; None for events scoring does not use (identify).
 
@@ -158,14 +186,14 @@ def to_entry(event: Envelope, card: Scorecard, competitors: Competitors) -> Entr
     ident = stable_hash(event.event_id)
     try:
         if event.type in USAGE_KINDS:
-            usage = event.payload_as(UsagePayload)
-            outcome = OutcomeEvent.of(usage.event) if event.type is EventType.TRACK else None
+            event_name, properties = _usage_payload(event.payload)
+            outcome = _outcome_of(event_name) if event.type is EventType.TRACK else None
             if outcome is not None:
-                renewal = usage.properties.get("renewal_date") or usage.properties.get("next_renewal_date")
+                renewal = properties.get("renewal_date") or properties.get("next_renewal_date")
                 return Entry(
                     t, OUTCOME, ident, [outcome.value, renewal if isinstance(renewal, str) else None]
                 )
-            name = usage.event.strip()[:100] if event.type is EventType.TRACK else None
+            name = event_name.strip()[:100] if event.type is EventType.TRACK else None
             return Entry(t, USAGE, ident, [event.user_id, name])
         if event.type is EventType.GROUP:
             traits = event.payload_as(TraitsPayload).traits
@@ -338,12 +366,18 @@ class Model:
         return self._facts
 
     def merge_traits(self, incoming: dict[str, Any], at: datetime) -> None:
-        """Per-trait last-writer-wins on event time, by the shared `merge_traits` rule."""
-        document: dict[str, Any] = {k: v[0] for k, v in self.traits.items()}
-        document[TRAIT_TIMES_KEY] = {k: moment(v[1]).isoformat() for k, v in self.traits.items()}
-        merged = merge_traits(document, incoming, at)
-        times = merged.pop(TRAIT_TIMES_KEY)
-        self.traits = {k: [v, datetime.fromisoformat(times[k]).timestamp()] for k, v in merged.items()}
+        """Per-trait last-writer-wins on event time: the rule of `shared.account_facts.merge_traits`."""
+        # The rule applied on epoch seconds in place (no document of ISO times built and read
+        # back per event): a trait not older than the stored one wins; times are kept at the
+        # microsecond, as their ISO form would keep them.
+        traits = self.traits
+        t = at.timestamp()
+        for name, value in incoming.items():
+            if name == TRAIT_TIMES_KEY:
+                continue
+            known = traits.get(name)
+            if known is None or t >= known[1]:
+                traits[name] = [value, t]
         self._facts = None
 
     # --- encoding ------------------------------------------------------------------------
@@ -396,37 +430,41 @@ class Model:
         return model
 
     def copy(self) -> Model:
-        clone = Model()
+        # Shallow below the top containers: the fold replaces inner lists (a ticket's row, a
+        # counter, a user's sample entry, a signal item) and never changes one in place, so a
+        # copy may share them. The containers it changes in place (dicts, the users, peaks) are
+        # copied. Every event snapshots the model, so this is on the hot path.
+        clone = Model.__new__(Model)
         clone.clock, clone.first_at, clone.events, clone.late = (
             self.clock,
             self.first_at,
             self.events,
             self.late,
         )
-        clone.traits = {k: list(v) for k, v in self.traits.items()}
+        clone.traits = dict(self.traits)
         clone.first_usage, clone.last_usage = self.first_usage, self.last_usage
-        clone.u_recent = list(self.u_recent) if self.u_recent else None
-        clone.u_base = list(self.u_base) if self.u_base else None
-        clone.users = [list(u) for u in self.users]
+        clone.u_recent = self.u_recent
+        clone.u_base = self.u_base
+        clone.users = list(self.users)
         clone.features = dict(self.features)
         clone.milestone_at = self.milestone_at
         clone.champion_seen = self.champion_seen
         clone.champion_previous = self.champion_previous
         clone.champion_changed_at = self.champion_changed_at
-        clone.tickets = {k: list(v) for k, v in self.tickets.items()}
-        clone.t_recent = list(self.t_recent) if self.t_recent else None
-        clone.t_base = list(self.t_base) if self.t_base else None
-        clone.surveys = {k: list(v) for k, v in self.surveys.items()}
-        clone.detractors = [list(i) for i in self.detractors]
-        clone.promoters = [list(i) for i in self.promoters]
-        clone.mentions = [list(i) for i in self.mentions]
+        clone.tickets = dict(self.tickets)
+        clone.t_recent = self.t_recent
+        clone.t_base = self.t_base
+        clone.surveys = dict(self.surveys)
+        clone.detractors = list(self.detractors)
+        clone.promoters = list(self.promoters)
+        clone.mentions = list(self.mentions)
         clone.churned_at, clone.renewed_at = self.churned_at, self.renewed_at
-        clone.override = list(self.override) if self.override else None
+        clone.override = self.override
         clone.score, clone.band, clone.segment = self.score, self.band, self.segment
         clone.values = list(self.values)
         clone.peaks = list(self.peaks)
         clone.episodes = dict(self.episodes)
-        clone.active = {k: list(v) for k, v in self.active.items()}
+        clone.active = dict(self.active)
         clone.evaluated_at = self.evaluated_at
         clone._facts = self._facts
         return clone
@@ -510,10 +548,10 @@ def _see_user(model: Model, user: str, t: float) -> None:
     """Bottom-k sample of users by hash, each with its last activity; exact below k users."""
     h = stable_hash(user)
     users = model.users
-    for entry in users:
+    for i, entry in enumerate(users):
         if entry[0] == h:
             if t > entry[1]:
-                entry[1] = t
+                users[i] = [h, t]  # replaced, not changed: model copies share entries
             return
     if model.clock is not None:
         horizon = model.clock - USER_FORGET
