@@ -189,7 +189,7 @@ class DurableConsumer:
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             # Kafka's name only; rows in PostgreSQL (offsets, processed ids, outbox) keep the plain
             # name, since each deployment has its own database.
-            group_id=self._settings.consumer_group_prefix + self.group_id,
+            group_id=(self._settings.consumer_group_prefix or "") + self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

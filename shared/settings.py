@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     topic_prefix: str = "churnwatch."
     # Kafka's consumer groups are cluster-wide: deployments (or test runs) that share a cluster
     # through different topic prefixes need different group ids too, or they rebalance each other.
-    consumer_group_prefix: str = ""
+    consumer_group_prefix: str | None = None
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
 
