@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,6 +23,7 @@ from shared.settings import Settings
 from tests.alerts.clock import ManualClock
 from tests.alerts.receivers import SmtpReceiver
 from tests.support.infra import Infra
+from tests.support.waiting import metric
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 NEXT_MORNING = T0.replace(day=21, hour=9, minute=5)
@@ -54,8 +54,6 @@ async def db(infra: Infra, smtp: SmtpReceiver) -> AsyncIterator[Db]:
     await engine.dispose()
 
 
-def sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
 async def add_items(db: Db, recipient: str, targets: list[dict[str, str]], count: int) -> None:
@@ -164,9 +162,9 @@ async def test_an_unreachable_recipients_digest_goes_to_the_fallback(
     )
     await add_items(db, "slack:U0SAM0001", SLACK_ONLY, 2)
     clock = ManualClock(NEXT_MORNING)
-    before = sample("churnwatch_alerts_digests_unroutable_total", {"resolution": "fallback"})
+    before = metric("churnwatch_alerts_digests_unroutable_total", {"resolution": "fallback"})
     assert (await scheduler(db, config, clock).run_once())["digests"] == 1
-    assert sample("churnwatch_alerts_digests_unroutable_total", {"resolution": "fallback"}) - before == 1
+    assert metric("churnwatch_alerts_digests_unroutable_total", {"resolution": "fallback"}) - before == 1
     assert await pending(db, "slack:U0SAM0001") == 0
     # The items' segment has its own fallback: that one, by email.
     [queued] = await digest_deliveries(db)
@@ -196,7 +194,7 @@ async def test_without_a_fallback_the_items_are_kept_and_counted_until_a_route_e
     await add_items(db, "slack:U0SAM0001", SLACK_ONLY, 3)
     clock = ManualClock(NEXT_MORNING)
     held = {"resolution": "held"}
-    before = sample("churnwatch_alerts_digests_unroutable_total", held)
+    before = metric("churnwatch_alerts_digests_unroutable_total", held)
     ticks = scheduler(db, nowhere, clock)
     assert (await ticks.run_once())["digests"] == 0
     clock.advance(minutes=15)
@@ -204,17 +202,17 @@ async def test_without_a_fallback_the_items_are_kept_and_counted_until_a_route_e
     # Not dropped: the items wait, no digest was made; counted once for the day, not per tick.
     assert await pending(db, "slack:U0SAM0001") == 3
     assert await digest_deliveries(db) == []
-    assert sample("churnwatch_alerts_digests_unroutable_total", held) - before == 1
-    assert sample("churnwatch_alerts_digest_items_held") == 3
+    assert metric("churnwatch_alerts_digests_unroutable_total", held) - before == 1
+    assert metric("churnwatch_alerts_digest_items_held") == 3
     # The next day it is still unroutable: counted again for that day.
     clock.advance(days=1)
     assert (await ticks.run_once())["digests"] == 0
-    assert sample("churnwatch_alerts_digests_unroutable_total", held) - before == 2
+    assert metric("churnwatch_alerts_digests_unroutable_total", held) - before == 2
 
     # Once a fallback is configured, the kept items go out in one digest.
     fixed = parse_routing({"defaults": {"timezone": "UTC"}, "fallback": {"email": "cs-team@example.com"}})
     assert (await scheduler(db, fixed, clock).run_once())["digests"] == 1
     assert await pending(db, "slack:U0SAM0001") == 0
-    assert sample("churnwatch_alerts_digest_items_held") == 0
+    assert metric("churnwatch_alerts_digest_items_held") == 0
     [queued] = await digest_deliveries(db)
     assert (queued["recipient"], queued["details"]["items"]) == ("cs-team@example.com", 3)

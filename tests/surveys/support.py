@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from services.surveys import contact_store
 from shared.events import Envelope, EventType
 from shared.publisher import EventPublisher
 from shared.settings import Settings
+from tests.support.waiting import eventually
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -43,16 +43,7 @@ class FakeClock:
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
+    await eventually(condition, what, within=timeout)
 
 
 async def wait_ready(client: httpx.AsyncClient) -> None:
