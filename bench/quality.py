@@ -163,7 +163,12 @@ def judge(truth: GroundTruth, histories: dict[str, list[ScorePoint]],
 
 def measure(infra: Infra, log_dir: Path, config: SimulationConfig) -> dict[str, Any]:
     truth_path = log_dir / "truth.jsonl"
-    with running_system(infra, log_dir) as (settings, _, processes):
+    # The simulated months are processed in minutes, long after they happened: alerts would take
+    # every signal for a backfill (older than max_signal_age_hours) and open none. Judged here is
+    # what alerts would open live, so that age limit is off for this run.
+    routing = log_dir / "routing.yaml"
+    routing.write_text("lifecycle:\n  max_signal_age_hours: null\n")
+    with running_system(infra, log_dir, alerts_routing_file=str(routing)) as (settings, _, processes):
         sending = asyncio.run(simulate_into(settings, processes["ingest"].base_url,
                                             processes["surveys"].base_url, config, truth_path))
         truth = read_truth(truth_path)
