@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts import store
 from services.alerts.app import AlertsRuntime, create_app
 from services.alerts.clock import Clock
 from services.alerts.config import RoutingConfig
@@ -138,3 +140,22 @@ def metric(text: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+async def insert_open_alert(
+    session: AsyncSession, *, account_id: str, dedupe_key: str, severity: Severity, summary: str,
+    event_id: str, at: datetime, segment: str | None = None,
+) -> tuple[int, RiskSignalPayload]:
+    """An open usage_decline alert row as the consumer would write it; its id and its signal."""
+    signal = RiskSignalPayload(signal_type="usage_decline", severity=severity,
+                               dedupe_key=dedupe_key, summary=summary)
+    row: dict[str, Any] = {
+        "dedupe_key": dedupe_key, "account_id": account_id, "signal_type": "usage_decline",
+        "kind": "risk", "severity": severity.value, "summary": summary, "signal_event_id": event_id,
+        "signal": signal.model_dump(mode="json"), "occurred_at": at, "created_at": at,
+        "state": "open", "occurrences": 1, "last_signal_at": at, "opened_at": at,
+        "reopened_count": 0,
+    }
+    if segment is not None:
+        row["segment"] = segment
+    return await store.insert_alert(session, row), signal

@@ -18,10 +18,11 @@ from services.alerts.dispatcher import Dispatcher
 from services.alerts.links import LinkSigner
 from services.alerts.scheduler import Scheduler
 from shared.db import create_engine, migrate, session_factory
-from shared.events import RiskSignalPayload, Severity
+from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock
 from tests.alerts.receivers import SmtpReceiver
+from tests.alerts.support import insert_open_alert
 from tests.support.infra import Infra
 from tests.support.waiting import metric
 
@@ -59,33 +60,10 @@ async def db(infra: Infra, smtp: SmtpReceiver) -> AsyncIterator[Db]:
 async def add_items(db: Db, recipient: str, targets: list[dict[str, str]], count: int) -> None:
     async with db.sessions() as session, session.begin():
         for i in range(count):
-            signal = RiskSignalPayload(
-                signal_type="usage_decline",
-                severity=Severity.MEDIUM,
-                dedupe_key=f"small-{i}:usage:1",
-                summary=f"usage down {20 + i}%",
-            )
-            alert_id = await store.insert_alert(
-                session,
-                {
-                    "dedupe_key": signal.dedupe_key,
-                    "account_id": f"small-{i}",
-                    "signal_type": "usage_decline",
-                    "kind": "risk",
-                    "severity": "medium",
-                    "segment": "low_touch",
-                    "summary": signal.summary,
-                    "signal_event_id": f"e{i}",
-                    "signal": signal.model_dump(mode="json"),
-                    "occurred_at": T0,
-                    "created_at": T0,
-                    "state": "open",
-                    "occurrences": 1,
-                    "last_signal_at": T0,
-                    "opened_at": T0,
-                    "reopened_count": 0,
-                },
-            )
+            alert_id, signal = await insert_open_alert(
+                session, account_id=f"small-{i}", dedupe_key=f"small-{i}:usage:1",
+                severity=Severity.MEDIUM, summary=f"usage down {20 + i}%", event_id=f"e{i}", at=T0,
+                segment="low_touch")
             signal_id = await store.record_signal(
                 session,
                 {

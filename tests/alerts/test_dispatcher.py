@@ -17,10 +17,11 @@ from services.alerts.dispatcher import Dispatcher
 from services.alerts.links import LinkSigner
 from services.alerts.outbox import AttemptRecord, NewDelivery, Purpose
 from shared.db import create_engine, migrate, session_factory
-from shared.events import RiskSignalPayload, Severity
+from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock
 from tests.alerts.receivers import SlackReceiver
+from tests.alerts.support import insert_open_alert
 from tests.support.infra import Infra
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -77,32 +78,9 @@ async def queue(sessions: async_sessionmaker[AsyncSession], count: int, channel:
     """Alerts with one pending Slack delivery each, as the consumer would write them."""
     async with sessions() as session, session.begin():
         for i in range(count):
-            signal = RiskSignalPayload(
-                signal_type="usage_decline",
-                severity=Severity.HIGH,
-                dedupe_key=f"acme:usage:{i}",
-                summary=f"Usage fell ({i})",
-            )
-            alert_id = await store.insert_alert(
-                session,
-                {
-                    "dedupe_key": signal.dedupe_key,
-                    "account_id": f"acme-{i}",
-                    "signal_type": "usage_decline",
-                    "kind": "risk",
-                    "severity": "high",
-                    "summary": signal.summary,
-                    "signal_event_id": f"e{i}",
-                    "signal": signal.model_dump(mode="json"),
-                    "occurred_at": T0,
-                    "created_at": T0,
-                    "state": "open",
-                    "occurrences": 1,
-                    "last_signal_at": T0,
-                    "opened_at": T0,
-                    "reopened_count": 0,
-                },
-            )
+            alert_id, _ = await insert_open_alert(
+                session, account_id=f"acme-{i}", dedupe_key=f"acme:usage:{i}",
+                severity=Severity.HIGH, summary=f"Usage fell ({i})", event_id=f"e{i}", at=T0)
             await store.insert_deliveries(
                 session,
                 [
