@@ -36,6 +36,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench.harness import command_line
 from deploy.local.processes import free_port
 from services.ingest.segment import (
     encode_wire,
@@ -163,8 +164,7 @@ def main() -> None:
     ratios = [i / b for i, b in zip(ingest_rates, bare_rates, strict=True)]
     result = {
         "benchmark": "ingest_throughput",
-        "command": "make bench-ingest  (.venv/bin/python -m bench.ingest_throughput --events "
-                   f"{args.events} --rounds {args.rounds})",
+        "command": command_line(),
         "cores": os.cpu_count(),
         # Other work on the machine skews both sides: the 1-minute load average around the run.
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
