@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,9 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from services.scoring.consumer import Scorer
 from services.scoring.model import Model, _usage_payload, moment
 from shared.account_facts import TRAIT_TIMES_KEY, merge_traits
-from shared.events import UsagePayload
+from shared.events import EventType, HealthScorePayload, UsagePayload
+from tests.scoring.events import DEFAULT_CARD, T0, daily_usage, group, nps, ticket
+from tests.scoring.events import run as run_engine
 
 
 @pytest.mark.parametrize("payload", [
@@ -50,3 +53,19 @@ def test_traits_merge_as_the_shared_rule(steps: list[tuple[dict[str, Any], float
     for incoming, t in steps:
         model.merge_traits(incoming, datetime.fromtimestamp(t, UTC))
     assert model.traits == reference(steps)
+
+
+def test_health_score_payloads_written_by_hand_are_the_models_dump() -> None:
+    # Scoring writes HealthScorePayload's JSON directly (one per change, on the hot path):
+    # it must stay exactly what the model would dump, as consumers read it with the model.
+    events = [group("g", "a", "Acme", T0, plan="pro", seats=10),
+              *daily_usage("a", days=20, per_day=4, users=3),
+              nps("n", "a", "r-1", 2, T0 + timedelta(days=21), comment="too slow"),
+              ticket("t", "a", "T-1", "open", T0 + timedelta(days=22), priority="urgent")]
+    engine = run_engine(events)
+    _, outputs = Scorer(DEFAULT_CARD, 600.0).outputs(engine)
+    health = [o.payload for o in outputs if o.type is EventType.HEALTH_SCORE]
+    assert len(health) > 1
+    assert any(p["previous_score"] is not None for p in health)
+    for payload in health:
+        assert HealthScorePayload.model_validate(payload).model_dump(mode="json") == payload
