@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from shared.events import Envelope, encode
 from shared.metrics import EVENTS_PRODUCED, PRODUCE_FAILURES, PRODUCE_IN_FLIGHT, PRODUCE_LATENCY
@@ -58,29 +58,27 @@ class RawMessage:
 MAX_REMEMBERED_KEYS = 100_000
 
 
-class KeyPartitions:
-    """The partition aiokafka's default partitioner picks for a key (murmur2 of the key over
-    all the topic's partitions, sorted by id), remembered per key.
+class RememberingPartitioner:
+    """Kafka's default partitioner (murmur2 of the key over all the topic's partitions), each
+    key's hash remembered.
 
-    aiokafka's murmur2 is pure Python, several µs per event, and the events of one account
-    share its key; the producer is handed the partition, so events land exactly where the
-    default partitioner would put them. Forgotten wholesale past a bound (unattributed events
-    are keyed by user or event id).
+    aiokafka's murmur2 is pure Python, several µs a call, and all of an account's events share
+    its key; events land exactly where the default partitioner puts them. Forgotten wholesale
+    past a bound (unattributed events are keyed by user or event id).
     """
 
-    def __init__(self, partitions: Collection[int]) -> None:
-        self.partitions = frozenset(partitions)
-        self._sorted = sorted(partitions)
-        self._known: dict[bytes, int] = {}
+    def __init__(self) -> None:
+        self._hashes: dict[bytes, int] = {}
 
-    def __call__(self, key: bytes) -> int:
-        partition = self._known.get(key)
-        if partition is None:
-            if len(self._known) >= MAX_REMEMBERED_KEYS:
-                self._known.clear()
-            partition = self._sorted[(murmur2(key) & 0x7FFFFFFF) % len(self._sorted)]
-            self._known[key] = partition
-        return partition
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= MAX_REMEMBERED_KEYS:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -123,6 +121,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "max_batch_size": 256 * 1024,
         "compression_type": None,
         "request_timeout_ms": int(settings.produce_timeout_seconds * 1000),
+        "partitioner": RememberingPartitioner(),
     }
 
 
@@ -134,7 +133,6 @@ class EventPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._in_flight = 0
-        self._partitions: dict[str, KeyPartitions] = {}
 
     async def _ensure_started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -152,14 +150,6 @@ class EventPublisher:
                 self._producer = producer
         assert self._producer is not None
         return self._producer
-
-    async def _partitioner(self, producer: AIOKafkaProducer, topic: str) -> Callable[[bytes], int]:
-        # Waits for the topic's metadata, as send() would; a change in its partitions starts afresh.
-        partitions = await producer.partitions_for(topic)
-        known = self._partitions.get(topic)
-        if known is None or known.partitions != partitions:
-            known = self._partitions[topic] = KeyPartitions(partitions)
-        return known
 
     async def start(self) -> None:
         """Connect now if Kafka is there; if not, the first publish retries the connection."""
@@ -196,11 +186,8 @@ class EventPublisher:
             # while the producer's buffers are full.
             async with asyncio.timeout(self._settings.produce_timeout_seconds):
                 producer = await self._ensure_started()
-                partition_of = {topic: await self._partitioner(producer, topic)
-                                for topic in {event.topic for event in events}}
                 send = producer.send
-                await all_acked([await send(event.topic, value=event.value, key=event.key,
-                                            partition=partition_of[event.topic](event.key))
+                await all_acked([await send(event.topic, value=event.value, key=event.key)
                                  for event in events])
         except TimeoutError as exc:
             PRODUCE_FAILURES.labels(self._service, "timeout").inc()
