@@ -171,7 +171,8 @@ def main() -> None:
         "python": platform.python_version(),
         "aiokafka": aiokafka.__version__,
         # Both producers: ingest's and the reference are built from these (bootstrap aside).
-        "producer_options": {k: v for k, v in producer_options(reference_settings).items()
+        "producer_options": {k: v if k != "partitioner" else type(v).__name__
+                             for k, v in producer_options(reference_settings).items()
                              if k != "bootstrap_servers"},
         "reference_in_flight_chunk": IN_FLIGHT_CHUNK,
         "events_per_round": events,
