@@ -6,6 +6,7 @@ import pytest
 
 from shared.settings import Settings
 from tests.support.infra import Infra, running_infra
+from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +20,10 @@ def infra() -> Iterator[Infra]:
 def settings(infra: Infra) -> Settings:
     """Settings with a database and topics of this test's own."""
     return infra.fresh_settings()
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails half-way still leaves no service running: its processes are killed by pid."""
+    yield
+    ServiceProcess.stop_leftovers()

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +15,16 @@ import httpx
 
 from deploy.local.processes import free_port
 from services.alerts.app import create_app
-from shared.events import Envelope, EventType, RiskSignalPayload, Severity, TraitsPayload, utcnow
+from shared.events import Envelope, EventType, RiskSignalPayload, Severity, utcnow
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.topics import ensure_topics
 from tests.alerts.receivers import SlackReceiver, SmtpReceiver
+from tests.alerts.support import group_event
 from tests.support.apps import serving
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_events
 from tests.support.processes import ServiceProcess
-
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-def group_event(account_id: str, traits: dict[str, Any], at: datetime = T0) -> Envelope:
-    return Envelope(
-        event_id=f"g-{uuid.uuid4()}",
-        type=EventType.GROUP,
-        account_id=account_id,
-        user_id="u1",
-        occurred_at=at,
-        received_at=utcnow(),
-        source="test",
-        payload=TraitsPayload(traits=traits, group_id=account_id).model_dump(mode="json"),
-    )
 
 
 def risk_signal(
@@ -48,8 +34,9 @@ def risk_signal(
     *,
     event_id: str | None = None,
     evidence: dict[str, Any] | None = None,
-    at: datetime = T0,
+    at: datetime | None = None,
 ) -> Envelope:
+    """A signal dated now unless told: alerts keeps, but does not send, one older than its age limit."""
     signal = RiskSignalPayload(
         signal_type=dedupe_key.split(":")[1],
         severity=Severity.HIGH,
@@ -62,7 +49,7 @@ def risk_signal(
         event_id=event_id or f"s-{uuid.uuid4()}",
         type=EventType.RISK_SIGNAL,
         account_id=account_id,
-        occurred_at=at,
+        occurred_at=at or utcnow(),
         received_at=utcnow(),
         source="scoring",
         payload=signal.model_dump(mode="json"),
@@ -281,7 +268,7 @@ async def test_unroutable_alert_is_kept_and_a_malformed_signal_dead_lettered(inf
         event_id="bad-1",
         type=EventType.RISK_SIGNAL,
         account_id="initech",
-        occurred_at=T0,
+        occurred_at=utcnow(),
         received_at=utcnow(),
         source="scoring",
         payload={"signal_type": "usage_drop"},

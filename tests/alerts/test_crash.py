@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from deploy.local.processes import free_port
+from shared.events import utcnow
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.topics import ensure_topics
@@ -84,14 +85,19 @@ async def test_sigkill_mid_send_loses_nothing_and_posts_nothing_twice(
         )
         first = ServiceProcess("alerts", settings, port, tmp_path)
         await asyncio.to_thread(first.start)
-        # Window 1: Slack has the message and the mail server has the email; neither answered yet.
-        slack.hold("after")
-        smtp.hold()
-        await publisher.publish([signal("acct-0", "entered_red", "r1", summary="turned red")])
-        await wait_until(lambda: slack.holding.is_set() and smtp.holding, what="both sends in flight")
-        # More alerts in the pipeline while it dies.
-        await publisher.publish([signal(a, "entered_red", "r1", summary="turned red") for a in ACCOUNTS[1:]])
-        await asyncio.to_thread(first.kill)
+        try:
+            # Window 1: Slack has the message and the mail server has the email; neither answered yet.
+            slack.hold("after")
+            smtp.hold()
+            turned_red = signal("acct-0", "entered_red", "r1", summary="turned red", at=utcnow())
+            await publisher.publish([turned_red])
+            await wait_until(lambda: slack.holding.is_set() and smtp.holding, what="both sends in flight")
+            # More alerts in the pipeline while it dies.
+            await publisher.publish(
+                [signal(a, "entered_red", "r1", summary="turned red", at=utcnow()) for a in ACCOUNTS[1:]]
+            )
+        finally:
+            await asyncio.to_thread(first.kill)
         assert first.process is not None and first.process.returncode == -9
         slack.release()
         smtp.release()
@@ -102,7 +108,8 @@ async def test_sigkill_mid_send_loses_nothing_and_posts_nothing_twice(
             alerts = await all_delivered(second, ACCOUNTS, len(ACCOUNTS))
             # Window 2: the request reached Slack's door but Slack never took the message.
             slack.hold("before")
-            await publisher.publish([signal("acct-1", "usage_decline", "w1", summary="usage fell")])
+            usage_fell = signal("acct-1", "usage_decline", "w1", summary="usage fell", at=utcnow())
+            await publisher.publish([usage_fell])
             await wait_until(lambda: slack.holding.is_set(), what="a send in flight")
         finally:
             await asyncio.to_thread(second.kill)

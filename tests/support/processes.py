@@ -18,6 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServiceProcess:
+    """A service process; `stop_leftovers` (run after every test) kills any a failing test left behind."""
+
+    _started: list[ServiceProcess] = []
+
     def __init__(self, service: str, settings: Settings, port: int, log_dir: Path) -> None:
         self.service = service
         self.settings = settings
@@ -38,8 +42,22 @@ class ServiceProcess:
                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        self.wait_ready(timeout)
+        ServiceProcess._started.append(self)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
         return self
+
+    @classmethod
+    def stop_leftovers(cls) -> list[int]:
+        """SIGKILL every process still running that a test started; the pids it had to kill."""
+        killed = [p.process.pid for p in cls._started if p.process is not None and p.process.poll() is None]
+        for started in cls._started:
+            started.kill()
+        cls._started.clear()
+        return killed
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -57,7 +75,7 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """A crash: SIGKILL, no chance to finish anything."""
-        if self.process is not None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
