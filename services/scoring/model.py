@@ -43,6 +43,8 @@ TICKET_BASELINE_HALF_LIFE = 56 * DAY
 USER_SAMPLE = 24  # users kept in the bottom-k sample (exact below this many)
 USER_FORGET = 90 * DAY  # a user unseen this long leaves the sample
 MAX_FEATURES = 24
+MAX_USAGE_NAMES = 32  # per-event-name counters kept (the busiest), for the churn-risk features
+USAGE_BY_NAME_HALF_LIFE = 28 * DAY
 MAX_CLOSED_TICKETS = 10  # remembered only so a late, older update cannot reopen them
 MAX_OPEN_TICKETS = 40
 MAX_ITEMS = 5  # detractor / promoter / competitor items kept per account
@@ -309,6 +311,7 @@ class Model:
         "traits",
         "u_base",
         "u_recent",
+        "usage_by_name",
         "users",
         "values",
     )
@@ -326,6 +329,8 @@ class Model:
         self.u_base: list[float] | None = None
         self.users: list[list[float]] = []  # bottom-k sample: [32-bit hash, last seen]
         self.features: dict[str, float] = {}  # event name (lower) -> last used
+        # event name (lower) -> decayed counter: what the account does, not only how much
+        self.usage_by_name: dict[str, list[float]] = {}
         self.milestone_at: float | None = None
         self.champion_seen: float | None = None
         self.champion_previous: str | None = None
@@ -417,6 +422,7 @@ class Model:
         "users",
         "values",
         "evaluated_at",
+        "usage_by_name",
     )
 
     def encode(self) -> list[Any]:
@@ -424,8 +430,11 @@ class Model:
 
     @classmethod
     def decode(cls, raw: list[Any]) -> Model:
+        if len(raw) > len(cls._STORED):
+            raise ValueError(f"a stored model of {len(raw)} fields is newer than this code's")
         model = cls()
-        for name, value in zip(cls._STORED, raw, strict=True):
+        # A state stored before a field was appended keeps that field's fresh default.
+        for name, value in zip(cls._STORED, raw, strict=False):
             setattr(model, name, value)
         return model
 
@@ -447,6 +456,7 @@ class Model:
         clone.u_base = self.u_base
         clone.users = list(self.users)
         clone.features = dict(self.features)
+        clone.usage_by_name = dict(self.usage_by_name)
         clone.milestone_at = self.milestone_at
         clone.champion_seen = self.champion_seen
         clone.champion_previous = self.champion_previous
@@ -520,6 +530,7 @@ def _usage(model: Model, t: float, data: list[Any], card: Scorecard) -> None:
             model.champion_seen = t
     if name:
         lowered = name.lower()
+        _count_by_name(model.usage_by_name, lowered, t)
         if (
             card.milestones
             and lowered in _lowered(card.milestones)
@@ -532,6 +543,13 @@ def _usage(model: Model, t: float, data: list[Any], card: Scorecard) -> None:
                 features[lowered] = int(t)  # a second is precise enough, and shorter stored
             if len(features) > MAX_FEATURES:
                 del features[min(features, key=lambda f: (features[f], f))]
+
+
+def _count_by_name(counters: dict[str, list[float]], name: str, t: float) -> None:
+    counters[name] = bump(counters.get(name), t, USAGE_BY_NAME_HALF_LIFE)
+    if len(counters) > MAX_USAGE_NAMES:
+        # The quietest name leaves; ties by name, so every replay keeps the same ones.
+        del counters[min(counters, key=lambda n: (decayed(counters[n], t, USAGE_BY_NAME_HALF_LIFE), n))]
 
 
 _LOWERED: dict[int, frozenset[str]] = {}

@@ -1,0 +1,1 @@
+"""Churn risk learned from outcomes: features of a folded account, labels, fitting, backtests."""

@@ -1,0 +1,152 @@
+"""Weekly snapshots of accounts folded by the live scoring engine, for calibration and backtests.
+
+The events of each account go through the same `AccountEngine` live scoring runs, in event
+time, with its daily ticks, so the health score and the features read at each weekly moment
+are the ones the live service had then. Pure: the caller brings the events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from services.scoring.config import Scorecard
+from services.scoring.engine import AccountEngine, Cause
+from services.scoring.model import USAGE, Competitors, UnusableEvent, to_entry
+from services.scoring.risk.features import Snapshot, snapshot
+from services.scoring.risk.labels import DAY
+from services.scoring.scorecard import effective
+from shared.events import Envelope
+
+WEEK = 7 * DAY
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One account at one weekly moment, with the outcome known at the end of the data."""
+
+    account_id: str
+    snapshot: Snapshot
+    scorecard_score: float | None
+    activity_28d: int
+    churned_at: float | None
+
+
+def weekly(start: float, end: float, every: float = WEEK) -> list[float]:
+    """Snapshot moments: every `every` seconds from the first UTC midnight at or after `start`."""
+    first = -(-start // DAY) * DAY
+    moments: list[float] = []
+    at = first + every
+    while at <= end:
+        moments.append(at)
+        at += every
+    return moments
+
+
+def fold_account(
+    account_id: str,
+    events: Iterable[Envelope],
+    moments: list[float],
+    card: Scorecard,
+    competitors: Competitors,
+) -> Iterator[Moment]:
+    """The account's weekly moments from its first event until it churns or the moments end."""
+    engine = AccountEngine(account_id, card, lateness=0.0)
+    usage: deque[float] = deque()
+    taken: list[tuple[Snapshot, float | None, int]] = []
+    pending = iter(moments)
+    due = next(pending, None)
+
+    def take(at: float) -> None:
+        engine.advance(at)
+        while usage and usage[0] <= at - 28 * DAY:
+            usage.popleft()
+        shown, _ = effective(engine.live, card)
+        taken.append((snapshot(engine.live, at), shown, len(usage)))
+
+    for event in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
+        try:
+            entry = to_entry(event, card, competitors)
+        except UnusableEvent:
+            continue
+        if entry is None:
+            continue
+        while due is not None and due < entry.t:
+            if engine.first is not None and not engine.live.churned:
+                take(due)
+            due = next(pending, None)
+        engine.add(entry, Cause(event.event_id, event.type.value, entry.t, event.user_id))
+        if entry.kind == USAGE:
+            usage.append(entry.t)
+    while due is not None and engine.first is not None and not engine.live.churned:
+        take(due)
+        due = next(pending, None)
+    churned_at = engine.live.churned_at if engine.live.churned else None
+    for snap, shown, activity in taken:
+        yield Moment(account_id, snap, shown, activity, churned_at)
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """Alerts the fitted risk would have raised on the validation weeks, judged by what followed."""
+
+    alerts: int
+    followed_by_churn: int  # within `alert_window_days` of the alert
+    churners: int  # accounts that churned inside the validation period
+    churners_alerted_early: int  # alerted at least `lead_days` before they churned
+    median_lead_days: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "alerts": self.alerts,
+            "precision": round(self.followed_by_churn / self.alerts, 4) if self.alerts else None,
+            "churners": self.churners,
+            "share_of_churners_alerted_early": (
+                round(self.churners_alerted_early / self.churners, 4) if self.churners else None
+            ),
+            "median_lead_days": self.median_lead_days,
+        }
+
+
+def judge_alerts(
+    risk_by_moment: list[tuple[Moment, float]],
+    threshold: float,
+    validation_from: float,
+    observed_until: float,
+    *,
+    alert_window_days: float = 60,
+    lead_days: float = 14,
+) -> AlertOutcome:
+    """One alert per account and episode: raised when risk first reaches the threshold, open until
+    it falls below 80% of it (hysteresis). An alert counts as right if churn follows within
+    the window; alerts too recent for the window to have passed are left out."""
+    by_account: dict[str, list[tuple[Moment, float]]] = {}
+    for moment, risk in risk_by_moment:
+        if moment.snapshot.at >= validation_from:
+            by_account.setdefault(moment.account_id, []).append((moment, risk))
+    alerts = right = churners = early = 0
+    leads: list[float] = []
+    for rows in by_account.values():
+        rows.sort(key=lambda r: r[0].snapshot.at)
+        churned_at = rows[0][0].churned_at
+        first_alert: float | None = None
+        open_alert = False
+        for moment, risk in rows:
+            if not open_alert and risk >= threshold:
+                open_alert = True
+                at = moment.snapshot.at
+                first_alert = at if first_alert is None else first_alert
+                if at + alert_window_days * DAY <= observed_until or churned_at is not None:
+                    alerts += 1
+                    right += churned_at is not None and churned_at - at <= alert_window_days * DAY
+            elif open_alert and risk < 0.8 * threshold:
+                open_alert = False
+        if churned_at is not None and validation_from <= churned_at <= observed_until:
+            churners += 1
+            if first_alert is not None:
+                lead = (churned_at - first_alert) / DAY
+                leads.append(lead)
+                early += lead >= lead_days
+    leads.sort()
+    return AlertOutcome(alerts, right, churners, early, round(leads[len(leads) // 2], 1) if leads else None)
