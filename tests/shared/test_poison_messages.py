@@ -93,7 +93,7 @@ async def stored_total(engine: AsyncEngine) -> int:
 async def test_a_jsonb_nul_poisons_only_itself(settings: Settings) -> None:
     async with stack(settings) as (engine, publisher, topics):
         good = [envelope(f"good-{i}", {"event": "x", "n": i}, account=f"acct-{i % 3}") for i in range(9)]
-        batch = good[:4] + [poisoned("poison-1", account="acct-1")] + good[4:]
+        batch = [*good[:4], poisoned("poison-1", account="acct-1"), *good[4:]]
         await publisher.publish(batch)
         isolated_before = POISON_ISOLATIONS.labels("test", "isolated")._value.get()
         consumer = consumer_for(settings, engine, publisher, topics)
@@ -240,7 +240,7 @@ async def test_dead_letters_cli_list_show_replay(settings: Settings, monkeypatch
             await eventually(lambda: _total_is(engine, 4), "the forced replay consumed", within=60)
             code, listed_json = await cli("list", "--json")
             assert [orjson.loads(line)["replayed"] for line in listed_json.splitlines()] == [True]
-            code, missing = await cli("show", "99:99")
+            code, _ = await cli("show", "99:99")
             assert code == 1
         finally:
             consumer.stop()
