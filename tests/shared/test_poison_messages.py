@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared import dead_letters
@@ -30,6 +32,7 @@ from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from tests.support.infra import Infra
+from tests.support.tcp_proxy import tcp_proxy
 from tests.support.waiting import eventually
 
 SINK = "CREATE TABLE IF NOT EXISTS poison_sink (event_id text NOT NULL, payload jsonb NOT NULL)"
@@ -72,9 +75,9 @@ async def stack(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, EventPub
         await engine.dispose()
 
 
-def consumer_for(settings: Settings, engine: AsyncEngine, publisher: EventPublisher,
-                 topics: Topics, handler=write_payloads) -> DurableConsumer:  # type: ignore[no-untyped-def]
-    return DurableConsumer(settings=settings, service="test", group_id="g", topics=[topics.usage],
+def consumer_for(settings: Settings, engine: AsyncEngine, publisher: EventPublisher,  # type: ignore[no-untyped-def]
+                 topics: Topics, handler=write_payloads, service: str = "test") -> DurableConsumer:
+    return DurableConsumer(settings=settings, service=service, group_id="g", topics=[topics.usage],
                            sessions=session_factory(engine), publisher=publisher, handler=handler)
 
 
@@ -153,6 +156,44 @@ async def test_infrastructure_errors_dead_letter_nothing(settings: Settings) -> 
         assert calls >= 3
         assert await sink_ids(engine) == [f"e{i}" for i in range(5)]
         assert await dead_letters.read_dead_letters(settings) == []
+
+
+def failures_of(service: str) -> float:
+    return sum(sample.value for family in REGISTRY.collect() if family.name == "churnwatch_batch_failures"
+               for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("service") == service)
+
+
+async def test_the_database_going_down_dead_letters_nothing(settings: Settings) -> None:
+    async with stack(settings) as (engine, publisher, topics):
+        url = make_url(settings.database_url)
+        async with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+            through = settings.model_copy(update={"database_url": url.set(
+                host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)})
+            proxied = create_engine(through)
+            consumer = consumer_for(through, proxied, publisher, topics, service="test-db-down")
+            running = asyncio.create_task(consumer.run())
+            try:
+                await publisher.publish([envelope(f"before-{i}", {"event": "x"}) for i in range(3)])
+                await eventually(lambda: _total_is(engine, 3), "the first events durable", within=60)
+                await proxy.cut()
+                # A poison among them too: while the database is away nothing is dead-lettered.
+                await publisher.publish([*(envelope(f"during-{i}", {"event": "x"}) for i in range(4)),
+                                         poisoned("poison-db-down")])
+                await eventually(lambda: failures_of("test-db-down") >= 2,
+                                 "batches failing while the database is down", within=60)
+                assert await dead_letters.read_dead_letters(settings) == []
+                await proxy.open()
+                await eventually(lambda: _total_is(engine, 8), "every offset stored", within=90)
+            finally:
+                consumer.stop()
+                await asyncio.wait_for(running, timeout=30)
+                await proxied.dispose()
+        assert await sink_ids(engine) == sorted([f"before-{i}" for i in range(3)]
+                                                + [f"during-{i}" for i in range(4)])
+        letters = await dead_letters.read_dead_letters(settings)
+        # Only the poison, once the database was back.
+        assert [orjson.loads(d.value or b"")["event_id"] for d in letters] == ["poison-db-down"]
 
 
 async def test_the_dead_letter_limit_stops_a_consumer_fed_only_poison(infra: Infra) -> None:
