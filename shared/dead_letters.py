@@ -268,6 +268,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             for letter in chosen:
                 print(f"would replay {letter.id} to {letter.source_topic}")
             return 0
+        for letter in chosen:
+            if not letter.source_topic:
+                print(f"skipped {letter.id}: no churnwatch.source_topic header")
         replayed, skipped = await replay(engine, settings, chosen, force=args.force)
         for letter in replayed:
             print(f"replayed {letter.id} to {letter.source_topic}")
