@@ -11,6 +11,15 @@ A crash anywhere before 5 rolls everything back and the batch is read again; out
 published in 4 may then be published twice, with the same event ids, which downstream
 consumers drop in their step 2. So nothing is lost and nothing is counted twice.
 
+Poison (issue 17): a record that cannot be decoded, is larger than
+CHURNWATCH_CONSUMER_MAX_ENVELOPE_BYTES, or carries a type that does not belong on its topic is
+dead-lettered at decode. A batch that fails with an error an event's content could cause
+(`shared.poison.caused_by_content`: the database refusing a value, a handler's ValueError) is
+retried in pieces, bisecting, each piece in its own transaction: the events that fail alone are
+dead-lettered with the reason and their position, the rest commit once. Infrastructure errors
+dead-letter nothing: the batch is retried whole with back-off. Past the dead-letter limit
+(`shared.poison.DeadLetterLimit`) the consumer stops. Clean batches never pay for any of it.
+
 Kafka-side commits happen after the database commit and only feed lag dashboards; on
 assignment the consumer seeks to the offsets stored in PostgreSQL.
 """
@@ -20,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,14 +58,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.events import Envelope, InvalidEvent, decode, encode
+from shared.events import Envelope, EventType, InvalidEvent, decode, encode
 from shared.metrics import (
     BATCH_FAILURES,
     BATCH_PROCESSING,
     CONSUMER_LAG,
+    DEAD_LETTER_LIMIT_STOPS,
     DEAD_LETTERS,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
+    POISON_ISOLATIONS,
+)
+from shared.poison import (
+    DeadLetterLimit,
+    DeadLetterLimitExceeded,
+    DeadLetterLimitSettings,
+    caused_by_content,
+    describe,
 )
 from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings
@@ -133,6 +151,9 @@ class _Rejected:
     key: bytes | None
     value: bytes | None
     reason: str
+    # decode, too_large, wrong_topic (at decode), rejected (by the handler), processing (the
+    # event makes its batch fail: found by isolation)
+    kind: str = "decode"
 
 
 class DurableConsumer:
@@ -153,6 +174,7 @@ class DurableConsumer:
         on_revoked: PartitionsCallback | None = None,
         align_event_time: float | None = None,
         transactional_outbox: bool = False,
+        topic_types: Mapping[str, Collection[EventType]] | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -175,6 +197,17 @@ class DurableConsumer:
         # when re-processing it need not produce the same outputs (see _OutboxRelay).
         self._relay = _OutboxRelay(self) if transactional_outbox else None
         self._last_prune = 0.0
+        # Which event types belong on each consumed topic (shared.topics, plus a service's own
+        # topics); an envelope of another type is dead-lettered. A topic not named: unchecked.
+        allowed = {**Topics.from_settings(settings).event_types_by_topic(),
+                   **{t: frozenset(types) for t, types in (topic_types or {}).items()}}
+        self._allowed_types = {t: frozenset(allowed[t]) for t in self._topics if t in allowed}
+        self._max_envelope_bytes = settings.consumer_max_envelope_bytes
+        self._dead_letter_limit = DeadLetterLimit(DeadLetterLimitSettings(
+            max_ratio=settings.consumer_dead_letter_max_ratio,
+            window=settings.consumer_dead_letter_ratio_window,
+            max_consecutive=settings.consumer_dead_letter_max_consecutive,
+        ))
         # Held while a batch is processed; the rebalance listener takes it so a revoke
         # waits for the batch in flight to become durable. Never held around getmany().
         self._processing = asyncio.Lock()
@@ -219,15 +252,14 @@ class DurableConsumer:
                 if not batch:
                     continue
                 async with self._processing:
-                    try:
-                        await self._process(consumer, batch)
+                    error = await self._process_or_isolate(consumer, batch)
+                    if error is None:
                         failures = 0
-                    except Exception as exc:
+                    else:
                         failures += 1
-                        BATCH_FAILURES.labels(self._service, type(exc).__name__).inc()
-                        log.exception("batch_failed", attempt=failures)
+                        log.error("batch_failed", attempt=failures, exc_info=error)
                         if failures >= self._max_failures:
-                            raise
+                            raise error
                         self._rewind(consumer, batch)
                 if failures:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
@@ -253,6 +285,100 @@ class DurableConsumer:
                 delay = min(delay * 2, 10.0)
         return False
 
+    async def _process_or_isolate(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list]  # type: ignore[type-arg]
+    ) -> Exception | None:
+        """Process the batch; if it fails with an error its content could cause, find and
+        dead-letter the events that make it fail and commit the rest. The error to retry the
+        whole batch for (an infrastructure error), or None once it is durable. Raises
+        DeadLetterLimitExceeded: the consumer stops."""
+        try:
+            await self._process(consumer, batch)
+            return None
+        except DeadLetterLimitExceeded as exc:
+            self._stopped_at_limit(exc)
+            raise
+        except Exception as exc:
+            BATCH_FAILURES.labels(self._service, type(exc).__name__).inc()
+            if not caused_by_content(exc):
+                return exc
+            first = exc
+        try:
+            await self._isolate(consumer, batch, first)
+            return None
+        except DeadLetterLimitExceeded as exc:
+            self._stopped_at_limit(exc)
+            raise
+        except Exception as exc:
+            # The infrastructure failed while isolating: what is committed stays committed (its
+            # offsets are stored), the rest is read again.
+            BATCH_FAILURES.labels(self._service, type(exc).__name__).inc()
+            return exc
+
+    async def _isolate(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list],  # type: ignore[type-arg]
+        error: Exception,
+    ) -> None:
+        owned = consumer.assignment()
+        # Partition by partition, each in offset order: pieces processed in turn keep every
+        # partition's stored offset moving forward.
+        items = [(tp, record) for tp, records in batch.items() if tp in owned for record in records]
+        log.warning("batch_failed_isolating", events=len(items), error=describe(error)[:500])
+        found = await self._bisect(consumer, items, error)
+        POISON_ISOLATIONS.labels(self._service, "isolated" if found else "no_culprit").inc()
+        log.info("batch_isolated", events=len(items), dead_lettered=found)
+
+    async def _bisect(
+        self, consumer: AIOKafkaConsumer, items: list[tuple[TopicPartition, Any]], error: Exception
+    ) -> int:
+        """`items` failed together with `error`: commit the halves that succeed, split those
+        that fail again for their content, dead-letter a single event that fails alone. The
+        number dead-lettered. A piece failing for another reason raises."""
+        if len(items) == 1:
+            tp, record = items[0]
+            return await self._dead_letter_culprit(consumer, tp, record, error)
+        middle = len(items) // 2
+        found = 0
+        for piece in (items[:middle], items[middle:]):
+            batch: dict[TopicPartition, list] = {}  # type: ignore[type-arg]
+            for tp, record in piece:
+                batch.setdefault(tp, []).append(record)
+            try:
+                await self._process(consumer, batch)
+            except DeadLetterLimitExceeded:
+                raise
+            except Exception as exc:
+                if not caused_by_content(exc):
+                    raise
+                found += await self._bisect(consumer, piece, exc)
+        return found
+
+    async def _dead_letter_culprit(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, record: Any, error: Exception
+    ) -> int:
+        """Dead-letter one event that makes its batch fail, and store the offset past it."""
+        if tp not in consumer.assignment():
+            return 0
+        item = _Rejected(tp.topic, tp.partition, record.offset, record.key, record.value,
+                         describe(error), "processing")
+        next_offsets = {tp: record.offset + 1}
+        async with self._sessions() as session, session.begin():
+            stored = await self._lock_offsets(session, [tp])
+            if record.offset < stored.get(tp, -1):
+                return 0  # durable already (another instance got there first)
+            pending = self._dead_letter_limit.check({tp: [record]}, {tp: [record.offset]})
+            await self._dead_letter([item])
+            await self._store_offsets(session, next_offsets)
+        self._dead_letter_limit.record(pending)
+        self._count_dead_letters([item])
+        await self._commit_to_kafka(consumer, next_offsets)
+        return 1
+
+    def _stopped_at_limit(self, exc: DeadLetterLimitExceeded) -> None:
+        DEAD_LETTER_LIMIT_STOPS.labels(self._service, self.group_id, exc.limit).inc()
+        log.error("dead_letter_limit_exceeded", group=self.group_id, limit=exc.limit,
+                  detail=str(exc), action="consumer stopped; nothing of the batch was committed")
+
     def stop(self) -> None:
         """Ask the loop to finish its batch in flight, commit it and leave the group."""
         self._stopping.set()
@@ -276,16 +402,31 @@ class DurableConsumer:
             stored = await self._lock_offsets(session, list(batch))
             fresh: list[ConsumedEvent] = []
             rejected: list[_Rejected] = []
+            max_bytes = self._max_envelope_bytes
             for tp, records in batch.items():
                 floor = stored.get(tp, -1)
+                allowed = self._allowed_types.get(tp.topic)
                 for record in records:
                     if record.offset < floor:
                         continue
+                    value = record.value
+                    if value is not None and len(value) > max_bytes:
+                        rejected.append(_Rejected(
+                            tp.topic, tp.partition, record.offset, record.key, value,
+                            f"envelope of {len(value)} bytes, more than the {max_bytes} allowed "
+                            "(CHURNWATCH_CONSUMER_MAX_ENVELOPE_BYTES)", "too_large"))
+                        continue
                     try:
-                        envelope = decode(record.value)
+                        envelope = decode(value)
                     except InvalidEvent as exc:
                         rejected.append(_Rejected(tp.topic, tp.partition, record.offset,
-                                                  record.key, record.value, str(exc)))
+                                                  record.key, value, str(exc)))
+                        continue
+                    if allowed is not None and envelope.type not in allowed:
+                        rejected.append(_Rejected(
+                            tp.topic, tp.partition, record.offset, record.key, value,
+                            f"a {envelope.type.value} event does not belong on {tp.topic} "
+                            f"(only {', '.join(sorted(allowed))})", "wrong_topic"))
                         continue
                     fresh.append(ConsumedEvent(tp.topic, tp.partition, record.offset, envelope))
             new_events = await self._drop_duplicates(session, fresh)
@@ -300,8 +441,14 @@ class DurableConsumer:
                 outcomes[(event.topic, "processed")] -= 1
                 rejected.append(_Rejected(event.topic, event.partition, event.offset,
                                           event.envelope.partition_key(),
-                                          encode(event.envelope), reason))
-            await self._dead_letter(rejected)
+                                          encode(event.envelope), reason, "rejected"))
+            # Checked before anything is dead-lettered; a clean batch on partitions with no
+            # recent dead letters skips it.
+            limit = self._dead_letter_limit
+            pending = limit.check(batch, _offsets_by_partition(rejected)) \
+                if rejected or limit.active else {}
+            if rejected:
+                await self._dead_letter(rejected)
             if self._relay is not None:
                 await self._relay.stage(session, result.outputs)
             else:
@@ -310,6 +457,8 @@ class DurableConsumer:
             await self._store_offsets(session, next_offsets)
         # Durable now: nothing below may fail the batch (a retry would find it already done and
         # count a failure that never happened), so each step's error is logged and left there.
+        if pending:
+            self._dead_letter_limit.record(pending)
         for (topic, outcome), count in outcomes.items():
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
@@ -392,6 +541,7 @@ class DurableConsumer:
                 ("churnwatch.source_partition", str(item.partition).encode()),
                 ("churnwatch.source_offset", str(item.offset).encode()),
                 ("churnwatch.consumer_group", self.group_id.encode()),
+                ("churnwatch.failure", item.kind.encode()),
             ])
             for item in rejected
         ])
@@ -470,6 +620,13 @@ class DurableConsumer:
             }
 
 
+def _offsets_by_partition(rejected: list[_Rejected]) -> dict[TopicPartition, list[int]]:
+    offsets: dict[TopicPartition, list[int]] = {}
+    for item in rejected:
+        offsets.setdefault(TopicPartition(item.topic, item.partition), []).append(item.offset)
+    return offsets
+
+
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: DurableConsumer, consumer: AIOKafkaConsumer) -> None:
         self._owner = owner
@@ -480,6 +637,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._owner._processing:
             if self._owner._aligner is not None:
                 self._owner._aligner.forget(revoked)
+            self._owner._dead_letter_limit.forget(revoked)
             if revoked and self._owner._on_revoked is not None:
                 self._owner._on_revoked(list(revoked))
 

@@ -65,6 +65,18 @@ DEAD_LETTERS = Counter(
     "Events sent to the dead-letter topic, by source topic.",
     ["service", "topic"],
 )
+POISON_ISOLATIONS = Counter(
+    "churnwatch_poison_isolations_total",
+    "Failed batches retried in pieces to find the events that make them fail, by outcome "
+    "(isolated: culprits dead-lettered, the rest committed; no_culprit: every piece committed).",
+    ["service", "outcome"],
+)
+DEAD_LETTER_LIMIT_STOPS = Counter(
+    "churnwatch_dead_letter_limit_stops_total",
+    "Consumers stopped because a partition passed the dead-letter limit, by limit "
+    "(ratio, consecutive).",
+    ["service", "group", "limit"],
+)
 ERRORS = Counter(
     "churnwatch_errors_total",
     "Unexpected errors, by kind.",

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     max_request_bytes_in_memory: int = Field(default=50_000_000, gt=0)
     consumer_max_batch: int = Field(default=500, gt=0)
     dedupe_retention_hours: float = Field(default=168.0, gt=0)
+    # Consumers (issue 17): an envelope larger than this, or of a type that does not belong on
+    # its topic, is dead-lettered at decode (ingest caps events at max_event_bytes; 64 KiB leaves
+    # room for the envelope around a 32 KB event).
+    consumer_max_envelope_bytes: int = Field(default=64 << 10, gt=0)
+    # Bounded dead-lettering (like arroyo's DlqLimit), per partition: a consumer stops, rather
+    # than drain a topic into the dead-letter topic, once more than max_ratio x window of a
+    # partition's last `window` offsets were dead-lettered, or more than max_consecutive in a row.
+    consumer_dead_letter_max_ratio: float = Field(default=0.05, ge=0, le=1)
+    consumer_dead_letter_ratio_window: int = Field(default=10_000, gt=0)
+    consumer_dead_letter_max_consecutive: int = Field(default=100, gt=0)
     # help-desk webhooks: a webhook whose secret is unset answers 404
     zendesk_webhook_secret: SecretStr | None = None
     intercom_webhook_secret: SecretStr | None = None

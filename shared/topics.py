@@ -47,6 +47,16 @@ class Topics:
         ]
 
     def for_event(self, event_type: EventType) -> str:
+        return self._routes()[event_type]
+
+    def event_types_by_topic(self) -> dict[str, frozenset[EventType]]:
+        """The event types that belong on each topic (consumers dead-letter any other)."""
+        by_topic: dict[str, set[EventType]] = {}
+        for event_type, topic in self._routes().items():
+            by_topic.setdefault(topic, set()).add(event_type)
+        return {topic: frozenset(types) for topic, types in by_topic.items()}
+
+    def _routes(self) -> dict[EventType, str]:
         return {
             EventType.TRACK: self.usage,
             EventType.PAGE: self.usage,
@@ -57,7 +67,7 @@ class Topics:
             EventType.SURVEY_RESPONSE: self.survey_responses,
             EventType.HEALTH_SCORE: self.health_scores,
             EventType.RISK_SIGNAL: self.risk_signals,
-        }[event_type]
+        }
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from services.scoring.api import build_router
 from services.scoring.config import load_scorecard
 from services.scoring.consumer import ScoringHandler
+from services.scoring.overrides import override_topic
 from services.scoring.topics import input_topics, prepare_topics
+from shared.events import EventType
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
 
@@ -39,6 +41,8 @@ def _wire(parts: ServiceParts) -> Wiring:
         # Outputs leave only once their batch is durable: re-reading after a crash may batch
         # and interleave topics differently and need not raise the same transient signals.
         transactional_outbox=True,
+        # Scoring's own topic: only overrides belong there (the shared topics are known).
+        topic_types={override_topic(settings.topic_prefix): [EventType.HEALTH_OVERRIDE]},
     )
 
     async def on_start() -> None:

@@ -235,6 +235,10 @@ class ScoringHandler:
         locked = await store.lock_partitions(session, numbers)
         for number in numbers:
             await self._ensure_loaded(session, number, locked[number])
+            # From here this copy runs ahead of the database until the batch commits: should the
+            # batch fail anywhere (a value the database refuses, then retried in pieces), the
+            # next batch reloads the partition rather than build on events that rolled back.
+            self.partitions[number].version = None
         unattributed: Counter[str] = Counter()
         late = 0
         touched: dict[str, tuple[PartitionState, AccountEngine]] = {}
@@ -278,9 +282,6 @@ class ScoringHandler:
             n: store.PartitionRow(locked[n].version + 1, self.partitions[n].max_event_at) for n in numbers
         }
         await store.save_partitions(session, versions)
-        for number in numbers:
-            # Until the commit succeeds this copy is ahead of the database: not trusted.
-            self.partitions[number].version = None
 
         def committed() -> None:
             for number, row in versions.items():
