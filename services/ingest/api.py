@@ -102,8 +102,9 @@ class IngestApi:
         # down), then they are recorded before the database goes.
         if self._settling:
             await self.publisher.flush(self.settings.produce_timeout_seconds)
-            await asyncio.wait(self._settling, timeout=self.settings.produce_timeout_seconds)
-            for task in self._settling:
+            if pending := set(self._settling):
+                await asyncio.wait(pending, timeout=self.settings.produce_timeout_seconds)
+            for task in set(self._settling):
                 task.cancel()
         await self.store.stop()
 
@@ -279,12 +280,22 @@ class IngestApi:
         for event_id, future in zip(ids, deliveries, strict=True):
             ok = not future.cancelled() and future.exception() is None
             (delivered if ok else failed).append(event_id)
-        try:
-            await self.store.settle_in_doubt(delivered, failed)
-        except Exception as exc:  # stays in doubt: retries answer 503 until it expires
-            log.warning("in_doubt_outcome_not_recorded", events=len(ids), error=repr(exc))
-        else:
-            log.info("in_doubt_outcome_recorded", delivered=len(delivered), failed=len(failed))
+        # The database may be away too: tried again with back-off for as long as the ids stay
+        # in doubt (past that a retry may claim them anyway); meanwhile retries answer 503.
+        delay = 0.5
+        give_up = asyncio.get_running_loop().time() + self.settings.message_id_in_doubt_seconds
+        while True:
+            try:
+                await self.store.settle_in_doubt(delivered, failed)
+            except Exception as exc:
+                log.warning("in_doubt_outcome_not_recorded", events=len(ids), error=repr(exc))
+                if asyncio.get_running_loop().time() + delay > give_up:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                log.info("in_doubt_outcome_recorded", delivered=len(delivered), failed=len(failed))
+                return
 
 
 def publish_failure(exc: PublishFailed) -> ApiError:
