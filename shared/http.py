@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -22,7 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
+log = structlog.get_logger(__name__)
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
+OutageCheck = Callable[[BaseException], "ApiError | None"]
+DEFAULT_RETRY_AFTER = "5"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -114,10 +119,18 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from exc
 
 
+def render(error: ApiError) -> JSONResponse:
+    """An ApiError's JSON response; a 503 always says when to retry (`Retry-After`)."""
+    headers = error.headers
+    if error.status == 503 and not any(h.lower() == "retry-after" for h in headers or {}):
+        headers = {**(headers or {}), "Retry-After": DEFAULT_RETRY_AFTER}
+    return error_response(error.status, error.code, error.message, error.errors, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.errors, exc.headers)
+        return render(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -183,6 +196,44 @@ class RequestMetrics:
             HTTP_LATENCY.labels(self.service, template).observe(time.perf_counter() - started)
 
 
+class ErrorBodies:
+    """Whatever escapes a route is still answered with the documented JSON body: a dependency
+    outage (`outage` turns it into an ApiError: PostgreSQL unreachable, Kafka not acking) as
+    503 with `Retry-After`, any other error as 500 `internal_error`, logged with its traceback.
+    Never Starlette's plain-text "Internal Server Error"."""
+
+    def __init__(self, app: ASGIApp, outage: OutageCheck | None = None) -> None:
+        self.app = app
+        self.outage = outage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:  # too late for another answer: the server closes the connection
+                raise
+            error = self.outage(exc) if self.outage is not None else None
+            if error is not None:
+                log.warning("dependency_unavailable", code=error.code, path=scope.get("path"),
+                            error=repr(exc))
+            else:
+                log.error("unhandled_error", path=scope.get("path"), exc_info=exc)
+                error = ApiError(500, "internal_error",
+                                 "the service failed to handle this request; it has been logged")
+            await render(error)(scope, receive, send)
+
+
 async def read_body_limited(request: Request, limit: int) -> bytes:
     """The request body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")
@@ -201,9 +252,12 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
 
 
 def create_app(service: str, title: str, checks: Sequence[tuple[str, ReadinessCheck]],
-               **kwargs: Any) -> FastAPI:
+               outage: OutageCheck | None = None, **kwargs: Any) -> FastAPI:
+    """`outage`: which escaping exceptions are a dependency outage (503), see ErrorBodies."""
     app = FastAPI(title=title, **kwargs)
     install_error_handlers(app)
     app.include_router(ops_router(checks))
+    # Inside the metrics (added last is outermost), so they count its 503s and 500s.
+    app.add_middleware(ErrorBodies, outage=outage)
     app.add_middleware(RequestMetrics, service=service)
     return app

@@ -7,6 +7,7 @@ acks=all) or raises `PublishFailed`; callers answer 200 only after it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -27,7 +28,24 @@ log = structlog.get_logger(__name__)
 
 
 class PublishFailed(RuntimeError):
-    """Kafka did not acknowledge every event in time; nothing may be reported as accepted."""
+    """Kafka did not acknowledge every event in time; nothing may be reported as accepted.
+
+    `deliveries` are the send futures of the events handed to the producer before it failed,
+    in the events' order (a prefix of them; the rest were never handed over and cannot reach
+    Kafka). The deadline does not take a record back from aiokafka's accumulator or from a
+    produce request already on the wire: those futures are left running and resolve later,
+    delivered (the idempotent producer retries until the broker answers) or failed.
+    """
+
+    def __init__(self, message: str, deliveries: Sequence[asyncio.Future[Any]] = ()) -> None:
+        super().__init__(message)
+        self.deliveries = list(deliveries)
+
+    @property
+    def in_doubt(self) -> bool:
+        """Whether any event may be (or already is) on Kafka: a delivery still pending or done."""
+        return any(not f.done() or (not f.cancelled() and f.exception() is None)
+                   for f in self.deliveries)
 
 
 class Overloaded(PublishFailed):
@@ -92,19 +110,22 @@ async def all_acked(futures: Sequence[asyncio.Future[Any]]) -> None:
     In order rather than with `gather`, which wraps each future and adds a callback to it
     (several µs per event on the hot path): the futures of one Kafka batch resolve together,
     so after the first await of a batch the others are already done and cost almost nothing.
-    Like `gather`, a cancellation (the deadline) cancels the futures still waiting, and a
-    failure leaves none with an error nobody retrieved.
+    Unlike `gather`, a cancellation (the deadline) leaves the futures still waiting alone:
+    cancelling one would not take its record back from the producer (it is sent all the same),
+    it would only hide the outcome. A failure leaves none with an error nobody retrieved.
     """
     try:
         for future in futures:
-            await future
-    except BaseException as exc:
-        cancelled = isinstance(exc, asyncio.CancelledError)
+            if not future.done():
+                # Shielded: the deadline cancelling this task must not cancel the future
+                # (only once per Kafka batch: the batch's other futures are done by then).
+                await asyncio.shield(future)
+            else:
+                future.result()  # raises a failure
+    except BaseException:
         for future in futures:
             if future.done():
                 _retrieve(future)
-            elif cancelled:
-                future.cancel()
             else:
                 future.add_done_callback(_retrieve)
         raise
@@ -179,6 +200,8 @@ class EventPublisher:
             raise Overloaded(f"{self._in_flight} events are already waiting for Kafka's acks "
                              f"(limit {self._settings.max_in_flight_events})")
         started = time.perf_counter()
+        deliveries: list[asyncio.Future[Any]] = []
+        held = 0
         self._in_flight = waiting
         PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
         try:
@@ -187,20 +210,39 @@ class EventPublisher:
             async with asyncio.timeout(self._settings.produce_timeout_seconds):
                 producer = await self._ensure_started()
                 send = producer.send
-                await all_acked([await send(event.topic, value=event.value, key=event.key)
-                                 for event in events])
+                append = deliveries.append
+                for event in events:
+                    append(await send(event.topic, value=event.value, key=event.key))
+                await all_acked(deliveries)
         except TimeoutError as exc:
             PRODUCE_FAILURES.labels(self._service, "timeout").inc()
-            raise PublishFailed("Kafka did not acknowledge the events in time") from exc
+            held = self._still_held(deliveries)
+            raise PublishFailed("Kafka did not acknowledge the events in time", deliveries) from exc
         except (KafkaError, OSError) as exc:
             PRODUCE_FAILURES.labels(self._service, type(exc).__name__).inc()
-            raise PublishFailed(f"Kafka is unavailable: {exc}") from exc
+            held = self._still_held(deliveries)
+            raise PublishFailed(f"Kafka is unavailable: {exc}", deliveries) from exc
         finally:
-            self._in_flight -= len(events)
+            # Events the producer still holds after a failure stay counted until they resolve.
+            self._in_flight -= len(events) - held
             PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
         PRODUCE_LATENCY.labels(self._service).observe(time.perf_counter() - started)
         for destination, count in Counter(event.topic for event in events).items():
             EVENTS_PRODUCED.labels(self._service, destination).inc(count)
+
+    def _still_held(self, deliveries: Sequence[asyncio.Future[Any]]) -> int:
+        """How many of a failed publish's records the producer still holds; each is released
+        from the in-flight count when its future resolves."""
+        held = 0
+        for future in deliveries:
+            if not future.done():
+                held += 1
+                future.add_done_callback(self._released)
+        return held
+
+    def _released(self, _: asyncio.Future[Any]) -> None:
+        self._in_flight -= 1
+        PRODUCE_IN_FLIGHT.labels(self._service).set(self._in_flight)
 
     async def publish_raw(self, topic: str, messages: Sequence[RawMessage]) -> None:
         """Send bytes as they are (the dead-letter path, where a message may not decode)."""
@@ -210,6 +252,12 @@ class EventPublisher:
             producer = await self._ensure_started()
             await all_acked([await producer.send(topic, value=m.value, key=m.key, headers=m.headers)
                              for m in messages])
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (at most `timeout`) until the producer has sent what it holds."""
+        if self._producer is not None:
+            with contextlib.suppress(TimeoutError, KafkaError):
+                await asyncio.wait_for(self._producer.flush(), timeout)
 
     async def stop(self) -> None:
         if self._producer is not None:

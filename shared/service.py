@@ -25,6 +25,7 @@ from shared.consumer import BatchHandler, DurableConsumer
 from shared.db import create_engine, is_reachable, migrate, session_factory
 from shared.http import create_app
 from shared.logging import configure_logging
+from shared.outage import outage_error
 from shared.publisher import EventPublisher
 from shared.settings import Settings, get_settings
 from shared.topics import ensure_topics
@@ -184,7 +185,7 @@ def service_app(name: str, title: str, settings: Settings,
             await engine.dispose()
 
     app = create_app(name, title, checks=[("database", database_ready), ("kafka", kafka_ready)],
-                     lifespan=lifespan)
+                     outage=outage_error, lifespan=lifespan)
     for router in wiring.routers:
         app.include_router(router)
     return app

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # instance), write-key and ticket-mapping admin API, request bodies held in memory
     message_id_retention_hours: float = Field(default=48.0, gt=0)
     message_id_prune_interval_seconds: float = Field(default=300.0, gt=0)
+    # A messageId whose publish failed with its record still held by the producer is "in doubt"
+    # until the producer reports the outcome; if no outcome is recorded this long (the instance
+    # died), a retry may claim it again.
+    message_id_in_doubt_seconds: float = Field(default=3600.0, gt=0)
     rate_limit_events_per_second: float = Field(default=20_000.0, gt=0)
     rate_limit_burst: int = Field(default=100_000, gt=0)
     admin_token: SecretStr | None = None

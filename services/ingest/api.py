@@ -15,8 +15,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, NamedTuple
 
+import structlog
 from fastapi import APIRouter, Request
 
 from services.ingest.attribution import attribute, explicit_accounts, users_to_look_up
@@ -39,6 +41,8 @@ from shared.publisher import EncodedEvent, EventPublisher, Overloaded, PublishFa
 from shared.settings import Settings
 from shared.topics import Topics
 from shared.write_keys import write_key_for_tracking
+
+log = structlog.get_logger(__name__)
 
 SUCCESS = {"success": True}
 SINGLE_MESSAGE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
@@ -82,7 +86,10 @@ class IngestApi:
         self.topics = Topics.from_settings(settings)
         # By the wire's type string: no enum lookups per event.
         self.topic_for = {t.value: self.topics.for_event(t) for t in SEGMENT_EVENT_TYPES}
-        self.store = IngestStore(settings.database_url)
+        self.store = IngestStore(settings.database_url,
+                                 in_doubt_for=timedelta(seconds=settings.message_id_in_doubt_seconds))
+        # Recording the producer's late outcome of publishes answered 503 while in doubt.
+        self._settling: set[asyncio.Task[None]] = set()
         self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
         self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
         self.bodies = MemoryBudget(settings.max_request_bytes_in_memory)
@@ -91,6 +98,14 @@ class IngestApi:
         await self.store.start()
 
     async def stop(self) -> None:
+        # Outcomes still to record: the producer's flush resolves them (bounded: Kafka may be
+        # down), then they are recorded before the database goes.
+        if self._settling:
+            await self.publisher.flush(self.settings.produce_timeout_seconds)
+            if pending := set(self._settling):
+                await asyncio.wait(pending, timeout=self.settings.produce_timeout_seconds)
+            for task in set(self._settling):
+                task.cancel()
         await self.store.stop()
 
     @asynccontextmanager
@@ -151,8 +166,10 @@ class IngestApi:
 
         The database round trips overlap where they can: the key check and opening the
         transaction run while the body is validated, the memberships lookup beside the
-        claim, the memberships save beside the publish. A refused key, or a failed publish,
-        rolls the transaction back: nothing claimed, nothing saved.
+        claim. The memberships save (only for a request whose group calls change one) runs
+        before the publish, never beside it: a failed save fails the request with nothing
+        published. A refused key, a failed save, or a publish that failed before any record
+        reached the producer, rolls the transaction back: nothing claimed, nothing saved.
         """
         received_at = utcnow()
         messages = [item.message for item in items]
@@ -173,13 +190,8 @@ class IngestApi:
                 for item, event_id, account, at in zip(items, event_ids, accounts, occurred, strict=True)
             ]
             if changed:
-                saving = asyncio.ensure_future(transaction.save_memberships(changed))
-                try:
-                    fresh = await self.publish_claimed(transaction, events)
-                finally:
-                    await saving  # both done (or failed) before the transaction ends
-            else:  # no side task to schedule for nothing to save
-                fresh = await self.publish_claimed(transaction, events)
+                await transaction.save_memberships(changed)
+            fresh = await self.publish_claimed(transaction, events)
             # Committed before the answer: a client's retry, or its next request relying on
             # a membership this one set, must find it, even if this process dies right after.
             await transaction.finish(commit=True)
@@ -210,9 +222,21 @@ class IngestApi:
                               events: Sequence[OutgoingEvent]) -> list[OutgoingEvent]:
         """Publish the events whose id this request's transaction claimed (the first of each id).
 
-        The transaction that claimed the ids stays open until Kafka acked, and commits after:
-        if Kafka fails it rolls back, so the client's retry is not mistaken for a duplicate.
+        The transaction that claimed the ids stays open until Kafka acked, and commits after.
+        If the publish fails before any record reached the producer it rolls back, so the
+        client's retry is published. If it fails with records handed to the producer (the
+        deadline passed, Kafka went away mid-request), those may still be sent: their ids are
+        committed "in doubt" (the others released) and the request answers 503; the outcome
+        is recorded when the producer reports it. A retry meeting an id still in doubt answers
+        503 too, nothing published, until the outcome is known: then a delivered id is
+        dropped as a duplicate, a failed one is published.
         """
+        if claim.in_doubt:
+            raise ApiError(503, "publish_in_doubt",
+                           f"{len(claim.in_doubt)} of these events were sent by an earlier request "
+                           "that failed, and Kafka has not yet confirmed whether they arrived; "
+                           "nothing was accepted, retry later",
+                           headers={"Retry-After": "5"})
         if len(claim.claimed) == len(events):
             # The usual case: the claimed ids are among the events', so as many as there are
             # events means every id is distinct and new; no event-by-event sorting out.
@@ -223,7 +247,12 @@ class IngestApi:
                 if event.event_id in claim.claimed:
                     first.setdefault(event.event_id, event)
             fresh = list(first.values())
-        await self.publish([e.encoded for e in fresh])
+        try:
+            await self.publisher.publish_encoded([e.encoded for e in fresh])
+        except PublishFailed as exc:
+            if not isinstance(exc, Overloaded) and exc.in_doubt:
+                await self.keep_in_doubt(claim, fresh, exc.deliveries)
+            raise publish_failure(exc) from exc
         if len(fresh) < len(events):
             dropped = Counter(e.type for e in events)
             dropped.subtract(e.type for e in fresh)
@@ -232,16 +261,54 @@ class IngestApi:
                     DUPLICATES_DROPPED.labels(event_type).inc(count)
         return fresh
 
-    async def publish(self, events: Sequence[EncodedEvent]) -> None:
-        try:
-            await self.publisher.publish_encoded(events)
-        except Overloaded as exc:
-            raise ApiError(503, "overloaded", f"{exc}; nothing was accepted, retry shortly",
-                           headers={"Retry-After": "1"}) from exc
-        except PublishFailed as exc:
-            raise ApiError(503, "kafka_unavailable",
-                           f"{exc}; nothing was accepted, retry later",
-                           headers={"Retry-After": "5"}) from exc
+    async def keep_in_doubt(self, claim: RequestTransaction, fresh: Sequence[OutgoingEvent],
+                            deliveries: Sequence[asyncio.Future[Any]]) -> None:
+        """Commit the claim of the ids whose record the producer may still send (in doubt),
+        release the rest, and record each one's outcome once the producer knows it."""
+        ids = [e.event_id for e in fresh]
+        handed = ids[:len(deliveries)]
+        await claim.keep_in_doubt(handed, ids[len(deliveries):])
+        await claim.finish(commit=True)
+        task = asyncio.create_task(self._settle(handed, list(deliveries)))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, ids: list[str], deliveries: list[asyncio.Future[Any]]) -> None:
+        await asyncio.wait(deliveries)
+        delivered: list[str] = []
+        failed: list[str] = []
+        for event_id, future in zip(ids, deliveries, strict=True):
+            ok = not future.cancelled() and future.exception() is None
+            (delivered if ok else failed).append(event_id)
+        # The database may be away too: tried again with back-off for as long as the ids stay
+        # in doubt (past that a retry may claim them anyway); meanwhile retries answer 503.
+        delay = 0.5
+        give_up = asyncio.get_running_loop().time() + self.settings.message_id_in_doubt_seconds
+        while True:
+            try:
+                await self.store.settle_in_doubt(delivered, failed)
+            except Exception as exc:
+                log.warning("in_doubt_outcome_not_recorded", events=len(ids), error=repr(exc))
+                if asyncio.get_running_loop().time() + delay > give_up:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                log.info("in_doubt_outcome_recorded", delivered=len(delivered), failed=len(failed))
+                return
+
+
+def publish_failure(exc: PublishFailed) -> ApiError:
+    if isinstance(exc, Overloaded):
+        return ApiError(503, "overloaded", f"{exc}; nothing was accepted, retry shortly",
+                        headers={"Retry-After": "1"})
+    if exc.in_doubt:
+        return ApiError(503, "kafka_unavailable",
+                        f"{exc}; nothing was accepted, but some events may still reach Kafka: "
+                        "a retry with the same messageIds is recognised and never publishes "
+                        "them twice; retry later", headers={"Retry-After": "5"})
+    return ApiError(503, "kafka_unavailable", f"{exc}; nothing was accepted, retry later",
+                    headers={"Retry-After": "5"})
 
 
 def settle(task: asyncio.Future[Any]) -> None:

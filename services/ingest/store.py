@@ -67,12 +67,23 @@ ON CONFLICT (user_id) DO UPDATE
 SET account_id = excluded.account_id, occurred_at = excluded.occurred_at, updated_at = now()
 WHERE u.occurred_at <= excluded.occurred_at
 """
-# One array parameter rather than a VALUES row per id: a batch is up to 2,500 ids.
+# One array parameter rather than a VALUES row per id: a batch is up to 2,500 ids. An id left
+# in doubt longer than $2 (no outcome was ever recorded: its instance died) is claimed again.
 _CLAIM = """
-INSERT INTO ingest_message_ids (message_id)
+INSERT INTO ingest_message_ids AS m (message_id)
 SELECT id FROM unnest($1::text[]) WITH ORDINALITY AS claimed(id, n) ORDER BY n
-ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+ON CONFLICT (message_id) DO UPDATE SET received_at = now(), in_doubt = false
+WHERE m.in_doubt AND m.received_at < now() - $2::interval
+RETURNING message_id
 """
+# Only when some ids were not claimed (a retry): which of those are still in doubt.
+_IN_DOUBT = ("SELECT message_id FROM ingest_message_ids"
+             " WHERE message_id = ANY($1::text[]) AND in_doubt")
+_MARK_IN_DOUBT = ("UPDATE ingest_message_ids SET in_doubt = true, received_at = now()"
+                  " WHERE message_id = ANY($1::text[])")
+_RELEASE = "DELETE FROM ingest_message_ids WHERE message_id = ANY($1::text[])"
+_DELIVERED = "UPDATE ingest_message_ids SET in_doubt = false WHERE message_id = ANY($1::text[])"
+_FAILED = "DELETE FROM ingest_message_ids WHERE message_id = ANY($1::text[]) AND in_doubt"
 _PRUNE = "DELETE FROM ingest_message_ids WHERE received_at < now() - $1::interval"
 
 
@@ -124,22 +135,38 @@ class RequestTransaction:
     """
 
     def __init__(self, pool: asyncpg.Pool, connection: asyncpg.Connection,
-                 transaction: asyncpg.transaction.Transaction) -> None:
+                 transaction: asyncpg.transaction.Transaction, in_doubt_for: timedelta) -> None:
         self._pool = pool
+        self._in_doubt_for = in_doubt_for
         self._connection = connection
         self._transaction = transaction
         self.finished = False
         self.claimed: set[str] = set()
+        self.in_doubt: set[str] = set()
 
     async def claim(self, message_ids: Collection[str]) -> set[str]:
         """Record the ids; return (and keep in `claimed`) those no one had recorded before.
+        Those recorded before whose publish is still in doubt go to `in_doubt`.
 
         Sorted, so two requests sharing ids always lock them in the same order (no deadlock).
         """
         if message_ids:
-            rows = await self._connection.fetch(_CLAIM, sorted(message_ids))
+            wanted = sorted(message_ids)
+            rows = await self._connection.fetch(_CLAIM, wanted, self._in_doubt_for)
             self.claimed = {r["message_id"] for r in rows}
+            if len(self.claimed) < len(wanted):  # a retry: never on the usual path
+                others = [m for m in wanted if m not in self.claimed]
+                found = await self._connection.fetch(_IN_DOUBT, others)
+                self.in_doubt = {r["message_id"] for r in found}
         return self.claimed
+
+    async def keep_in_doubt(self, handed: Collection[str], never_handed: Collection[str]) -> None:
+        """After a failed publish: keep the claim of the ids whose record the producer may
+        still send, marked in doubt, and release those it never got. The caller commits."""
+        if never_handed:
+            await self._connection.execute(_RELEASE, list(never_handed))
+        if handed:
+            await self._connection.execute(_MARK_IN_DOUBT, list(handed))
 
     async def save_memberships(self, changed: Mapping[str, Membership]) -> None:
         if not changed:
@@ -168,8 +195,10 @@ class RequestTransaction:
 
 class IngestStore:
     # A request may hold three at once: its key check, its memberships lookup and its claim.
-    def __init__(self, database_url: str, max_connections: int = 30) -> None:
+    def __init__(self, database_url: str, max_connections: int = 30,
+                 in_doubt_for: timedelta = timedelta(hours=1)) -> None:
         self._dsn = asyncpg_dsn(database_url)
+        self._in_doubt_for = in_doubt_for
         self._max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
 
@@ -221,6 +250,15 @@ class IngestStore:
         rows = await self.pool.fetch(_LOAD_MEMBERSHIPS, wanted)
         return {r["user_id"]: Membership(r["account_id"], r["occurred_at"]) for r in rows}
 
+    async def settle_in_doubt(self, delivered: Collection[str], failed: Collection[str]) -> None:
+        """The producer's outcome for ids kept in doubt: a delivered one is an ordinary accepted
+        id (a retry is dropped), a failed one is released (a retry publishes it)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            if delivered:
+                await connection.execute(_DELIVERED, list(delivered))
+            if failed:
+                await connection.execute(_FAILED, list(failed))
+
     async def begin(self) -> RequestTransaction:
         """A connection with a transaction open on it; the caller must `finish` it."""
         connection = await self.pool.acquire()
@@ -230,7 +268,7 @@ class IngestStore:
         except BaseException:
             await self.pool.release(connection)
             raise
-        return RequestTransaction(self.pool, connection, transaction)
+        return RequestTransaction(self.pool, connection, transaction, self._in_doubt_for)
 
     @asynccontextmanager
     async def claiming(self, message_ids: Collection[str]) -> AsyncIterator[RequestTransaction]:

@@ -264,3 +264,34 @@ async def refused_while_the_first_waits(http: httpx.AsyncClient) -> None:
     finally:
         first = await waiting  # never left running, whatever failed above
     assert first.json()["code"] == "kafka_unavailable"
+
+
+async def test_a_group_whose_membership_save_fails_publishes_nothing(settings: Settings,
+                                                                     client: httpx.AsyncClient) -> None:
+    """The save runs before the publish, never beside it: a request that fails has published
+    nothing, and its retry (once the save works) publishes each event once."""
+    dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("""
+            CREATE FUNCTION refuse_membership() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'membership refused'; END $$;
+            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON user_accounts
+            FOR EACH ROW WHEN (NEW.account_id = 'refused') EXECUTE FUNCTION refuse_membership();
+        """)
+        body = {"writeKey": KEY, "batch": [
+            {"type": "group", "userId": "u9", "groupId": "refused", "messageId": "g-refused"},
+            {"type": "track", "userId": "u9", "event": "Report Built", "messageId": "t-refused"}]}
+        failed = await client.post("/v1/batch", json=body)
+        assert failed.status_code == 500, failed.text
+        assert failed.json()["code"] == "internal_error"  # the documented JSON, not plain text
+        assert await all_events(settings) == []
+        await connection.execute("DROP TRIGGER refuse ON user_accounts")
+    finally:
+        await connection.close()
+    retried = await client.post("/v1/batch", json=body)
+    assert retried.status_code == 200, retried.text
+    assert sorted(await all_events(settings)) == ["g-refused", "t-refused"]
+    usage = await read_topic(settings, Topics.from_settings(settings).usage)
+    assert usage[0].account_id == "refused"
