@@ -20,6 +20,7 @@ import csv
 import gzip
 import heapq
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,9 +128,10 @@ def load(directory: Path) -> ChurnSimDataset:
                      date.fromisoformat(r["end_date"]), float(r["mrr"]), _optional_float(r["quantity"]),
                      _optional(r["units"]), int(r["bill_period_months"]), _optional_float(r["discount"]))
         for r in _rows(directory / "subscriptions.csv.gz"))
+    # Millions of rows with a few dozen type names: interned, each name is stored once.
     events = tuple(
         UsageEvent(int(r["account_id"]), datetime.fromisoformat(r["event_time"].replace("Z", "+00:00")),
-                   r["event_type"], int(r["user_id"]) if _optional(r["user_id"]) else None,
+                   sys.intern(r["event_type"]), int(r["user_id"]) if _optional(r["user_id"]) else None,
                    _optional_float(r["value"]))
         for r in _rows(directory / "events.csv.gz"))
     return ChurnSimDataset(directory.name, meta, accounts, subscriptions, events)
