@@ -42,7 +42,7 @@ FIXED = (
     "users_per_seat",
     "seats",
     "mrr",
-    "tenure_days",
+    "log_tenure_days",
     "days_to_renewal",
     "renewals",
     "open_tickets",
@@ -101,7 +101,9 @@ def snapshot(model: Model, at: float) -> Snapshot:
         users / seats if seats else 0.0,
         float(seats),
         math.log1p(facts.mrr or 0.0),
-        0.0 if model.first_at is None else (at - model.first_at) / DAY,
+        # Logged: the first months differ far more than the third year from the fourth, and a
+        # linear model must not extrapolate tenure beyond the ages it was fitted on.
+        0.0 if model.first_at is None else math.log1p(max(at - model.first_at, 0.0) / DAY),
         to_renewal,
         1.0 if model.renewed_at is not None else 0.0,
         float(open_count),
