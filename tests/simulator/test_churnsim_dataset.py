@@ -12,6 +12,7 @@ import pytest
 from bench.churnsim.dataset import (
     TINY_DATASET_DIR,
     ChurnSimDataset,
+    Subscription,
     billing_periods,
     churn_dates,
     load,
@@ -128,3 +129,39 @@ def test_group_traits_read_as_plan_mrr_and_renewal_date(
     for m in groups:
         first_group.setdefault(m["groupId"], _at(m))
     assert all(_at(m) > first_group[m["context"]["groupId"]] for m in renewed)
+
+
+def _sub(account_id: int, product: str, start: date, end: date, mrr: float,
+         units: str | None = None, quantity: float | None = None) -> Subscription:
+    return Subscription(account_id, product, start, end, mrr, quantity, units, 1, 0.0)
+
+
+def test_crm_periods_tell_the_plan_from_add_ons_and_see_a_mid_term_churn() -> None:
+    """The crm models' shapes, which the tiny socialnet7 dataset has none of: add-on rows beside
+    the plan, and a mid-term churn that shortens only the period's last-written row."""
+    jan, feb, apr = (date(2022, m, 1) for m in (1, 2, 4))
+    mid_march = date(2022, 3, 15)
+    dataset = ChurnSimDataset(
+        name="handmade", meta={"end_date": "2022-06-01", "add_ons": ["meetings"]}, accounts=(),
+        subscriptions=(
+            _sub(1, "basic_mthly", jan, feb, 200, "users", 10), _sub(1, "meetings", jan, feb, 300),
+            _sub(1, "premier_mthly", feb, apr, 1100, "users", 100),  # plan row: the renewal date
+            _sub(1, "meetings", feb, mid_march, 300),  # the row ChurnSim shortened on churning
+            _sub(2, "basic_mthly", jan, feb, 200, "users", 10), _sub(2, "meetings", jan, feb, 300),
+            _sub(2, "basic_mthly", feb, date(2022, 7, 1), 200, "users", 10),
+        ),
+        events=(),
+    )
+    first, second = billing_periods(dataset)[1]
+    assert (first.plan, first.add_ons, first.mrr, first.seats) == ("basic_mthly", ("meetings",), 500, 10)
+    assert (second.plan, second.mrr, second.seats, second.end_date) == ("premier_mthly", 1400, 100, mid_march)
+    # Account 2's subscription runs past the simulation's end: still a customer, not a churn.
+    assert churn_dates(dataset) == {1: mid_march}
+    messages = list(segment_messages(dataset))
+    churn = _outcomes(messages, OutcomeEvent.ACCOUNT_CHURNED)
+    assert [(m["context"]["groupId"], m["timestamp"]) for m in churn] == [("1", "2022-03-15T00:00:00Z")]
+    renewed = _outcomes(messages, OutcomeEvent.SUBSCRIPTION_RENEWED)
+    assert [m["context"]["groupId"] for m in renewed] == ["1", "2"]
+    renewal_traits = [m["traits"] for m in messages if m["type"] == "group" and m["groupId"] == "1"][1]
+    assert renewal_traits == {"plan": "premier_mthly", "mrr": 1400.0, "renewal_date": "2022-03-15",
+                              "seats": 100}
