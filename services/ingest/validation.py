@@ -13,13 +13,16 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from services.ingest.segment import MESSAGE_ADAPTER, SUPPORTED_TYPES, SegmentMessage
-from shared.http import field_errors, invalid_request
+from shared.door import DEFAULT_EVENT_WINDOW, EventTimeWindow
+from shared.events import utcnow
+from shared.http import field_errors, invalid_request, refuse_nul
 
 
 @dataclass(frozen=True)
 class Limits:
     max_event_bytes: int
     max_batch_items: int
+    event_window: EventTimeWindow = DEFAULT_EVENT_WINDOW
 
 
 class ValidatedMessage(NamedTuple):  # one per event: a tuple is the cheapest to build
@@ -63,20 +66,48 @@ def _validate_item(raw: Any, field: str, forced_type: str | None, limits: Limits
     return ValidatedMessage(raw=raw, message=message) if someone else None
 
 
-def validate_single(body: Any, message_type: str, limits: Limits) -> list[ValidatedMessage]:
+def _refuse_times_outside_window(items: list[ValidatedMessage], limits: Limits,
+                                 prefix: str) -> list[ValidatedMessage]:
+    received_at = utcnow()
+    window = limits.event_window
+    errors: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        message = item.message
+        if message.timestamp is None and message.sent_at is None and message.original_timestamp is None:
+            continue  # the common case, and cheap: no window arithmetic
+        errors.extend(window.errors(message.times(prefix.format(index)), received_at))
+    if errors:
+        raise invalid_request(errors)
+    return items
+
+
+def validate_single(body: Any, message_type: str, limits: Limits,
+                    may_hold_nul: bool = True) -> list[ValidatedMessage]:
+    """The message, or a 400 naming each problem. `may_hold_nul`: False when the raw body was
+    seen to hold no NUL, so the walk looking for one is skipped."""
+    refuse_nul(body, may_hold_nul)  # before the models: a NUL in an id is a 400 too
     errors: list[dict[str, str]] = []
     item = _validate_item(body, "", message_type, limits, errors)
     if errors or item is None:
         raise invalid_request(errors)
-    return [item]
+    return _refuse_times_outside_window([item], limits, "")
 
 
-def validate_batch(body: Any, limits: Limits, body_bytes: int | None = None) -> list[ValidatedMessage]:
+def validate_batch(body: Any, limits: Limits, body_bytes: int | None = None,
+                   may_hold_nul: bool = True) -> list[ValidatedMessage]:
     """The batch's messages, or a 400 naming every bad item.
 
     `body_bytes`: the request's decoded size, when known. A body no larger than the event
     limit cannot hold an oversized event, so its items are not each re-encoded to be measured.
+    `may_hold_nul`: as for `validate_single`.
     """
+    refuse_nul(body, may_hold_nul)  # before the models: a NUL in an id is a 400 too
+    return _refuse_times_outside_window(_validate_batch_items(body, limits, body_bytes), limits,
+                                        "batch[{}].")
+
+
+def _validate_batch_items(body: Any, limits: Limits, body_bytes: int | None
+                          ) -> list[ValidatedMessage]:
     if not isinstance(body, dict):
         raise invalid_request([{"field": "body", "message": "must be a JSON object with a batch array"}])
     batch = body.get("batch")
