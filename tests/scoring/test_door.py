@@ -73,3 +73,11 @@ async def test_an_event_dated_far_ahead_does_not_stall_scoring(scoring: Scoring)
     await publisher.publish([usage("next", "acme", T0)])
     health = await health_when(client, "acme", lambda h: h["events_applied"] == 1)
     assert health["score"] is not None
+
+
+async def test_renewals_from_near_the_end_of_the_calendar_is_a_400(scoring: Scoring) -> None:
+    client, _, _ = scoring
+    answer = await client.get("/v1/portfolio/renewals", params={"from": "9999-12-31"})
+    assert answer.status_code == 400, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["from"]
+    assert (await client.get("/v1/portfolio/renewals", params={"from": "2026-12-01"})).status_code == 200
