@@ -62,7 +62,7 @@ async def test_nul_text_and_far_event_times_are_dead_lettered(scoring: Scoring) 
 
 
 async def test_an_event_dated_far_ahead_does_not_stall_scoring(scoring: Scoring) -> None:
-    client, publisher, settings = scoring
+    client, publisher, _ = scoring
     # Received "then" too, so decode lets it through: the engine itself must stay bounded.
     far = usage("far", "future", T0).model_copy(update={"occurred_at": FAR_AHEAD,
                                                         "received_at": FAR_AHEAD})
