@@ -61,17 +61,25 @@ class EventTimeWindow:
     def of(cls, max_age_days: float, max_future_hours: float) -> EventTimeWindow:
         return cls(timedelta(days=max_age_days), timedelta(hours=max_future_hours))
 
+    def bounds(self, received_at: datetime) -> tuple[datetime, datetime] | None:
+        """The earliest and latest times allowed; None when `received_at` is at the calendar's edge."""
+        if received_at.tzinfo is None:
+            received_at = received_at.replace(tzinfo=UTC)
+        try:
+            return received_at - self.max_age, received_at + self.max_future
+        except OverflowError:
+            return None
+
     def problem(self, moment: datetime, received_at: datetime) -> str | None:
         """Why `moment` is refused, or None when it lies within the window around `received_at`."""
         if moment.tzinfo is None:  # a time without zone is read as UTC everywhere it enters
             moment = moment.replace(tzinfo=UTC)
         if received_at.tzinfo is None:
             received_at = received_at.replace(tzinfo=UTC)
-        try:
-            earliest, latest = received_at - self.max_age, received_at + self.max_future
-        except OverflowError:  # a received time itself at the calendar's edge
+        bounds = self.bounds(received_at)
+        if bounds is None:
             return "the time it was received is out of range"
-        if earliest <= moment <= latest:
+        if bounds[0] <= moment <= bounds[1]:
             return None
         return (f"must be no more than {_span(self.max_age)} before and {_span(self.max_future)} "
                 f"after the time the event was received ({received_at.isoformat()})")

@@ -96,6 +96,7 @@ async def test_timestamps_far_from_now_are_refused(settings: Settings, client: h
     batch = [clean, {**clean, "sentAt": stamp}, {**clean, "originalTimestamp": stamp}]
     assert fields(await post(client, "/v1/batch", {"batch": batch})) == [
         "batch[1].sentAt", "batch[2].originalTimestamp"]
+    assert fields(await post(client, "/v1/batch", {"batch": [clean], "sentAt": stamp})) == ["sentAt"]
     assert await nothing_published(settings)
 
 
