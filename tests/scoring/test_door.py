@@ -5,18 +5,21 @@ an event dated far ahead does not stall the service."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from services.scoring.app import create_app
+from services.scoring.engine import MAX_TICKED_GAP_DAYS
+from services.scoring.model import DAY
+from shared.door import DEFAULT_EVENT_WINDOW
 from shared.events import encode
 from shared.publisher import EncodedEvent, EventPublisher
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
-from tests.scoring.events import T0, usage
+from tests.scoring.events import T0, run, usage
 from tests.scoring.test_scoring_service import health_when
 from tests.support.apps import serving
 from tests.support.kafka import read_raw_topic
@@ -81,3 +84,15 @@ async def test_renewals_from_near_the_end_of_the_calendar_is_a_400(scoring: Scor
     assert answer.status_code == 400, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["from"]
     assert (await client.get("/v1/portfolio/renewals", params={"from": "2026-12-01"})).status_code == 200
+
+
+def test_the_engine_bridges_a_gap_of_millennia_and_ticks_normal_gaps_in_full() -> None:
+    far = usage("far", "a", FAR_AHEAD)
+    engine = run([usage("now", "a", T0), far])  # ~2.9 million days: fires 2,000 ticks
+    assert engine.last_event_at == FAR_AHEAD.timestamp()
+    assert engine.ticked_until is not None and engine.ticked_until <= FAR_AHEAD.timestamp()
+    # A gap under the limit is ticked day by day, as it always was.
+    assert DEFAULT_EVENT_WINDOW.max_age.total_seconds() < MAX_TICKED_GAP_DAYS * DAY
+    year_later = run([usage("now", "a", T0), usage("later", "a", T0 + timedelta(days=365))])
+    assert year_later.ticked_until is not None
+    assert year_later.ticked_until > (T0 + timedelta(days=364)).timestamp()
