@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         measured = result["measured"]
         print(
             f"{name}: chosen {result['chosen']} AUC {measured[result['chosen']]['roc_auc']}, "
-            f"scorecard {measured['scorecard']['roc_auc']}, naive {measured['naive_activity_28d']['roc_auc']}, "
+            f"scorecard {measured['scorecard']['roc_auc']}, "
+            f"naive {measured['naive_activity_28d']['roc_auc']}, "
             f"raw-count LR {measured.get('logistic_raw_counts', {}).get('roc_auc')}; "
             f"alerts {result['alerts_of_chosen_model']}"
         )

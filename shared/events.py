@@ -11,10 +11,14 @@ import builtins
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.door import EventTimeWindow, may_hold_nul, nul_errors
+from shared.settings import event_time_window, get_settings
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -100,13 +104,31 @@ class InvalidEvent(ValueError):
     """A message on Kafka that is not a valid envelope: it belongs on the dead-letter topic."""
 
 
-def decode(raw: bytes | None) -> Envelope:
+def decode(raw: bytes | None, window: EventTimeWindow | None = None) -> Envelope:
+    """The envelope in `raw`, or InvalidEvent; `window`: the configured one when None."""
     if raw is None:
         raise InvalidEvent("empty message")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(str(exc)) from exc
+    # The door's rules again, for what reached Kafka some other way: an envelope that a
+    # database write would choke on is dead-lettered here instead.
+    if may_hold_nul(raw) and (nul := nul_errors(data)):
+        raise InvalidEvent(f"{nul[0]['field']}: {nul[0]['message']}")
+    envelope = _validated(data)
+    problem = (window or _configured_window()).problem(envelope.occurred_at, envelope.received_at)
+    if problem is not None:
+        raise InvalidEvent(f"occurred_at {envelope.occurred_at.isoformat()}: {problem}")
+    return envelope
+
+
+@lru_cache(maxsize=1)
+def _configured_window() -> EventTimeWindow:
+    return event_time_window(get_settings())
+
+
+def _validated(data: Any) -> Envelope:
     # Consumers decode every record: the common well-formed envelope is checked by hand (no
     # model validation per event); anything the quick checks do not vouch for goes through
     # pydantic, so what is accepted and the errors raised are the model's.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -21,6 +22,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.door import EventTimeWindow, nul_errors
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger(__name__)
@@ -87,6 +89,20 @@ def invalid_request(errors: list[dict[str, str]]) -> ApiError:
     if len(errors) > 5:
         message += f" (and {len(errors) - 5} more)"
     return ApiError(400, "invalid_request", message, errors)
+
+
+def refuse_nul(body: Any, may_hold_nul: bool = True) -> None:
+    """A 400 naming every text in `body` holding NUL (shared.door). `may_hold_nul`: False when
+    the raw body was seen to hold none, so clean bodies skip the walk."""
+    if may_hold_nul and (errors := nul_errors(body)):
+        raise invalid_request(errors)
+
+
+def refuse_times_outside(window: EventTimeWindow, times: dict[str, datetime | None],
+                         received_at: datetime) -> None:
+    """A 400 naming every time in `times` outside `window` around `received_at`."""
+    if errors := window.errors(times, received_at):
+        raise invalid_request(errors)
 
 
 def require_bearer(request: Request, token: SecretStr | None, setting: str) -> None:

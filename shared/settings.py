@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.door import EventTimeWindow
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHURNWATCH_", extra="ignore")
@@ -57,6 +59,10 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=100_000, gt=0)
     admin_token: SecretStr | None = None
     max_request_bytes_in_memory: int = Field(default=50_000_000, gt=0)
+    # The event-time window (shared.door): an event saying it happened more than this long
+    # before, or after, it was received is refused with a 400 and dead-lettered by consumers.
+    max_event_age_days: float = Field(default=1826.0, gt=0)
+    max_event_future_hours: float = Field(default=24.0, gt=0)
     consumer_max_batch: int = Field(default=500, gt=0)
     dedupe_retention_hours: float = Field(default=168.0, gt=0)
     # Consumers (issue 17): an envelope larger than this, or of a type that does not belong on
@@ -145,3 +151,7 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def event_time_window(settings: Settings) -> EventTimeWindow:
+    return EventTimeWindow.of(settings.max_event_age_days, settings.max_event_future_hours)

@@ -32,7 +32,8 @@ from shared.account_facts import AccountFacts
 from shared.http import ApiError, parse_json, validate_body
 from shared.settings import Settings
 
-AlertId = Annotated[int, Path(ge=1)]
+# Alert ids are PostgreSQL bigints: a larger number names no alert and must not reach the query.
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Recipient = Annotated[str, Path(min_length=3, max_length=254)]
 
 

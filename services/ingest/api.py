@@ -35,10 +35,11 @@ from services.ingest.rate_limit import rate_limited
 from services.ingest.segment import encode_wire, event_id_for, occurred_at, wire_envelope
 from services.ingest.store import IngestStore, Rate, RequestTransaction
 from services.ingest.validation import Limits, ValidatedMessage, validate_batch, validate_single
+from shared.door import may_hold_nul
 from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
 from shared.http import ApiError, parse_json, read_body_limited
 from shared.publisher import EncodedEvent, EventPublisher, Overloaded, PublishFailed
-from shared.settings import Settings
+from shared.settings import Settings, event_time_window
 from shared.topics import Topics
 from shared.write_keys import write_key_for_tracking
 
@@ -70,6 +71,7 @@ class OutgoingEvent(NamedTuple):
 class ReceivedBody:
     json: Any
     size: int  # bytes after gzip decoding
+    may_hold_nul: bool  # False: the raw text certainly holds no NUL (shared.door)
 
 
 def items_in(body: Any) -> int:
@@ -90,7 +92,8 @@ class IngestApi:
                                  in_doubt_for=timedelta(seconds=settings.message_id_in_doubt_seconds))
         # Recording the producer's late outcome of publishes answered 503 while in doubt.
         self._settling: set[asyncio.Task[None]] = set()
-        self.limits = Limits(settings.max_event_bytes, settings.max_batch_items)
+        self.limits = Limits(settings.max_event_bytes, settings.max_batch_items,
+                             event_time_window(settings))
         self.rate = Rate(settings.rate_limit_events_per_second, settings.rate_limit_burst)
         self.bodies = MemoryBudget(settings.max_request_bytes_in_memory)
 
@@ -124,7 +127,7 @@ class IngestApi:
         if request.headers.get("content-encoding", "").lower() == "gzip":
             raw = self._gunzip(raw)
         REQUEST_BYTES.inc(len(raw))
-        return ReceivedBody(parse_json(raw), len(raw))
+        return ReceivedBody(parse_json(raw), len(raw), may_hold_nul(raw))
 
     def _gunzip(self, raw: bytes) -> bytes:
         limit = self.settings.max_request_bytes
@@ -360,7 +363,7 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
     def single_message_route(message_type: str) -> Callable[[Request], Awaitable[dict[str, bool]]]:
         async def single(request: Request) -> dict[str, bool]:
             return await receive(request, lambda body: validate_single(body.json, message_type,
-                                                                      api.limits))
+                                                                      api.limits, body.may_hold_nul))
 
         return single
 
@@ -370,7 +373,8 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
 
     @router.post("/batch")
     async def batch(request: Request) -> dict[str, bool]:
-        return await receive(request, lambda body: validate_batch(body.json, api.limits, body.size))
+        return await receive(request, lambda body: validate_batch(body.json, api.limits, body.size,
+                                                               body.may_hold_nul))
 
     return router
 

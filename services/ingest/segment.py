@@ -19,15 +19,23 @@ MAX_ID_LENGTH = 200
 
 
 class _Message(BaseModel):
-    # Fields Churnwatch does not read (sentAt, channel, version, ...) are ignored, not kept.
+    # Fields Churnwatch does not read (channel, version, ...) are ignored, not kept.
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     user_id: str | None = Field(default=None, alias="userId", max_length=MAX_ID_LENGTH)
     anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=MAX_ID_LENGTH)
     message_id: str | None = Field(default=None, alias="messageId", min_length=1, max_length=100)
     timestamp: datetime | None = None
+    # Not read, but parsed so that the event-time window (shared.door) covers every time sent.
+    sent_at: datetime | None = Field(default=None, alias="sentAt")
+    original_timestamp: datetime | None = Field(default=None, alias="originalTimestamp")
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
+
+    def times(self, prefix: str) -> dict[str, datetime | None]:
+        """The message's times by the field names a 400 gives them."""
+        return {f"{prefix}timestamp": self.timestamp, f"{prefix}sentAt": self.sent_at,
+                f"{prefix}originalTimestamp": self.original_timestamp}
 
     def context_group_id(self) -> str | None:
         value = self.context.get("groupId")

@@ -26,7 +26,7 @@ from shared.events import (
     HealthOverridePayload,
     utcnow,
 )
-from shared.http import ApiError
+from shared.http import ApiError, invalid_request
 from shared.publisher import EventPublisher, PublishFailed
 from shared.settings import Settings
 
@@ -487,6 +487,9 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
     ) -> RenewalsOut:
         """Accounts renewing within `days` whose health is not green, soonest first."""
         first = start or utcnow().date()
+        if first > date.max - timedelta(days=days):
+            raise invalid_request([{"field": "from",
+                                    "message": f"must be at least {days} days before {date.max}"}])
         last = first + timedelta(days=days)
         async with engine.connect() as conn:
             rows = await store.renewals_not_green(conn, first, last, limit)

@@ -24,6 +24,7 @@ sort after events at the same instant. Nothing here reads the wall clock.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,13 @@ from services.scoring.model import DAY, OVERRIDE, TICK, USAGE, Entry, Model, app
 from services.scoring.scorecard import effective, evaluate, factors, plan_of, top_measure
 from shared.events import Factor, RiskSignalPayload
 
+# Every loop over time is bounded: a gap between entries longer than MAX_TICKED_GAP_DAYS fires
+# only the GAP_EDGE_DAYS daily ticks after its start and before its end. Each time-driven rule
+# looks back or ahead far less than GAP_EDGE_DAYS (renewals 90 days, surveys 90, history 28),
+# so the middle ticks find the account settled; gaps shorter than the door's event-time window
+# (5 years by default) are ticked in full, so results for normal timelines are unchanged.
+MAX_TICKED_GAP_DAYS = 2_000
+GAP_EDGE_DAYS = 1_000
 MAX_PENDING = 256  # beyond this many re-orderable entries an account settles early
 STATE_VERSION = 2
 
@@ -147,6 +155,15 @@ class AccountEngine:
         day_start = (after - self.offset) // DAY * DAY + self.offset
         return day_start + DAY
 
+    def _daily_ticks(self, first: float, last: float) -> Iterator[float]:
+        """The daily ticks from `first` (one) through `last`, a long gap's quiet middle left out."""
+        count = int((last - first) // DAY) + 1
+        if count <= MAX_TICKED_GAP_DAYS:
+            yield from (first + day * DAY for day in range(count))
+            return
+        yield from (first + day * DAY for day in range(GAP_EDGE_DAYS))
+        yield from (first + day * DAY for day in range(count - GAP_EDGE_DAYS, count))
+
     def next_due(self) -> float | None:
         """The event time of the next timer: the daily tick, or an override's expiry."""
         if self.ticked_until is None:
@@ -155,6 +172,15 @@ class AccountEngine:
         return min(due, self.timers[0]) if self.timers else due
 
     def _fire_until(self, until: float) -> None:
+        if self.ticked_until is not None and until - self.ticked_until > MAX_TICKED_GAP_DAYS * DAY:
+            self._fire_through(self.ticked_until + GAP_EDGE_DAYS * DAY)
+            resume = self._next_daily(until - GAP_EDGE_DAYS * DAY) - DAY
+            while self.timers and self.timers[0] <= resume:  # an expiry is never skipped
+                self._tick(self.timers.pop(0))
+            self.ticked_until = resume
+        self._fire_through(until)
+
+    def _fire_through(self, until: float) -> None:
         while True:
             due = self.next_due()
             if due is None or due > until:
@@ -195,10 +221,8 @@ class AccountEngine:
                 # An earlier entry than any seen: the daily ticks between it and the old
                 # earliest belong to the timeline too (an in-order run fired them).
                 old_first, self.first = self.first, t
-                earlier = self._next_daily(t)
-                while earlier <= old_first:
+                for earlier in self._daily_ticks(self._next_daily(t), old_first):
                     self._tick(earlier)
-                    earlier += DAY
         if self._insert(entry):
             self._observe(cause)
         if entry.kind == OVERRIDE and entry.data[0] == "set" and entry.data[7] is not None:

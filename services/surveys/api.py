@@ -25,9 +25,10 @@ from services.surveys.metrics import REJECTIONS
 from services.surveys.recording import ResponseRecorder
 from services.surveys.segments import ArrTier, Dimension, segment_of
 from services.surveys.submission import MAX_ID_CHARS, SurveyResponseIn, to_incoming, validate_response
-from shared.events import SurveyType
-from shared.http import ApiError, parse_json, read_body_limited
-from shared.settings import Settings
+from shared.door import may_hold_nul
+from shared.events import SurveyType, utcnow
+from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
+from shared.settings import Settings, event_time_window
 from shared.write_keys import key_from_headers, source_for_key
 
 
@@ -81,13 +82,19 @@ class SurveysApi:
         self.engine = engine
         self.recorder = recorder
         self.tiers = tiers
+        self.window = event_time_window(settings)
 
     async def read_submission(self, request: Request) -> tuple[SurveyResponseIn, str]:
         """The validated response and the source of its write key, or the ApiError to answer."""
         try:
             source = await source_for_key(self.engine, key_from_headers(request))
             raw = await read_body_limited(request, self.settings.max_request_bytes)
-            return validate_response(parse_json(raw)), source
+            body = parse_json(raw)
+            refuse_nul(body, may_hold_nul(raw))
+            response = validate_response(body)
+            refuse_times_outside(self.window, {"submitted_at": response.submitted_at,
+                                               "updated_at": response.updated_at}, utcnow())
+            return response, source
         except ApiError as exc:
             REJECTIONS.labels(exc.code).inc()
             raise

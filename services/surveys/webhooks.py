@@ -29,8 +29,9 @@ from services.surveys.signatures import (
     verify_typeform,
 )
 from services.surveys.webhook_results import Ignored, Unsubscribed, WebhookResult
-from shared.http import ApiError, parse_json, read_body_limited
-from shared.settings import Settings
+from shared.door import may_hold_nul
+from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
+from shared.settings import Settings, event_time_window
 
 Clock = Callable[[], datetime]
 
@@ -38,6 +39,7 @@ Clock = Callable[[], datetime]
 def build_webhook_router(settings: Settings, engine: AsyncEngine, recorder: ResponseRecorder,
                          clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks")
+    window = event_time_window(settings)
 
     def secret_of(value: SecretStr | None, name: str, variable: str) -> str:
         if value is None or not value.get_secret_value():  # compose passes unset as ""
@@ -69,7 +71,13 @@ def build_webhook_router(settings: Settings, engine: AsyncEngine, recorder: Resp
                 verify(body)
             except SignatureError as exc:
                 raise ApiError(401, exc.code, exc.message) from exc
-            return await handle(source, parse(parse_json(body)))
+            payload = parse_json(body)
+            refuse_nul(payload, may_hold_nul(body))
+            result = parse(payload)
+            if isinstance(result, IncomingResponse):
+                refuse_times_outside(window, {"submitted_at": result.submitted_at,
+                                              "updated_at": result.updated_at}, clock())
+            return await handle(source, result)
         except ApiError as exc:
             REJECTIONS.labels(exc.code).inc()
             raise

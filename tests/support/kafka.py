@@ -12,6 +12,11 @@ from shared.settings import Settings
 
 async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[Envelope]:
     """Every envelope on `topic` now (all partitions), without joining a consumer group."""
+    return [decode(value) for value in await read_raw_topic(settings, topic, timeout)]
+
+
+async def read_raw_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[bytes | None]:
+    """Every record value on `topic` now, as bytes: also what does not decode (dead letters)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
@@ -27,15 +32,15 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> l
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        events: list[Envelope] = []
+        values: list[bytes | None] = []
         deadline = asyncio.get_running_loop().time() + timeout
         while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end in {timeout}s")
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                events.extend(decode(r.value) for r in records)
-        return events
+                values.extend(r.value for r in records)
+        return values
     finally:
         await consumer.stop()
 

@@ -32,9 +32,17 @@ from services.ingest.helpdesk.store import load_mappings, upsert_mappings
 from services.ingest.helpdesk.ticket import HelpdeskTicket, TranslationError, ticket_envelope
 from services.ingest.metrics import EVENTS_ACCEPTED, counting_rejections
 from services.ingest.outage import database_outage_as_503
+from shared.door import may_hold_nul
 from shared.events import utcnow
-from shared.http import ApiError, invalid_request, parse_json, validate_body
-from shared.settings import Settings
+from shared.http import (
+    ApiError,
+    invalid_request,
+    parse_json,
+    refuse_nul,
+    refuse_times_outside,
+    validate_body,
+)
+from shared.settings import Settings, event_time_window
 
 SUCCESS: dict[str, Any] = {"success": True}
 
@@ -44,6 +52,7 @@ class HelpdeskWebhooks:
         self.api = api
         self.engine = engine
         self.settings = api.settings
+        self.window = event_time_window(self.settings)
         # Parsed now so a malformed setting stops the service before it serves anything.
         self.configured_mappings = parse_mappings_setting(self.settings.ticket_account_mappings)
 
@@ -57,6 +66,10 @@ class HelpdeskWebhooks:
         return value.get_secret_value()
 
     async def accept(self, ticket: HelpdeskTicket) -> None:
+        received_at = utcnow()
+        refuse_times_outside(self.window, {"occurred_at": ticket.occurred_at,
+                                           "created_at": ticket.created_at,
+                                           "solved_at": ticket.solved_at}, received_at)
         account = ticket.account_id
         if account is None:
             keys = lookup_keys(ticket.organization_id, ticket.requester_email,
@@ -64,7 +77,7 @@ class HelpdeskWebhooks:
             known = await load_mappings(self.engine, keys)
             account = resolve_account(ticket.organization_id, ticket.requester_email, known,
                                       ticket.zendesk_requester_id).account_id
-        envelope = ticket_envelope(ticket, account_id=account, received_at=utcnow())
+        envelope = ticket_envelope(ticket, account_id=account, received_at=received_at)
         if await self.api.publish_new([OutgoingEvent.of_envelope(envelope, self.api.topics)]):
             EVENTS_ACCEPTED.labels("ticket", ticket.source).inc()
             if account is None:
@@ -136,6 +149,7 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
             async with webhooks.api.holding_body(request):
                 body = await webhooks.api.read_json(request)
                 source = await webhooks.api.authorize(request, body.json)
+                refuse_nul(body.json, body.may_hold_nul)
                 event = validate_body(generic.WebhookTicketEvent, body.json)
                 await webhooks.accept(generic.translate(event, source=source))
         return SUCCESS
@@ -151,6 +165,7 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
                     except SignatureError as exc:
                         raise unauthorized(exc) from exc
                     payload = parse_json(body)
+                    refuse_nul(payload, may_hold_nul(body))
                     if not vendor.is_ticket(payload):
                         IGNORED_WEBHOOKS.labels(vendor.source).inc()
                         return {"success": True, "ignored": vendor.ignored_reason}
