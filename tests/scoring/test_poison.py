@@ -1,5 +1,5 @@
-"""A poisoned event in scoring's input (a NUL in an account's name, which PostgreSQL refuses in
-text) is dead-lettered; everything else is scored exactly as in a run without it."""
+"""A poisoned event in scoring's input (a NUL in an account's name, which PostgreSQL would refuse
+in text) is dead-lettered at decode; everything else is scored exactly as in a run without it."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ async def test_a_poisoned_event_is_dead_lettered_and_the_rest_scored_as_without_
     assert_same_outcome(await snapshot(steady), await snapshot(dirty), total)
     letters = await read_dead_letters(dirty)
     assert len(letters) == 1
-    assert letters[0].failure == "processing" and "22021" in letters[0].reason
+    assert letters[0].failure == "decode" and "payload.traits.name" in letters[0].reason
+    assert "NUL" in letters[0].reason
     assert letters[0].consumer_group == "churnwatch-scoring"
     assert await read_dead_letters(steady) == []

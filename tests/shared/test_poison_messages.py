@@ -35,7 +35,13 @@ from tests.support.infra import Infra
 from tests.support.tcp_proxy import tcp_proxy
 from tests.support.waiting import eventually
 
-SINK = "CREATE TABLE IF NOT EXISTS poison_sink (event_id text NOT NULL, payload jsonb NOT NULL)"
+# A column narrower than some content: PostgreSQL refuses the longer value (22001), as it would
+# any value a table cannot hold. (NUL, the other such content, is refused earlier, at decode.)
+NOTE_LIMIT = 16
+SINK = (
+    "CREATE TABLE IF NOT EXISTS poison_sink "
+    f"(event_id text NOT NULL, payload jsonb NOT NULL, note varchar({NOTE_LIMIT}))"
+)
 
 
 def envelope(event_id: str, payload: dict[str, object], account: str = "acme",
@@ -46,14 +52,15 @@ def envelope(event_id: str, payload: dict[str, object], account: str = "acme",
 
 
 def poisoned(event_id: str, account: str = "acme") -> Envelope:
-    # Valid JSON, a valid envelope; PostgreSQL refuses \u0000 in jsonb (22P05).
-    return envelope(event_id, {"event": "x", "note": "bad\u0000byte"}, account)
+    # A valid envelope whose note is longer than the table's column: 22001 from PostgreSQL.
+    return envelope(event_id, {"event": "x", "note": "too long for the note column"}, account)
 
 
 async def write_payloads(session: AsyncSession, events: Sequence[ConsumedEvent]) -> HandlerResult:
     """A handler that stores every payload as jsonb, in one statement for the batch."""
     await session.execute(
-        text("INSERT INTO poison_sink (event_id, payload) SELECT i, CAST(p AS jsonb) "
+        text("INSERT INTO poison_sink (event_id, payload, note) "
+             "SELECT i, CAST(p AS jsonb), CAST(p AS jsonb) ->> 'note' "
              "FROM unnest(CAST(:ids AS text[]), CAST(:ps AS text[])) AS u(i, p)"),
         {"ids": [e.envelope.event_id for e in events],
          "ps": [orjson.dumps(e.envelope.payload).decode() for e in events]})
@@ -106,7 +113,7 @@ async def test_a_jsonb_nul_poisons_only_itself(settings: Settings) -> None:
             letters = await dead_letters.read_dead_letters(settings)
             assert [d.failure for d in letters] == ["processing"]
             letter = letters[0]
-            assert "22P05" in letter.reason and "database refused" in letter.reason
+            assert "22001" in letter.reason and "database refused" in letter.reason
             assert letter.source_topic == topics.usage
             assert letter.consumer_group == "g"
             # Its position: the offset the poison was published at, on its own partition.
@@ -252,20 +259,21 @@ async def test_dead_letters_cli_list_show_replay(settings: Settings, monkeypatch
 
             code, listed = await cli("list")
             assert code == 0 and letter_id in listed and topics.usage in listed and "processing" in listed
-            code, listed_json = await cli("list", "--json", "--reason", "22P05")
+            code, listed_json = await cli("list", "--json", "--reason", "22001")
             rows = [orjson.loads(line) for line in listed_json.splitlines()]
             assert [r["id"] for r in rows] == [letter_id] and rows[0]["replayed"] is False
             code, shown = await cli("show", letter_id)
             assert code == 0 and '"event_id": "poison-cli"' in shown and "churnwatch.source_offset" in shown
 
-            # The database is fixed (here: the handler drops the NUL), then the dead letter replayed.
+            # The handler is fixed (here: it shortens the note), then the dead letter replayed.
             consumer.stop()
             await asyncio.wait_for(running, timeout=30)
 
             async def fixed(session: AsyncSession, events: Sequence[ConsumedEvent]) -> HandlerResult:
                 cleaned = [ConsumedEvent(e.topic, e.partition, e.offset, e.envelope.model_copy(
-                    update={"payload": orjson.loads(orjson.dumps(e.envelope.payload)
-                                                    .replace(b"\\u0000", b""))})) for e in events]
+                    update={"payload": {**e.envelope.payload,
+                                        "note": str(e.envelope.payload.get("note", ""))[:NOTE_LIMIT]}}))
+                           for e in events]
                 return await write_payloads(session, cleaned)
 
             consumer = consumer_for(settings, engine, publisher, topics, handler=fixed)
@@ -274,7 +282,7 @@ async def test_dead_letters_cli_list_show_replay(settings: Settings, monkeypatch
             assert code == 0 and "1 replayed, 0 skipped" in replayed
             await eventually(lambda: _has(engine, "poison-cli"), "the replayed event applied", within=60)
             # Idempotent: a second replay is skipped; a forced one is dropped as a duplicate.
-            code, again = await cli("replay", "--all", "--reason", "22P05")
+            code, again = await cli("replay", "--all", "--reason", "22001")
             assert code == 0 and "0 replayed, 1 skipped" in again
             code, forced = await cli("replay", "--id", letter_id, "--force")
             assert code == 0 and "1 replayed" in forced
