@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.churnsim.dataset import load, segment_messages
+from bench.churnsim.dataset import load, recent_shift_days, segment_messages, shifted
 from bench.harness import command_line, machine, write_result
 from bench.segment_envelopes import envelopes_by_account
 from services.scoring.config import load_scorecard
@@ -34,30 +33,11 @@ DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASETS = ("dev_socialnet7", "dev_crm5", "final_crm6")
 
 
-def shifted(messages: Iterable[dict[str, Any]], days: int) -> Iterator[dict[str, Any]]:
-    """The same messages `days` later: ingest refuses events older than its window, and every
-    measure is invariant under a shift by whole weeks (ticks keep their second of the day)."""
-    delta = timedelta(days=days)
-    for message in messages:
-        moved = dict(message)
-        moved["timestamp"] = _iso(datetime.fromisoformat(message["timestamp"]) + delta)
-        traits = message.get("traits")
-        if isinstance(traits, dict) and isinstance(traits.get("renewal_date"), str):
-            renewal = datetime.fromisoformat(traits["renewal_date"]).date() + delta
-            moved["traits"] = {**traits, "renewal_date": renewal.isoformat()}
-        yield moved
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def run_dataset(name: str, horizon_days: float, path: Path = DATA) -> dict[str, Any]:
     started = time.monotonic()
     dataset = load(path / name)
     messages = list(segment_messages(dataset))
-    last = max(datetime.fromisoformat(m["timestamp"]) for m in messages)
-    shift = max(0, (datetime.now(UTC) - last).days // 7 * 7 - 7)
+    shift = recent_shift_days(messages, datetime.now(UTC))
     by_account = envelopes_by_account(shifted(messages, shift), source="churnsim")
     first = min(e.occurred_at for events in by_account.values() for e in events).timestamp()
     # Churn is observed until the simulation's end only: later usage is of accounts whose

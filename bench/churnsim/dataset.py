@@ -23,9 +23,9 @@ import heapq
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -251,3 +251,25 @@ def segment_messages(dataset: ChurnSimDataset) -> Iterator[dict[str, Any]]:
     # heapq.merge is stable: on equal times the first iterable's items come first.
     for _, message in heapq.merge(lifecycle, _usage_messages(dataset), key=lambda item: item[0]):
         yield message
+
+
+def recent_shift_days(messages: Iterable[dict[str, Any]], now: datetime) -> int:
+    """Whole weeks that bring the replay's last message to about a week before `now`: ingest
+    refuses events older than its window (five years by default), and ChurnSim dates from 2020."""
+    last = max(datetime.fromisoformat(m["timestamp"]) for m in messages)
+    return max(0, (now - last).days // 7 * 7 - 7)
+
+
+def shifted(messages: Iterable[dict[str, Any]], days: int) -> Iterator[dict[str, Any]]:
+    """The same messages `days` later. By whole weeks every measure stays the same: ticks keep
+    their second of the day, snapshot moments their weekday."""
+    delta = timedelta(days=days)
+    for message in messages:
+        moved = dict(message)
+        moved["timestamp"] = _iso(datetime.fromisoformat(message["timestamp"]) + delta)
+        for bag in ("traits", "properties"):
+            values = message.get(bag)
+            if isinstance(values, dict) and isinstance(values.get(Trait.RENEWAL_DATE.value), str):
+                renewal = date.fromisoformat(values[Trait.RENEWAL_DATE.value]) + delta
+                moved[bag] = {**values, Trait.RENEWAL_DATE.value: renewal.isoformat()}
+        yield moved
