@@ -22,8 +22,16 @@ def settings(infra: Infra) -> Settings:
     return infra.fresh_settings()
 
 
-@pytest.fixture(autouse=True)
-def no_process_outlives_its_test() -> Iterator[None]:
-    """A test that fails half-way still leaves no service running: its processes are killed by pid."""
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_session() -> Iterator[None]:
     yield
     ServiceProcess.stop_leftovers()
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails half-way still leaves no service running: the processes it started are
+    killed by pid. Those of module-scoped fixtures, started before it, live on for the module."""
+    before = ServiceProcess.started_so_far()
+    yield
+    ServiceProcess.stop_leftovers(since=before)

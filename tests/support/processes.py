@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServiceProcess:
-    """A service process; `stop_leftovers` (run after every test) kills any a failing test left behind."""
+    """A service process; `stop_leftovers` (run after every test, for the processes it started,
+    and at the end of the session) kills any that a failing test left behind."""
 
     _started: list[ServiceProcess] = []
 
@@ -51,12 +52,17 @@ class ServiceProcess:
         return self
 
     @classmethod
-    def stop_leftovers(cls) -> list[int]:
-        """SIGKILL every process still running that a test started; the pids it had to kill."""
-        killed = [p.process.pid for p in cls._started if p.process is not None and p.process.poll() is None]
-        for started in cls._started:
+    def started_so_far(cls) -> int:
+        return len(cls._started)
+
+    @classmethod
+    def stop_leftovers(cls, since: int = 0) -> list[int]:
+        """SIGKILL every process started since the `since`-th that still runs; the pids killed."""
+        leftovers = cls._started[since:]
+        killed = [p.process.pid for p in leftovers if p.process is not None and p.process.poll() is None]
+        for started in leftovers:
             started.kill()
-        cls._started.clear()
+        del cls._started[since:]
         return killed
 
     def wait_ready(self, timeout: float) -> None:
