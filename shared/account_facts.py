@@ -12,7 +12,7 @@ Reading is lenient: a trait of the wrong type (a `seats` of "many") is treated a
 never as zero, and never fails the event; `unreadable_traits()` names such traits so callers
 can count them.
 
-The trait and event names here are a public contract, listed in the README.
+The trait and event names here are a public contract, listed in docs/ingest.md.
 """
 
 from __future__ import annotations

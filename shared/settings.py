@@ -1,6 +1,6 @@
 """One settings object for every service, read from `CHURNWATCH_*` environment variables.
 
-The names and defaults here are a public contract: the README lists each of them, and
+The names and defaults here are a public contract: docs/configuration.md lists each of them, and
 docker-compose and the local stack set them. Add an option here, then document it.
 """
 

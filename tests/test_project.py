@@ -1,4 +1,4 @@
-"""The project's public contract on paper: README configuration table and docker-compose."""
+"""The project's public contract on paper: the configuration reference, topics and docker-compose."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from shared.topics import Topics
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_documents_every_setting_with_its_default() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_reference_documents_every_setting_with_its_default() -> None:
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     for name, field in Settings.model_fields.items():
         variable = f"CHURNWATCH_{name.upper()}"
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{variable}`")), None)
-        assert row is not None, f"{variable} is not in the README's configuration table"
+        assert row is not None, f"{variable} is not in docs/configuration.md's table"
         default = field.default
         if default is not None and not hasattr(default, "get_secret_value"):
-            assert f"`{default}`" in row, f"{variable}: README does not show default {default!r}"
+            assert f"`{default}`" in row, f"{variable}: docs/configuration.md does not show default {default!r}"
 
 
 def test_readme_documents_every_topic() -> None:

@@ -4,7 +4,7 @@ Loaded once at start from `CHURNWATCH_ALERTS_ROUTING_FILE` and validated whole; 
 stops the service with every error named by its place in the file
 (`segments[1].escalation.after_hours: ...`). Without a file, the defaults below apply:
 owner CSM on Slack and email, immediately, no quiet hours, no escalation.
-See the README ("Alerts routing") for a commented example.
+See docs/alerts.md ("Routing file") for a commented example.
 """
 
 from __future__ import annotations
