@@ -21,7 +21,7 @@ def test_the_configuration_reference_documents_every_setting_with_its_default() 
         assert row is not None, f"{variable} is not in docs/configuration.md's table"
         default = field.default
         if default is not None and not hasattr(default, "get_secret_value"):
-            assert f"`{default}`" in row, f"{variable}: docs/configuration.md does not show default {default!r}"
+            assert f"`{default}`" in row, f"{variable}: docs/configuration.md lacks default {default!r}"
 
 
 def test_readme_documents_every_topic() -> None:
