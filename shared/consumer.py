@@ -293,10 +293,18 @@ class DurableConsumer:
         whole batch for (an infrastructure error), or None once it is durable. Raises
         DeadLetterLimitExceeded: the consumer stops."""
         try:
-            await self._process(consumer, batch)
-            return None
+            return await self._attempt(consumer, batch)
         except DeadLetterLimitExceeded as exc:
             self._stopped_at_limit(exc)
+            raise
+
+    async def _attempt(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list]  # type: ignore[type-arg]
+    ) -> Exception | None:
+        try:
+            await self._process(consumer, batch)
+            return None
+        except DeadLetterLimitExceeded:
             raise
         except Exception as exc:
             BATCH_FAILURES.labels(self._service, type(exc).__name__).inc()
@@ -306,8 +314,7 @@ class DurableConsumer:
         try:
             await self._isolate(consumer, batch, first)
             return None
-        except DeadLetterLimitExceeded as exc:
-            self._stopped_at_limit(exc)
+        except DeadLetterLimitExceeded:
             raise
         except Exception as exc:
             # The infrastructure failed while isolating: what is committed stays committed (its

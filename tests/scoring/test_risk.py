@@ -8,12 +8,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from services.scoring.model import MAX_USAGE_NAMES, Competitors, Model
+from services.scoring.model import DAY, MAX_USAGE_NAMES, Competitors, Model
 from services.scoring.risk.backtest import Moment, fold_account, judge_alerts, weekly
 from services.scoring.risk.calibration import TooFewOutcomes, threshold_for_precision
 from services.scoring.risk.evaluation import evaluate
 from services.scoring.risk.features import FIXED, FeatureSchema, Snapshot
-from services.scoring.risk.labels import DAY, churn_label
+from services.scoring.risk.labels import churn_label
 from shared.events import Envelope, EventType
 from tests.scoring.events import DEFAULT_CARD, T0, envelope, group, usage
 

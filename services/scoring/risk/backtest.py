@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from services.scoring.config import Scorecard
 from services.scoring.engine import AccountEngine, Cause
-from services.scoring.model import USAGE, Competitors, UnusableEvent, to_entry
+from services.scoring.model import DAY, USAGE, Competitors, UnusableEvent, to_entry
 from services.scoring.risk.features import Snapshot, snapshot
-from services.scoring.risk.labels import DAY
 from services.scoring.scorecard import effective
 from shared.events import Envelope
 

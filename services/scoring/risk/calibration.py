@@ -22,7 +22,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from services.scoring.risk.labels import DAY
+from services.scoring.model import DAY
 
 Matrix = NDArray[np.float64]
 

@@ -7,7 +7,7 @@ churned is no observation at all (there is nothing left to predict).
 
 from __future__ import annotations
 
-DAY = 86_400.0
+from services.scoring.model import DAY
 
 
 def churn_label(
