@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -177,19 +176,60 @@ def _hidden_evidence(key: str) -> bool:
     return key.endswith("_id") or key.startswith(("caused_by", "_"))
 
 
+# Evidence keys whose plain label would read wrong, and keys whose values name signal types.
+EVIDENCE_LABELS = {"also": "Also raised", "survey_type": "Survey", "excerpt": "Quote"}
+SIGNAL_TYPE_LISTS = frozenset({"also"})
+
+
 def evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) pairs in a stable order: 'ticket_subject' -> 'Ticket subject'."""
+    """(label, value) pairs in a stable order, in words: 'ticket_subject' -> 'Ticket subject',
+    a list as a comma-separated phrase, a time as 'YYYY-MM-DD HH:MM UTC' (never raw JSON)."""
     lines: list[tuple[str, str]] = []
     for key in list(evidence):
         if len(lines) >= EVIDENCE_LINES_MAX:
             break
         value = evidence[key]
-        if value is None or value == "" or _hidden_evidence(key):
+        if value is None or value == "" or value == [] or _hidden_evidence(key):
             continue
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-        label = key.replace("_", " ").strip().capitalize() or key
+        text = _evidence_words(key, value)
+        label = EVIDENCE_LABELS.get(key) or key.replace("_", " ").strip().capitalize() or key
         lines.append((_truncate(_one_line(label), 100), _truncate(text, EVIDENCE_VALUE_MAX)))
     return lines
+
+
+def _evidence_words(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        if key == "survey_type":
+            return value.upper()
+        return _time_words(value) or value
+    if isinstance(value, (list, tuple)):
+        items = [_evidence_words(key, item) for item in value if item is not None and item != ""]
+        if key in SIGNAL_TYPE_LISTS:
+            items = [item.replace("_", " ") for item in items]
+        return ", ".join(items)
+    if isinstance(value, dict):
+        pairs = [(str(k), v) for k, v in value.items() if v is not None]
+        return "; ".join(f"{k.replace('_', ' ')}: {_evidence_words(k, v)}" for k, v in pairs)
+    return str(value)
+
+
+def _time_words(text: str) -> str | None:
+    """An ISO-8601 instant as a CSM reads it, or None when the text is not one."""
+    if len(text) < 16 or text[4:5] != "-" or text[10:11] != "T":
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def _facts_line(view: AlertView) -> str:

@@ -330,19 +330,20 @@ def _words(
 ) -> tuple[str, Severity, dict[str, Any]]:
     rules = card.signals
     worst = [f.detail for f in factors if f.value is not None][:3]
-    base: dict[str, Any] = {"score": score, "band": band, "worst_factors": worst}
+    # The payload carries the score, band and factors in fields of their own: evidence holds
+    # only what is particular to this signal, so a survey answer is never mistaken for health.
     was = f" (was {previous[1]}, {previous[0]:g})" if previous[0] is not None and previous[1] else ""
     if signal_type == "entered_red":
         return (
             f"turned red: health {score:g}{was}; {worst[0] if worst else 'no factors'}",
             Severity.HIGH,
-            base,
+            {},
         )
     if signal_type == "band_dropped":
         return (
             f"health dropped to {band}: {score:g}{was}; {worst[0] if worst else ''}".rstrip("; "),
             Severity.MEDIUM,
-            base,
+            {},
         )
     if signal_type == "score_drop":
         peak = model.active.get("score_drop", [0, score])[1]
@@ -351,7 +352,7 @@ def _words(
             f"health fell {drop:.0f} points within {rules.score_drop.within_days:.0f} days "
             f"({peak:g} → {score:g}); {worst[0] if worst else ''}".rstrip("; "),
             Severity.HIGH if drop >= 2 * rules.score_drop.points else Severity.MEDIUM,
-            base | {"peak": peak, "drop": round(drop, 1), "within_days": rules.score_drop.within_days},
+            {"peak": peak, "drop": round(drop, 1), "within_days": rules.score_drop.within_days},
         )
     if signal_type == "usage_decline":
         found = usage_ratio(model, now, USAGE_MIN_HISTORY_DAYS)
@@ -360,8 +361,7 @@ def _words(
             f"product usage down {1 - ratio:.0%} vs the account's 4-week baseline "
             f"({recent:,.0f} events a week against {baseline:,.0f})",
             Severity.HIGH if ratio < 0.3 else Severity.MEDIUM,
-            base
-            | {
+            {
                 "usage_ratio": round(ratio, 3),
                 "events_per_week": round(recent, 1),
                 "baseline_events_per_week": round(baseline, 1),
@@ -374,8 +374,7 @@ def _words(
         return (
             f"support tickets at {ratio:.1f}x the account's usual rate ({recent:.1f} in about a week)",
             Severity.MEDIUM,
-            base
-            | {
+            {
                 "ticket_ratio": round(ratio, 2),
                 "recent_tickets": round(recent, 1),
                 "open_ticket_subjects": subjects,
@@ -387,8 +386,7 @@ def _words(
         return (
             f"{priority} ticket {ticket_id} open{_quote(subject)}",
             Severity.HIGH,
-            base
-            | {
+            {
                 "ticket_id": ticket_id,
                 "subject": subject,
                 "priority": priority,
@@ -408,7 +406,7 @@ def _words(
                 {
                     "response_id": response_id,
                     "survey_type": survey_type,
-                    "score": answer,
+                    "answer": answer,
                     "comment": comment,
                     "respondent": user,
                     "submitted_at": _iso(at),
@@ -421,12 +419,11 @@ def _words(
             {
                 "response_id": response_id,
                 "survey_type": survey_type,
-                "score": answer,
+                "answer": answer,
                 "comment": comment,
                 "respondent": user,
                 "submitted_at": _iso(at),
-            }
-            | base,
+            },
         )
     if signal_type == "competitor_mentioned":
         _, _, source, source_id, _ = key.split(":", 4)
@@ -443,8 +440,7 @@ def _words(
         return (
             f"competitor {competitor} named in {where}{_quote(text)}",
             Severity.MEDIUM,
-            base
-            | {
+            {
                 "competitor": competitor,
                 "source": source,
                 "source_id": source_id,
@@ -458,7 +454,7 @@ def _words(
         return (
             words,
             Severity.HIGH if status is PaymentStatus.PAST_DUE else Severity.MEDIUM,
-            base | {"payment_status": status.value if status else None},
+            {"payment_status": status.value if status else None},
         )
     if signal_type == "champion_change":
         state = champion_state(model, card, now)
@@ -477,8 +473,7 @@ def _words(
         return (
             words,
             Severity.HIGH,
-            base
-            | {
+            {
                 "champion": champion,
                 "previous_champion": model.champion_previous,
                 "champion_last_active_at": _iso(last),
@@ -492,8 +487,7 @@ def _words(
         return (
             f"renewal {when} ({renewal}) while health is {band} ({score:g})",
             Severity.HIGH if band == "red" else Severity.MEDIUM,
-            base
-            | {"renewal_date": renewal.isoformat() if renewal else None, "days_to_renewal": round(days, 1)},
+            {"renewal_date": renewal.isoformat() if renewal else None, "days_to_renewal": round(days, 1)},
         )
     if signal_type == "onboarding_behind":
         start = onboarding_start(model)
@@ -502,8 +496,7 @@ def _words(
             f"onboarding behind: day {day:.0f} and no value milestone yet "
             f"(target: by day {rules.onboarding_behind.day:.0f})",
             Severity.MEDIUM,
-            base
-            | {
+            {
                 "onboarding_started_at": _iso(start[0]) if start else None,
                 "day": round(day, 1),
                 "milestones": card.milestones,
@@ -534,4 +527,4 @@ def _words(
                 "share": round(monthly / limit, 3) if limit else None,
             },
         )
-    return signal_type.replace("_", " "), Severity.MEDIUM, base
+    return signal_type.replace("_", " "), Severity.MEDIUM, {}

@@ -24,6 +24,7 @@ from services.alerts.messages import (
     account_url,
     build_email,
     change_line,
+    evidence_lines,
     headline,
     message_id,
     render_email,
@@ -35,6 +36,7 @@ from services.alerts.messages import (
 from services.alerts.outbox import Purpose
 from services.alerts.playbook import BUILT_IN, DEFAULT, next_step
 from shared.events import Band, Factor, RiskSignalPayload, Severity
+from tests.scoring.events import T0, feed, nps, run, usage
 
 WHEN = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
 ACCOUNT_URL = "https://crm.example.com/accounts/acme"
@@ -294,3 +296,38 @@ def test_slack_digest_of_many_accounts_stays_under_fifty_blocks() -> None:
     body = render_slack_digest("team", many, "2026-11-21")
     assert len(body["blocks"]) <= SLACK_BLOCKS_MAX
     assert "…and 80 more accounts" in all_text(body["blocks"])
+
+
+def test_real_engine_detractor_renders_evidence_in_words_not_json() -> None:
+    # Real engine output, not a fixture: a detractor that also dropped the band and the score.
+    engine = run([usage("u", "acme", T0), nps("n1", "acme", "r1", 10, T0)], account_id="acme")
+    engine.take_outputs()
+    later = T0 + timedelta(hours=1)
+    feed(engine, [nps("n2", "acme", "r2", 1, later, user_id="u2", comment="Moving to a cheaper tool")])
+    [(_, detractor)] = engine.take_outputs().signals
+    assert detractor.signal_type == "detractor_response"
+
+    assert evidence_lines(detractor.evidence) == [
+        ("Survey", "NPS"),
+        ("Answer", "1"),
+        ("Comment", "Moving to a cheaper tool"),
+        ("Respondent", "u2"),
+        ("Submitted at", f"{later:%Y-%m-%d %H:%M} UTC"),
+        ("Also raised", "band dropped, score drop"),
+    ]
+    view = AlertView(
+        alert_id=1,
+        account_id="acme",
+        account_name="Acme Corp",
+        signal=detractor,
+        occurred_at=later,
+        account_url=ACCOUNT_URL,
+        next_step=BUILT_IN["detractor_response"],
+    )
+    slack = all_text(render_slack(view)["blocks"])
+    email = render_email(view).text
+    for text in (slack, email):
+        assert "[" not in text and "{" not in text  # no raw JSON lists or objects
+    # The health score appears once, as health, never among the survey's evidence.
+    assert "Health score*\n" in slack and "Score:" not in slack
+    assert "Answer:* 1" in slack and "Answer: 1" in email
