@@ -77,6 +77,23 @@ class OccurrenceOut(BaseModel):
     signal: dict[str, Any]
 
 
+class ReasonOut(BaseModel):
+    """One signal type raised in the alert's episode; `signal` is its newest occurrence."""
+
+    signal_type: str
+    kind: str
+    severity: str
+    summary: str
+    state: str
+    occurrences: int
+    first_signal_at: datetime
+    last_signal_at: datetime
+    clearing_since: datetime | None
+    cleared_at: datetime | None
+    updated_at: datetime
+    signal: dict[str, Any]
+
+
 class ActionOut(BaseModel):
     action: str
     actor: str
@@ -120,6 +137,8 @@ class AlertOut(BaseModel):
     escalate_at: datetime | None
     escalated_at: datetime | None
     reopened_count: int
+    updated_at: datetime | None
+    reasons: list[ReasonOut]  # active ones worst first (severity, then the newest), then cleared
     signals: list[OccurrenceOut]
     deliveries: list[DeliveryOut]
     actions: list[ActionOut]

@@ -174,6 +174,13 @@ class Lifecycle(_Strict):
     max_signal_age_hours: float | None = Field(
         default=168.0, gt=0, description="older signals (a backfill) are kept, not sent"
     )
+    group_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="the first message of an alert waits this long, so reasons raised "
+        "together arrive as one message",
+    )
 
 
 class SlackOptions(_Strict):

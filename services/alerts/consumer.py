@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,6 +26,7 @@ from services.alerts.lifecycle import (
     Action,
     AlertSnapshot,
     AlertState,
+    Decision,
     Notify,
     escalation_due_at,
     on_cleared,
@@ -40,6 +41,7 @@ from services.alerts.metrics import (
     ALERTS_UPDATED,
 )
 from services.alerts.outbox import Purpose, deliveries_for
+from services.alerts.reasons import Reason, ReasonState, alert_columns, clearing_since, replaced
 from services.alerts.routing import (
     AlertFacts,
     Capabilities,
@@ -200,29 +202,20 @@ class _Batch:
         if signal_id is None:
             self.duplicates[kind] += 1
             return
-        current = await store.lock_open_alert(session, account_id, kind)
-        policy = self.config.lifecycle
+        current = await store.lock_open_alert(session, account_id, signal.kind.value)
+        reason_rows = await store.load_reasons(session, current["id"]) if current else []
+        own_row = next((r for r in reason_rows if r["signal_type"] == kind), None)
+        own_active = own_row if own_row is not None and own_row["state"] == ReasonState.ACTIVE else None
         if signal.status is SignalStatus.CLEARED:
-            decision = on_cleared(snapshot(current) if current else None, envelope.occurred_at, policy)
-            alert_id = current["id"] if current else None
-            if decision.action is Action.IGNORE:
-                self.ignored[(kind, decision.reason)] += 1
-            elif decision.action is Action.CLEAR and current is not None:
-                await store.update_alert(
-                    session,
-                    current["id"],
-                    updated_at=self.now,
-                    clearing_since=current["clearing_since"] or self.now,
-                )
-            elif current is not None:
-                await resolve(session, current, self.now, reason="cleared", actor="signal")
-                self.lifecycle[(kind, "resolved", "signal")] += 1
-            await store.set_signal_outcome(
-                session, signal_id, alert_id, f"{decision.action}:{decision.reason}"
+            await self._cleared(
+                session, current, reason_rows, own_active, signal_id, kind, envelope.occurred_at
             )
             return
 
-        last_resolved = None if current else await store.lock_last_resolved(session, account_id, kind)
+        policy = self.config.lifecycle
+        last_resolved = (
+            None if current else await store.lock_last_resolved(session, account_id, signal.kind.value)
+        )
         decision = on_raised(
             snapshot(current) if current else None,
             snapshot(last_resolved) if last_resolved else None,
@@ -231,53 +224,55 @@ class _Batch:
             self.now,
             policy,
             replayed=signal.evidence.get("replayed") is True,
+            new_reason=current is not None and own_active is None,
         )
         if decision.action is Action.IGNORE:
             self.ignored[(kind, decision.reason)] += 1
             await store.set_signal_outcome(session, signal_id, None, f"ignore:{decision.reason}")
             return
         segment = resolve_segment(self.config, signal.segment, facts)
-        latest = {
-            "severity": signal.severity.value,
-            "summary": signal.summary,
-            "signal": signal.model_dump(mode="json"),
-            "last_dedupe_key": signal.dedupe_key,
-            "updated_at": self.now,
-            "clearing_since": None,
-            "segment": segment.name if segment else signal.segment,
-        }
+        reason = _raised_reason(own_row if current else None, signal, envelope.occurred_at, self.now)
         if decision.action is Action.OPEN:
             alert: dict[str, Any] = {
                 "dedupe_key": signal.dedupe_key,
                 "account_id": account_id,
                 "signal_type": kind,
                 "kind": signal.kind.value,
+                "severity": signal.severity.value,
+                "summary": signal.summary,
+                "signal": signal.model_dump(mode="json"),
                 "signal_event_id": envelope.event_id,
                 "occurred_at": envelope.occurred_at,
                 "created_at": self.now,
+                "updated_at": self.now,
                 "state": AlertState.OPEN.value,
                 "occurrences": 1,
+                "last_dedupe_key": signal.dedupe_key,
                 "last_signal_at": envelope.occurred_at,
                 "opened_at": self.now,
                 "reopened_count": 0,
+                "clearing_since": None,
+                "segment": segment.name if segment else signal.segment,
                 "notified_severity": None,
                 "last_notified_at": None,
                 "escalate_at": None,
                 "escalated_at": None,
-                **latest,
             }
             alert["id"] = await store.insert_alert(session, alert)
             self.created[(kind, signal.severity.value)] += 1
         else:
             base = current if decision.action is Action.UPDATE else last_resolved
             assert base is not None
+            others = [Reason.of(r) for r in reason_rows] if decision.action is Action.UPDATE else []
+            # Updated in place: the alert is named after its worst reason, whichever just changed.
             changes: dict[str, Any] = {
-                **latest,
+                **alert_columns(replaced(others, Reason.of(reason))),
+                "last_dedupe_key": signal.dedupe_key,
+                "updated_at": self.now,
+                "segment": segment.name if segment else signal.segment,
                 "occurrences": base["occurrences"] + 1,
                 "last_signal_at": max(base["last_signal_at"], envelope.occurred_at),
             }
-            if rank(Severity(base["severity"])) > rank(signal.severity):
-                changes["severity"] = base["severity"]  # an alert is as severe as its worst occurrence
             if decision.action is Action.REOPEN:
                 changes.update(
                     state=AlertState.OPEN.value,
@@ -295,7 +290,7 @@ class _Batch:
                     # the safety net under the cooldown.
                     escalate_at=escalation_due_at(
                         self.now,
-                        Severity(changes.get("severity", signal.severity.value)),
+                        Severity(changes["severity"]),
                         SignalKind(base["kind"]),
                         (segment.escalation if segment and segment.escalation else None)
                         or self.config.escalation,
@@ -305,11 +300,57 @@ class _Batch:
             await store.update_alert(session, base["id"], **changes)
             alert = {**base, **changes}
             self.updated[(kind, decision.reason)] += 1
+        await store.save_reason(session, {**reason, "alert_id": alert["id"]})
         await store.set_signal_outcome(
             session, signal_id, alert["id"], f"{decision.action}:{decision.reason}"
         )
         if decision.notify is not Notify.NONE:
-            await self._notify(session, alert, signal, signal_id, decision.notify, facts, segment, prefs)
+            await self._notify(
+                session, alert, signal, signal_id, decision, facts, segment, prefs
+            )
+
+    async def _cleared(
+        self,
+        session: AsyncSession,
+        current: dict[str, Any] | None,
+        reason_rows: list[dict[str, Any]],
+        own: dict[str, Any] | None,
+        signal_id: int,
+        kind: str,
+        occurred_at: datetime,
+    ) -> None:
+        """A cleared signal clears its reason (after the hysteresis); the alert resolves when
+        no reason holds, else it is updated in place."""
+        decision = on_cleared(
+            snapshot(current) if current else None,
+            own["last_signal_at"] if own else None,
+            occurred_at,
+            self.config.lifecycle,
+        )
+        if decision.action is Action.IGNORE or current is None or own is None:
+            self.ignored[(kind, decision.reason)] += 1
+        elif decision.action is Action.CLEAR:
+            clearing = own["clearing_since"] or self.now
+            await store.update_reason(session, own["id"], clearing_since=clearing, updated_at=self.now)
+            reasons = replaced(
+                [Reason.of(r) for r in reason_rows], Reason.of({**own, "clearing_since": clearing})
+            )
+            await store.update_alert(
+                session, current["id"], updated_at=self.now, clearing_since=clearing_since(reasons)
+            )
+        else:
+            await store.clear_reasons(session, current["id"], self.now, kind)
+            remaining = [Reason.of(r) for r in reason_rows if r["signal_type"] != kind]
+            # The alert keeps being about its other reasons, or ends with its last one.
+            columns = alert_columns(remaining)
+            if columns:
+                await store.update_alert(session, current["id"], updated_at=self.now, **columns)
+            else:
+                await resolve(session, current, self.now, reason="cleared", actor="signal")
+                self.lifecycle[(kind, "resolved", "signal")] += 1
+        await store.set_signal_outcome(
+            session, signal_id, current["id"] if current else None, f"{decision.action}:{decision.reason}"
+        )
 
     async def _notify(
         self,
@@ -317,11 +358,12 @@ class _Batch:
         alert: dict[str, Any],
         signal: RiskSignalPayload,
         signal_id: int,
-        notify: Notify,
+        decision: Decision,
         facts: AccountFacts,
         segment: Any,
         prefs: Mapping[str, StoredPreferences],
     ) -> None:
+        notify = decision.notify
         severity = Severity(alert["severity"])
         notices = plan_notices(
             AlertFacts(severity, signal.segment, force_digest=notify is Notify.DIGEST),
@@ -333,6 +375,9 @@ class _Batch:
             self.now,
         )
         purpose = Purpose.UPDATE if notify is Notify.UPDATE else Purpose.ALERT
+        # The first message of an episode waits a moment, so the reasons a bad day raises within
+        # seconds of each other arrive as one message.
+        group_wait = timedelta(seconds=self.config.lifecycle.group_wait_seconds)
         rows = deliveries_for(
             notices,
             alert_id=alert["id"],
@@ -340,9 +385,22 @@ class _Batch:
             tag=str(signal_id),
             now=self.now,
             details={"signal_id": signal_id},
+            hold_until=self.now + group_wait if purpose is Purpose.ALERT else None,
         )
+        folded: set[tuple[str, str]] = set()
+        if notify in (Notify.UPDATE, Notify.DIGEST) and alert["notified_severity"] is not None:
+            # Whoever's first message is still waiting reads this in it: no follow-up, no digest line.
+            waiting = await store.unclaimed_first_notices(session, alert["id"])
+            folded = {(r.channel, r.recipient) for r in rows if (r.channel, r.recipient) in waiting}
+            rows = [r for r in rows if (r.channel, r.recipient) not in folded]
+            notices = [
+                n
+                for n in notices
+                if not (n.targets and all((t.channel.value, t.address) in waiting for t in n.targets))
+            ]
         self.queued += await store.insert_deliveries(session, rows)
         digest = [notice for notice in notices if notice.digest and notice.skipped is None]
+        item_reason = decision.reason if decision.reason in ("cooldown", "new_reason") else "digest"
         await store.insert_digest_items(
             session,
             [
@@ -350,7 +408,7 @@ class _Batch:
                     "recipient": n.recipient,
                     "alert_id": alert["id"],
                     "signal_id": signal_id,
-                    "reason": "cooldown" if notify is Notify.DIGEST else "digest",
+                    "reason": item_reason,
                     "targets": [{"channel": t.channel.value, "address": t.address} for t in n.targets],
                     "timezone": n.timezone,
                     "digest_time": n.digest_time.strftime("%H:%M"),
@@ -359,22 +417,23 @@ class _Batch:
                 for n in digest
             ],
         )
-        if not rows and not digest:
+        if not rows and not digest and not folded:
             if not any(n.skipped == "below_min_severity" for n in notices):
                 self.unroutable += 1
                 log.warning("alert_unroutable", alert_id=alert["id"], account_id=alert["account_id"])
             return
-        if rows:
+        if rows or folded:
             told = alert["notified_severity"]
             changes: dict[str, Any] = {
-                "last_notified_at": self.now,
                 "notified_severity": (
                     severity.value if told is None or rank(severity) > rank(Severity(told)) else told
                 ),
             }
-            if alert["escalate_at"] is None and alert["escalated_at"] is None:
+            if rows:
+                changes["last_notified_at"] = self.now
+            if rows and alert["escalate_at"] is None and alert["escalated_at"] is None:
                 changes["escalate_at"] = escalation_due_at(
-                    _owner_told_at(notices, self.now),
+                    _owner_told_at(notices, self.now + group_wait),
                     severity,
                     SignalKind(alert["kind"]),
                     (segment.escalation if segment and segment.escalation else None)
@@ -404,10 +463,40 @@ class _Batch:
         )
 
 
-def _owner_told_at(notices: Sequence[Notice], now: datetime) -> datetime:
-    """Escalation counts from when the owner could first read it (after their quiet hours)."""
-    times = [n.not_before or now for n in notices if n.immediate and n.role in (Role.OWNER, Role.FALLBACK)]
-    return min(times) if times else now
+def _owner_told_at(notices: Sequence[Notice], earliest: datetime) -> datetime:
+    """Escalation counts from when the owner could first read it (after the group wait and
+    their quiet hours)."""
+    times = [
+        max(n.not_before or earliest, earliest)
+        for n in notices
+        if n.immediate and n.role in (Role.OWNER, Role.FALLBACK)
+    ]
+    return min(times) if times else earliest
+
+
+def _raised_reason(
+    row: Mapping[str, Any] | None, signal: RiskSignalPayload, occurred_at: datetime, now: datetime
+) -> dict[str, Any]:
+    """The alert's reason of this signal's type after it was raised (again): its newest
+    occurrence's words, as severe as its worst occurrence while it stayed active."""
+    held = row if row is not None and row["state"] == ReasonState.ACTIVE else None
+    severity = signal.severity
+    if held is not None and rank(Severity(held["severity"])) > rank(severity):
+        severity = Severity(held["severity"])
+    return {
+        "signal_type": signal.signal_type,
+        "kind": signal.kind.value,
+        "severity": severity.value,
+        "summary": signal.summary,
+        "signal": signal.model_dump(mode="json"),
+        "state": ReasonState.ACTIVE.value,
+        "occurrences": (row["occurrences"] if row else 0) + 1,
+        "first_signal_at": held["first_signal_at"] if held else occurred_at,
+        "last_signal_at": max(held["last_signal_at"], occurred_at) if held else occurred_at,
+        "clearing_since": None,
+        "cleared_at": None,
+        "updated_at": now,
+    }
 
 
 async def resolve(
@@ -430,6 +519,7 @@ async def resolve(
         clearing_since=None,
         updated_at=now,
     )
+    await store.clear_reasons(session, alert["id"], now)
     await store.cancel_pending(session, alert["id"], f"not sent: the alert was resolved ({reason})")
     await store.insert_action(
         session, alert["id"], "resolve", actor, via, now, {"reason": reason, **(extra or {})}

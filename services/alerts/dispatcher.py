@@ -47,6 +47,7 @@ from services.alerts.messages import (
     AlertView,
     DigestAccount,
     DigestLine,
+    ReasonLine,
     account_url,
     build_email,
     message_id,
@@ -64,6 +65,7 @@ from services.alerts.metrics import (
 )
 from services.alerts.outbox import AttemptRecord, Purpose
 from services.alerts.playbook import next_step
+from services.alerts.reasons import Reason, worst_first
 from services.alerts.senders import (
     EmailSender,
     Found,
@@ -420,6 +422,9 @@ class Dispatcher:
                     context["traits"] = (await store.load_traits(session, [alert["account_id"]])).get(
                         alert["account_id"], {}
                     )
+                    # Rendered from the alert as it stands now: every reason that joined since
+                    # this message was queued is in it.
+                    context["reasons"] = await store.load_reasons(session, alert["id"])
                     signal_id = (row["details"] or {}).get("signal_id")
                     if signal_id is not None:
                         context["occurrence"] = (await store.load_signal_rows(session, [signal_id])).get(
@@ -526,7 +531,16 @@ class Dispatcher:
         alert = context["alert"]
         facts = AccountFacts.from_traits(context.get("traits") or {})
         occurrence = context.get("occurrence")
-        signal = RiskSignalPayload.model_validate(occurrence["signal"] if occurrence else alert["signal"])
+        reasons = worst_first(Reason.of(r) for r in context.get("reasons") or [])
+        # A follow-up is about the occurrence that made the alert worse; any other message is
+        # about the alert as it is: named after its worst reason.
+        if occurrence is not None and (row["purpose"] == Purpose.UPDATE or not reasons):
+            about, occurred_at = occurrence["signal"], occurrence["occurred_at"]
+        elif reasons and reasons[0].signal is not None:
+            about, occurred_at = reasons[0].signal, reasons[0].last_signal_at
+        else:
+            about, occurred_at = alert["signal"], alert["last_signal_at"]
+        signal = RiskSignalPayload.model_validate(about)
         details = row["details"] or {}
         recipient = str(details.get("recipient_key") or row["recipient"])
         now = self._clock.now()
@@ -546,11 +560,11 @@ class Dispatcher:
             account_id=alert["account_id"],
             account_name=facts.name,
             signal=signal,
-            occurred_at=occurrence["occurred_at"] if occurrence else alert["last_signal_at"],
+            occurred_at=occurred_at,
             account_url=account_url(
                 self._config.links.account, self._settings.public_url, alert["account_id"]
             ),
-            next_step=next_step(self._config, alert["signal_type"]),
+            next_step=next_step(self._config, signal.signal_type),
             purpose=Purpose(row["purpose"]),
             occurrences=alert["occurrences"],
             # Event time, like the latest occurrence's: "seen since" must not mix in processing time.
@@ -561,6 +575,10 @@ class Dispatcher:
             links=links,
             resent=resent,
             note=details.get("note"),
+            reasons=tuple(
+                ReasonLine(r.severity, r.signal_type, r.summary, clearing=r.clearing_since is not None)
+                for r in reasons
+            ),
         )
 
     def _digest(self, rows: list[dict[str, Any]]) -> tuple[str, list[DigestAccount]]:

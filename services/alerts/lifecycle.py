@@ -1,16 +1,20 @@
 """An alert's life, as pure decisions: what a signal does to it, and what time does to it.
 
-One alert per (account, signal_type) is open at a time. A signal's `dedupe_key` names one
+One alert per account is open at a time: the account's episode. Each signal type raised in it
+is one of its reasons (`services/alerts/reasons.py`). A signal's `dedupe_key` names one
 occurrence: the consumer drops a key it has seen before any of this runs. Then:
 
-- raised, nothing open        -> open a new alert and notify, unless the last alert of the
-                                 same kind was notified within the cooldown: then reopen it
-                                 and put it in the digest (a flapping account pings once);
-- raised, one open            -> update it with the new evidence; notify again only when the
+- raised, nothing open        -> open a new alert and notify, unless the account's last alert
+                                 was notified within the cooldown: then reopen it and put it in
+                                 the digest (a flapping account pings once);
+- raised, one open            -> the signal joins it (a new reason, or news of a known one)
+                                 and the alert is updated in place; notify again only when the
                                  severity rose above what was already notified (and it is not
-                                 snoozed);
-- cleared                     -> start the clear timer; the alert resolves only if nothing is
-                                 raised again for `clear_after_minutes` (hysteresis);
+                                 snoozed), as a follow-up; a new reason otherwise goes to the
+                                 daily digest;
+- cleared                     -> start that reason's clear timer; the reason clears only if
+                                 it is not raised again for `clear_after_minutes` (hysteresis),
+                                 and the alert resolves when all its reasons have cleared;
 - time passes                 -> snoozes end (the owner is reminded), clear timers resolve,
                                  unacknowledged high-severity alerts escalate.
 """
@@ -47,7 +51,7 @@ class Notify(StrEnum):
     NONE = "none"
     ALERT = "alert"  # the first notification of this alert
     UPDATE = "update"  # a follow-up: severity rose
-    DIGEST = "digest"  # recorded for the daily digest only
+    DIGEST = "digest"  # recorded for the daily digest only (a cooldown reopen, a new reason)
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,14 @@ def on_raised(
     policy: Lifecycle,
     *,
     replayed: bool = False,
+    new_reason: bool = False,
 ) -> Decision:
     """What a raised signal does. A signal from history is recorded but pings nobody: one
     older than `max_signal_age_hours` (a backfill), or one a replay (`churnwatch replay`,
-    e.g. for a new scorecard) re-derived, which must not alert CSMs about the past again."""
+    e.g. for a new scorecard) re-derived, which must not alert CSMs about the past again.
+
+    `new_reason`: the open alert has no active reason of this signal's type yet. Told once per
+    episode, the owner hears of a new reason in the digest unless it makes the alert worse."""
     stale = policy.max_signal_age_hours is not None and now - occurred_at > timedelta(
         hours=policy.max_signal_age_hours
     )
@@ -95,9 +103,10 @@ def on_raised(
             # only if the alert got more severe.
             if rank(severity) > rank(open_alert.severity):
                 return Decision(Action.UPDATE, Notify.ALERT, "severity_rose")
-            return Decision(Action.UPDATE, Notify.NONE, "already_open")
-        if rank(severity) > rank(told):
+        elif rank(severity) > rank(told):
             return Decision(Action.UPDATE, Notify.UPDATE, "severity_rose")
+        if new_reason:
+            return Decision(Action.UPDATE, Notify.DIGEST, "new_reason")
         return Decision(Action.UPDATE, Notify.NONE, "already_open")
     if quiet_reason is not None:
         return Decision(Action.IGNORE, Notify.NONE, quiet_reason)
@@ -113,10 +122,18 @@ def on_raised(
     return Decision(Action.OPEN, Notify.ALERT, "new")
 
 
-def on_cleared(open_alert: AlertSnapshot | None, occurred_at: datetime, policy: Lifecycle) -> Decision:
+def on_cleared(
+    open_alert: AlertSnapshot | None, reason_last_signal_at: datetime | None, occurred_at: datetime,
+    policy: Lifecycle,
+) -> Decision:
+    """What a cleared signal does to the open alert's reason of its type (`reason_last_signal_at`:
+    the event time of that reason's newest raise, None if it has no such active reason).
+    RESOLVE and CLEAR act on the reason; the alert resolves once no reason holds."""
     if open_alert is None:
         return Decision(Action.IGNORE, Notify.NONE, "no_open_alert")
-    if occurred_at < open_alert.last_signal_at:
+    if reason_last_signal_at is None:
+        return Decision(Action.IGNORE, Notify.NONE, "no_such_reason")
+    if occurred_at < reason_last_signal_at:
         # Raised again after this clear was observed: the clear is out of date.
         return Decision(Action.IGNORE, Notify.NONE, "stale_clear")
     if policy.clear_after_minutes == 0:

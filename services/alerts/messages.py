@@ -51,6 +51,16 @@ class ActionLinks:
 
 
 @dataclass(frozen=True)
+class ReasonLine:
+    """One reason of an alert, as its message lists it."""
+
+    severity: Severity
+    signal_type: str
+    summary: str
+    clearing: bool = False  # cleared, waiting out the hysteresis
+
+
+@dataclass(frozen=True)
 class AlertView:
     """Everything one alert message needs, loaded by the dispatcher."""
 
@@ -70,10 +80,17 @@ class AlertView:
     links: ActionLinks | None = None
     resent: bool = False
     note: str | None = None  # e.g. why this escalated, or that a snooze ended
+    # Every reason active in the alert, worst first (the first is the one `signal` is about
+    # unless this is a follow-up about another); listed when there are several.
+    reasons: tuple[ReasonLine, ...] = ()
 
     @property
     def account_label(self) -> str:
         return self.account_name or self.account_id
+
+    @property
+    def other_reasons(self) -> int:
+        return max(len(self.reasons) - 1, 0)
 
 
 @dataclass(frozen=True)
@@ -88,7 +105,8 @@ class DigestLine:
     severity: Severity
     summary: str
     occurred_at: datetime
-    reason: str  # digest, or cooldown (raised again soon after a notification)
+    # digest, cooldown (raised again soon after a notification), new_reason (joined an open alert)
+    reason: str
     state: str
 
 
@@ -134,7 +152,16 @@ def headline(view: AlertView) -> str:
         Purpose.REMINDER: "Snooze ended: ",
         Purpose.ESCALATION: "Escalated: ",
     }.get(view.purpose, "")
-    return prefix + joined
+    more = view.other_reasons
+    suffix = f" (and {more} more reason{'s' * (more != 1)})" if more else ""
+    return prefix + joined + suffix
+
+
+def reason_words(reason: ReasonLine) -> str:
+    """'High · detractor response: NPS detractor (score 2)' (and whether it is clearing)."""
+    words = f"{reason.severity.value.capitalize()} · {reason.signal_type.replace('_', ' ')}: "
+    words += _one_line(reason.summary)
+    return words + (" (cleared, confirming)" if reason.clearing else "")
 
 
 def top_factors(factors: Sequence[Factor], limit: int = TOP_FACTORS) -> list[Factor]:
@@ -243,6 +270,11 @@ def _facts_line(view: AlertView) -> str:
 
 def _history_line(view: AlertView) -> str:
     when = f"{view.occurred_at:%Y-%m-%d %H:%M} UTC"
+    if len(view.reasons) > 1 and view.first_seen_at is not None:
+        return (
+            f"Open since {view.first_seen_at:%Y-%m-%d %H:%M} UTC: {view.occurrences} signals, "
+            f"{len(view.reasons)} reasons (latest {when})"
+        )
     if view.occurrences > 1 and view.first_seen_at is not None:
         return f"Seen {view.occurrences} times since {view.first_seen_at:%Y-%m-%d %H:%M} UTC (latest {when})"
     return f"Occurred {when}"
@@ -302,6 +334,11 @@ def render_slack(view: AlertView) -> dict[str, Any]:
             "fields": [_mrkdwn(f, SLACK_FIELD_MAX) for f in fields[:SLACK_FIELDS_MAX]],
         },
     ]
+    if len(view.reasons) > 1:
+        listed = "\n".join(f"• {slack_escape(reason_words(r))}" for r in view.reasons)
+        blocks.append(
+            {"type": "section", "text": _mrkdwn(f"*Reasons, worst first*\n{listed}", SLACK_SECTION_MAX)}
+        )
     factors = top_factors(signal.factors)
     if factors:
         why = "*Why*\n" + "\n".join(f"• {slack_escape(_one_line(f.detail))}" for f in factors)
@@ -446,6 +483,8 @@ def _digest_suffix(line: DigestLine) -> str:
     notes = []
     if line.reason == "cooldown":
         notes.append("raised again soon after an earlier alert")
+    elif line.reason == "new_reason":
+        notes.append("joined the account's open alert")
     if line.state == "resolved":
         notes.append("since resolved")
     elif line.state in ("acknowledged", "snoozed"):
@@ -470,6 +509,8 @@ def render_email(view: AlertView) -> EmailContent:
     if change:
         text.append(f"  {change}")
     text.append(f"  {_facts_line(view)}")
+    if len(view.reasons) > 1:
+        text += ["", "Reasons, worst first"] + [f"  - {reason_words(r)}" for r in view.reasons]
     if factors:
         text += ["", "Why"] + [f"  - {_one_line(f.detail)}" for f in factors]
     if evidence:
@@ -498,6 +539,12 @@ def render_email(view: AlertView) -> EmailContent:
     if change:
         parts.append(f"<br>{e(change)}")
     parts.append(f"<br><small>{e(_facts_line(view))}</small></p>")
+    if len(view.reasons) > 1:
+        parts.append(
+            "<h3>Reasons, worst first</h3><ul>"
+            + "".join(f"<li>{e(reason_words(r))}</li>" for r in view.reasons)
+            + "</ul>"
+        )
     if factors:
         parts.append("<h3>Why</h3><ul>" + "".join(f"<li>{e(f.detail)}</li>" for f in factors) + "</ul>")
     if evidence:

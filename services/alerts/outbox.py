@@ -67,13 +67,16 @@ def deliveries_for(
     tag: str,
     now: datetime,
     details: dict[str, Any] | None = None,
+    hold_until: datetime | None = None,
 ) -> list[NewDelivery]:
     """Rows for every immediate target of `notices`; `tag` tells apart repeats of a purpose
-    (the occurrence that raised severity, the snooze that ended)."""
+    (the occurrence that raised severity, the snooze that ended). None is due before
+    `hold_until` (the first message's group wait) nor before its recipient's quiet hours end."""
     rows: list[NewDelivery] = []
     for notice in notices:
         if not notice.immediate:
             continue
+        due = max(notice.not_before or now, hold_until or now)
         for target in notice.targets:
             rows.append(
                 NewDelivery(
@@ -81,7 +84,7 @@ def deliveries_for(
                     purpose=purpose,
                     channel=target.channel.value,
                     recipient=target.address,
-                    next_attempt_at=notice.not_before or now,
+                    next_attempt_at=due,
                     created_at=now,
                     alert_id=alert_id,
                     mention=target.mention,
@@ -89,7 +92,7 @@ def deliveries_for(
                         **(details or {}),
                         "recipient_key": notice.recipient,
                         "role": notice.role.value,
-                        "due_at": (notice.not_before or now).isoformat(),
+                        "due_at": due.isoformat(),
                     },
                 )
             )

@@ -1,5 +1,6 @@
-"""Time-based work, driven by the injected clock: snoozes end, cleared alerts resolve after
-their hysteresis, unacknowledged alerts escalate, daily digests go out.
+"""Time-based work, driven by the injected clock: snoozes end, cleared reasons clear and
+alerts without any resolve after their hysteresis, unacknowledged alerts escalate, daily
+digests go out.
 
 Each tick handles what is due at `clock.now()`, in short transactions that lock the rows
 they change (`SKIP LOCKED`), so several instances can tick at once and a tick that crashes
@@ -30,6 +31,7 @@ from services.alerts.metrics import (
     FALSE_POSITIVE_RATIO,
 )
 from services.alerts.outbox import NewDelivery, Purpose, deliveries_for
+from services.alerts.reasons import Reason, alert_columns
 from services.alerts.routing import (
     AlertFacts,
     Role,
@@ -171,14 +173,32 @@ class Scheduler:
     # --- hysteresis ---------------------------------------------------------------------------------
 
     async def _resolve_cleared(self, now: datetime) -> int:
+        """Reasons whose clear timer ran out clear; an alert with none left resolves, one with
+        others left is updated in place."""
         deadline = now - timedelta(minutes=self._config.lifecycle.clear_after_minutes)
+        resolved: list[dict[str, Any]] = []
         async with self._sessions() as session, session.begin():
             rows = await store.lock_due_alerts(session, store.clear_over(deadline))
             for row in rows:
-                await resolve(session, row, now, reason="cleared", actor="signal", via="clock")
-        for row in rows:
+                reasons = [Reason.of(r) for r in await store.load_reasons(session, row["id"])]
+                over = {
+                    r.signal_type
+                    for r in reasons
+                    if r.active and r.clearing_since is not None and r.clearing_since <= deadline
+                }
+                remaining = [r for r in reasons if r.signal_type not in over]
+                columns = alert_columns(remaining)
+                alert_over = row["clearing_since"] is not None and row["clearing_since"] <= deadline
+                if alert_over or not columns:
+                    await resolve(session, row, now, reason="cleared", actor="signal", via="clock")
+                    resolved.append(row)
+                    continue
+                for signal_type in sorted(over):
+                    await store.clear_reasons(session, row["id"], now, signal_type)
+                await store.update_alert(session, row["id"], updated_at=now, **columns)
+        for row in resolved:
             ALERTS_LIFECYCLE.labels(row["signal_type"], "resolved", "clock").inc()
-        return len(rows)
+        return len(resolved)
 
     # --- escalation ---------------------------------------------------------------------------------
 

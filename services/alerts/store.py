@@ -1,5 +1,6 @@
 """Alerts' persistence: contacts, alerts and their signal ledger, the delivery outbox, digests,
-actions, feedback and preferences. Tables match migrations 0001, 0003_alerts and 0004_alerts.
+actions, feedback and preferences. Tables match migrations 0001, 0003_alerts, 0004_alerts and
+0005_alerts (one open alert per account, its reasons in `alert_reasons`).
 
 Time columns that drive behaviour (due times, leases, snoozes, escalations) are written and
 compared with the injected clock's `now`, never the database's, so tests can move time.
@@ -15,25 +16,31 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     case,
     delete,
     func,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.alerts.outbox import AttemptRecord, NewDelivery
+from services.alerts.reasons import listing
 from services.alerts.routing import StoredPreferences
 from shared.account_facts import AccountFacts
 
@@ -86,6 +93,32 @@ alerts = Table(
     Column("escalate_at", TS),
     Column("escalated_at", TS),
     Column("reopened_count", Integer, nullable=False),
+)
+# One row per signal type raised in an alert's episode: the reasons the alert lists.
+alert_reasons = Table(
+    "alert_reasons",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("signal_type", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("severity", Text, nullable=False),  # its worst occurrence while active
+    Column("summary", Text, nullable=False),
+    Column("signal", JSONB, nullable=False),  # its newest raised occurrence
+    Column("state", Text, nullable=False),  # active | cleared
+    Column("occurrences", Integer, nullable=False),
+    Column("first_signal_at", TS, nullable=False),  # event time
+    Column("last_signal_at", TS, nullable=False),  # event time of the newest raise
+    Column("clearing_since", TS),
+    Column("cleared_at", TS),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("alert_id", "signal_type", name="uq_alert_reason"),
+    CheckConstraint("state IN ('active', 'cleared')", name="ck_alert_reason_state"),
+    Index(
+        "ix_alert_reasons_clearing",
+        "clearing_since",
+        postgresql_where=text("state = 'active' AND clearing_since IS NOT NULL"),
+    ),
 )
 alert_signals = Table(
     "alert_signals",
@@ -299,7 +332,9 @@ async def set_signal_outcome(
     )
 
 
-async def lock_open_alert(session: AsyncSession, account_id: str, signal_type: str) -> Row | None:
+async def lock_open_alert(session: AsyncSession, account_id: str, kind: str) -> Row | None:
+    """The account's open (not resolved) alert of this kind (risk or expansion): there is at
+    most one, its episode."""
     row = (
         (
             await session.execute(
@@ -307,7 +342,7 @@ async def lock_open_alert(session: AsyncSession, account_id: str, signal_type: s
                 .where(
                     and_(
                         alerts.c.account_id == account_id,
-                        alerts.c.signal_type == signal_type,
+                        alerts.c.kind == kind,
                         alerts.c.state != "resolved",
                     )
                 )
@@ -320,7 +355,7 @@ async def lock_open_alert(session: AsyncSession, account_id: str, signal_type: s
     return dict(row) if row else None
 
 
-async def lock_last_resolved(session: AsyncSession, account_id: str, signal_type: str) -> Row | None:
+async def lock_last_resolved(session: AsyncSession, account_id: str, kind: str) -> Row | None:
     row = (
         (
             await session.execute(
@@ -328,7 +363,7 @@ async def lock_last_resolved(session: AsyncSession, account_id: str, signal_type
                 .where(
                     and_(
                         alerts.c.account_id == account_id,
-                        alerts.c.signal_type == signal_type,
+                        alerts.c.kind == kind,
                         alerts.c.state == "resolved",
                     )
                 )
@@ -341,6 +376,67 @@ async def lock_last_resolved(session: AsyncSession, account_id: str, signal_type
         .first()
     )
     return dict(row) if row else None
+
+
+async def load_reasons(session: AsyncSession | AsyncConnection, alert_id: int) -> list[Row]:
+    rows = (
+        (
+            await session.execute(
+                select(alert_reasons).where(alert_reasons.c.alert_id == alert_id).order_by(alert_reasons.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+async def save_reason(session: AsyncSession, values: Row) -> None:
+    """Insert the alert's reason of this signal type, or replace what it holds."""
+    statement = insert(alert_reasons).values(**values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            constraint="uq_alert_reason",
+            set_={k: statement.excluded[k] for k in values if k not in ("alert_id", "signal_type")},
+        )
+    )
+
+
+async def update_reason(session: AsyncSession, reason_id: int, **values: Any) -> None:
+    await session.execute(update(alert_reasons).where(alert_reasons.c.id == reason_id).values(**values))
+
+
+async def clear_reasons(
+    session: AsyncSession, alert_id: int, now: datetime, signal_type: str | None = None
+) -> None:
+    """Mark the alert's active reasons (or the one of `signal_type`) cleared."""
+    condition = and_(alert_reasons.c.alert_id == alert_id, alert_reasons.c.state == "active")
+    if signal_type is not None:
+        condition = and_(condition, alert_reasons.c.signal_type == signal_type)
+    await session.execute(
+        update(alert_reasons)
+        .where(condition)
+        .values(state="cleared", cleared_at=now, clearing_since=None, updated_at=now)
+    )
+
+
+async def unclaimed_first_notices(session: AsyncSession, alert_id: int) -> set[tuple[str, str]]:
+    """(channel, address) of the alert's first notifications not yet claimed by a dispatcher,
+    locked so none is claimed before this transaction commits: each will be rendered from the
+    alert as it stands then, so news folded in now needs no message of its own to them."""
+    rows = await session.execute(
+        select(alert_deliveries.c.channel, alert_deliveries.c.recipient)
+        .where(
+            and_(
+                alert_deliveries.c.alert_id == alert_id,
+                alert_deliveries.c.purpose == "alert",
+                alert_deliveries.c.status == "pending",
+                alert_deliveries.c.in_doubt.is_(False),
+            )
+        )
+        .with_for_update(skip_locked=True)
+    )
+    return {(r.channel, r.recipient) for r in rows}
 
 
 async def lock_alert(session: AsyncSession, alert_id: int) -> Row | None:
@@ -897,7 +993,23 @@ def snooze_over(now: datetime) -> Any:
 
 
 def clear_over(deadline: datetime) -> Any:
-    return and_(alerts.c.clearing_since.is_not(None), alerts.c.clearing_since <= deadline)
+    """Alerts whose clear timer ran out, or that have an active reason whose timer did."""
+    return or_(
+        and_(alerts.c.clearing_since.is_not(None), alerts.c.clearing_since <= deadline),
+        _reason_clear_over(deadline),
+    )
+
+
+def _reason_clear_over(deadline: datetime) -> Any:
+    return alerts.c.id.in_(
+        select(alert_reasons.c.alert_id).where(
+            and_(
+                alert_reasons.c.state == "active",
+                alert_reasons.c.clearing_since.is_not(None),
+                alert_reasons.c.clearing_since <= deadline,
+            )
+        )
+    )
 
 
 def escalation_over(now: datetime) -> Any:
@@ -1025,6 +1137,7 @@ async def alert_detail(conn: AsyncConnection, alert_id: int) -> Row | None:
 async def _with_children(conn: AsyncConnection, alert_rows: list[Row]) -> list[Row]:
     ids = [r["id"] for r in alert_rows]
     children: dict[str, dict[int, list[Row]]] = {
+        "reasons": {},
         "deliveries": {},
         "signals": {},
         "actions": {},
@@ -1032,6 +1145,7 @@ async def _with_children(conn: AsyncConnection, alert_rows: list[Row]) -> list[R
     }
     if ids:
         for name, table, order in (
+            ("reasons", alert_reasons, alert_reasons.c.id),
             ("deliveries", alert_deliveries, alert_deliveries.c.id),
             ("signals", alert_signals, alert_signals.c.id),
             ("actions", alert_actions, alert_actions.c.id),
@@ -1063,6 +1177,8 @@ async def _with_children(conn: AsyncConnection, alert_rows: list[Row]) -> list[R
         for by_alert in children["deliveries"].values():
             for d in by_alert:
                 d["attempt_log"] = log.get(d["id"], [])
+        for alert_id, reason_rows in children["reasons"].items():
+            children["reasons"][alert_id] = [dict(r) for r in listing(reason_rows)]
     return [
         {**r, **{name: by_alert.get(r["id"], []) for name, by_alert in children.items()}} for r in alert_rows
     ]
