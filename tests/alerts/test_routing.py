@@ -280,11 +280,27 @@ def test_flapping_is_held_back_by_the_cooldown() -> None:
     assert (after.action, after.notify) == (Action.OPEN, Notify.ALERT)
 
 
+def test_a_new_reason_joins_the_open_alert_for_the_digest_unless_it_is_worse() -> None:
+    later = NOON + timedelta(hours=2)
+    joins = on_raised(alert(), None, Severity.MEDIUM, later, later, POLICY, new_reason=True)
+    assert (joins.action, joins.notify, joins.reason) == (Action.UPDATE, Notify.DIGEST, "new_reason")
+    worse = on_raised(alert(), None, Severity.HIGH, later, later, POLICY, new_reason=True)
+    assert (worse.action, worse.notify, worse.reason) == (Action.UPDATE, Notify.UPDATE, "severity_rose")
+    snoozed = on_raised(alert(AlertState.SNOOZED), None, Severity.HIGH, later, later, POLICY, new_reason=True)
+    assert (snoozed.action, snoozed.notify) == (Action.UPDATE, Notify.NONE)
+    week_ago = NOON - timedelta(days=8)
+    backfill = on_raised(alert(), None, Severity.HIGH, week_ago, later, POLICY, new_reason=True)
+    assert (backfill.notify, backfill.reason) == (Notify.NONE, "stale")
+    untold = on_raised(alert(told=None), None, Severity.LOW, later, later, POLICY, new_reason=True)
+    assert (untold.notify, untold.reason) == (Notify.DIGEST, "new_reason")
+
+
 def test_cleared_signals() -> None:
-    assert on_cleared(None, NOON, POLICY).reason == "no_open_alert"
-    assert on_cleared(alert(), NOON - timedelta(minutes=1), POLICY).reason == "stale_clear"
-    assert on_cleared(alert(), NOON, POLICY).action is Action.CLEAR
-    assert on_cleared(alert(), NOON, Lifecycle(clear_after_minutes=0)).action is Action.RESOLVE
+    assert on_cleared(None, None, NOON, POLICY).reason == "no_open_alert"
+    assert on_cleared(alert(), None, NOON, POLICY).reason == "no_such_reason"
+    assert on_cleared(alert(), NOON, NOON - timedelta(minutes=1), POLICY).reason == "stale_clear"
+    assert on_cleared(alert(), NOON, NOON, POLICY).action is Action.CLEAR
+    assert on_cleared(alert(), NOON, NOON, Lifecycle(clear_after_minutes=0)).action is Action.RESOLVE
 
 
 def test_only_risk_alerts_at_the_threshold_escalate() -> None:
