@@ -365,8 +365,10 @@ class _Batch:
     ) -> None:
         notify = decision.notify
         severity = Severity(alert["severity"])
+        # A digest line about a new reason is as severe as that reason, not as the whole alert.
+        planned = signal.severity if decision.reason == "new_reason" else severity
         notices = plan_notices(
-            AlertFacts(severity, signal.segment, force_digest=notify is Notify.DIGEST),
+            AlertFacts(planned, signal.segment, force_digest=notify is Notify.DIGEST),
             facts,
             self.config,
             segment,

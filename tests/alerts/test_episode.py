@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (typographic quotes and minus signs in summaries, as the engine words them)
 """One conversation per account: the reasons a bad week raises join one alert, on real Kafka and
 PostgreSQL, a local Slack (incoming webhook and Web API) and a real SMTP server, time moved by hand."""
 
@@ -24,7 +23,11 @@ GROUP_WAIT_SECONDS = 60
 CONFIG = parse_routing(
     {
         "defaults": {"timezone": "UTC", "digest_time": "09:00"},
-        "lifecycle": {"cooldown_hours": 24, "clear_after_minutes": 60, "group_wait_seconds": GROUP_WAIT_SECONDS},
+        "lifecycle": {
+            "cooldown_hours": 24,
+            "clear_after_minutes": 60,
+            "group_wait_seconds": GROUP_WAIT_SECONDS,
+        },
     }
 )
 ACME = {
@@ -58,7 +61,12 @@ def bad_week() -> list[Any]:
             "detractor_response",
             "r1",
             summary=f"NPS detractor (score 2): “{COMMENT}”",
-            evidence={"survey_type": "nps", "answer": 2, "comment": COMMENT, "respondent": "champion@acme.test"},
+            evidence={
+                "survey_type": "nps",
+                "answer": 2,
+                "comment": COMMENT,
+                "respondent": "champion@acme.test",
+            },
             at=T0 + timedelta(seconds=2),
         ),
         signal(
@@ -91,7 +99,10 @@ REASON_LINES = [
 ]
 
 
-async def poll(read: Callable[[], Awaitable[str]], done: Callable[[str], bool], timeout: float = 20.0) -> None:
+async def poll(
+    read: Callable[[], Awaitable[str]], done: Callable[[str], bool], timeout: float = 20.0
+) -> None:
+    """Read (the metrics page) until `done` holds."""
     deadline = time.monotonic() + timeout
     while not done(await read()):
         if time.monotonic() > deadline:
@@ -131,7 +142,11 @@ async def test_the_bad_week_is_one_slack_message_and_one_email_naming_every_reas
             ("usage_decline", "medium", "active"),
         ]
         # Named after its worst reason; every occurrence was folded into it.
-        assert (alert["signal_type"], alert["severity"], alert["occurrences"]) == ("detractor_response", "high", 4)
+        assert (alert["signal_type"], alert["severity"], alert["occurrences"]) == (
+            "detractor_response",
+            "high",
+            4,
+        )
         assert [s["outcome"] for s in alert["signals"]] == [
             "open:new",
             "update:severity_rose",
@@ -203,9 +218,11 @@ async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse
         await slack.wait_for_messages(2)
         reply = slack.messages[1]
         assert (reply.thread_ts, reply.channel) == (first.ts, first.channel)
-        assert reply.text == f"<@U0JANE> Update: Acme Corp: NPS detractor (score 2): “{COMMENT}” (and 2 more reasons)"
+        assert reply.text == (
+            f"<@U0JANE> Update: Acme Corp: NPS detractor (score 2): “{COMMENT}” (and 2 more reasons)"
+        )
         listed = next(b["text"]["text"] for b in reply.blocks if "Reasons, worst first" in str(b))
-        assert listed.splitlines()[1:] == [f"• {REASON_LINES[0]}", f"• {REASON_LINES[2]}", f"• {REASON_LINES[3]}"]
+        assert listed.splitlines()[1:] == [f"• {REASON_LINES[i]}" for i in (0, 2, 3)]
         mails = await smtp.wait_for_accepted(2)
         assert mails[1].message["In-Reply-To"] == first_mail.message["Message-ID"]
 
@@ -228,7 +245,11 @@ async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse
         clock.advance(minutes=61)
         assert (await service.tick())["resolved"] == 0
         [alert] = await service.alerts("acme")
-        assert (alert["state"], alert["signal_type"], alert["severity"]) == ("open", "renewal_at_risk", "medium")
+        assert (alert["state"], alert["signal_type"], alert["severity"]) == (
+            "open",
+            "renewal_at_risk",
+            "medium",
+        )
         assert [(r["signal_type"], r["state"]) for r in alert["reasons"]] == [
             ("renewal_at_risk", "active"),
             ("competitor_mentioned", "active"),

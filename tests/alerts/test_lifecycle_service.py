@@ -53,6 +53,15 @@ ACME = {
     "csm_slack_channel": "#cs-acme",
     "csm_slack_user": "U0JANE",
 }
+# A second enterprise account: a signal about another account is a new alert of its own.
+INITECH = {
+    "name": "Initech",
+    "plan": "enterprise",
+    "mrr": 7000,
+    "csm_name": "Bill",
+    "csm_email": "bill@example.com",
+    "csm_slack_channel": "#cs-initech",
+}
 
 
 @pytest.fixture
@@ -140,23 +149,28 @@ async def test_routing_by_owner_and_segment_and_team_preferences(
         )
         assert response.status_code == 200, response.text
         assert response.json()["effective"]["channels"] == ["slack", "email"]
+        # (A low signal about acme joins its open alert for Jane's digest; the lead asked for high.)
         await service.publish(
-            signal("acme", "champion_change", "c1", summary="champion left"),
+            group_event("initech", INITECH),
+            signal("initech", "champion_change", "c1", summary="champion left"),
             signal("acme", "ticket_spike", "t1", severity=Severity.LOW, summary="tickets up"),
         )
         await wait_until(lambda: len(slack.in_channel("U0LEAD")) == 1, what="the lead's DM")
-        await smtp.wait_for_accepted(4)  # jane x2 (champion, tickets) + lead x1 + the first one
+        await smtp.wait_for_accepted(3)  # jane's first one, bill x1 + lead x1 (initech)
         leads = [m for m in smtp.accepted if m.rcpt_tos == ["lead@example.com"]]
-        assert [m.subject for m in leads] == ["[Churnwatch] Acme Corp champion left"]
+        assert [m.subject for m in leads] == ["[Churnwatch] Initech champion left"]
+        [acme] = await service.wait("acme", lambda a: len(a[0]["reasons"]) == 2)
+        assert len(acme["deliveries"]) == 2  # the first message to Jane's channel and inbox only
 
-        # Next morning at 09:00 UTC: the digest for Sam, by email.
+        # Next morning at 09:00 UTC: the digest for Sam, and Jane's with what joined her alert.
         clock.set(T0.replace(day=21, hour=9, minute=0))
-        assert (await service.tick())["digests"] == 1
-        await wait_until(lambda: any(m.rcpt_tos == ["sam@example.com"] for m in smtp.accepted), what="digest")
+        assert (await service.tick())["digests"] == 2
+        await wait_until(lambda: len(smtp.accepted) == 5, what="the digests")
         digest = next(m for m in smtp.accepted if m.rcpt_tos == ["sam@example.com"])
-        assert digest.rcpt_tos == ["sam@example.com"]
         assert digest.subject == "[Churnwatch] Daily digest 2026-11-21: 1 signal on 1 account"
         assert "[medium] usage down 40%" in digest.part("text/plain")
+        janes = next(m for m in smtp.accepted if m.rcpt_tos == ["jane@example.com"] and "digest" in m.subject)
+        assert "[low] tickets up (joined the account's open alert)" in janes.part("text/plain")
         assert (await service.tick())["digests"] == 0  # one digest a day
 
 
@@ -521,13 +535,14 @@ async def test_escalation_after_the_timeout(
     async with running(web_api_settings(infra, slack, smtp), CONFIG, clock) as service:
         await service.publish(
             group_event("acme", ACME),
+            group_event("initech", INITECH),
             signal("acme", "entered_red", "e1", summary="turned red"),
-            signal("acme", "ticket_spike", "t1", severity=Severity.MEDIUM, summary="tickets doubled"),
+            signal("initech", "ticket_spike", "t1", severity=Severity.MEDIUM, summary="tickets doubled"),
         )
-        alerts = await service.wait("acme", lambda a: len(a) == 2 and all(sent(x) for x in a))
-        red = next(a for a in alerts if a["signal_type"] == "entered_red")
+        [red] = await service.wait("acme", lambda a: len(a) == 1 and sent(a[0]))
         assert red["escalate_at"] is not None
-        assert next(a for a in alerts if a["signal_type"] == "ticket_spike")["escalate_at"] is None
+        [tickets] = await service.wait("initech", lambda a: len(a) == 1 and sent(a[0]))
+        assert tickets["escalate_at"] is None  # medium: below the escalation's threshold
         clock.advance(hours=3, minutes=59)
         assert (await service.tick())["escalated"] == 0
         clock.advance(minutes=2)
@@ -568,20 +583,22 @@ async def test_quiet_hours_defer_and_an_acknowledgement_cancels_the_rest(
         await slack.wait_for_messages(1)
         await smtp.wait_for_accepted(1)
 
-        # Another at night, acknowledged through the API before morning: never sent.
+        # Another account's alert at night, acknowledged through the API before morning: never
+        # sent. (Another signal about acme would join its open alert, with no message.)
         clock.set(T0.replace(day=21, hour=22))
         await service.publish(
-            signal("acme", "competitor_mentioned", "m1", at=clock.now(), summary="named Globex")
+            group_event("initech", INITECH),
+            signal("initech", "competitor_mentioned", "m1", at=clock.now(), summary="named Globex"),
         )
-        alerts = await service.wait("acme", lambda a: len(a) == 2 and len(a[0]["deliveries"]) == 2)
+        [alert] = await service.wait("initech", lambda a: len(a) == 1 and len(a[0]["deliveries"]) == 2)
         ack = await service.client.post(
-            f"/v1/alerts/{alerts[0]['id']}/acknowledge", headers=AUTH, json={"actor": "jane@example.com"}
+            f"/v1/alerts/{alert['id']}/acknowledge", headers=AUTH, json={"actor": "bill@example.com"}
         )
         assert ack.status_code == 200
         clock.set(T0.replace(day=22, hour=7, minute=1))
         service.runtime.dispatcher.wake()
-        [alert, _] = await service.wait(
-            "acme", lambda a: all(d["status"] == "cancelled" for d in a[0]["deliveries"])
+        [alert] = await service.wait(
+            "initech", lambda a: all(d["status"] == "cancelled" for d in a[0]["deliveries"])
         )
         assert len(slack.messages) == 1
 
