@@ -1,12 +1,13 @@
 """An alert's life, as pure decisions: what a signal does to it, and what time does to it.
 
-One alert per account is open at a time: the account's episode. Each signal type raised in it
-is one of its reasons (`services/alerts/reasons.py`). A signal's `dedupe_key` names one
-occurrence: the consumer drops a key it has seen before any of this runs. Then:
+One alert per account and kind (risk, expansion) is open at a time: the account's episode.
+Each signal type raised in it is one of its reasons (`services/alerts/reasons.py`). A signal's
+`dedupe_key` names one occurrence: the consumer drops a key it has seen before any of this
+runs. Then:
 
 - raised, nothing open        -> open a new alert and notify, unless the account's last alert
-                                 was notified within the cooldown: then reopen it and put it in
-                                 the digest (a flapping account pings once);
+                                 of that kind was notified within the cooldown: then reopen
+                                 it and put it in the digest (a flapping account pings once);
 - raised, one open            -> the signal joins it (a new reason, or news of a known one)
                                  and the alert is updated in place; notify again only when the
                                  severity rose above what was already notified (and it is not

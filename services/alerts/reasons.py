@@ -1,6 +1,7 @@
 """The reasons of one alert: every signal type active on the account in this episode. Pure.
 
-An account has at most one open alert (its episode). Each raised signal type is a reason of
+An account has at most one open alert of each kind (its risk episode, its expansion
+opportunity: an upsell does not belong in a message about churn risk). Each raised signal type is a reason of
 it, kept up to date by its newest occurrence; a reason clears on its own (with the same clear
 hysteresis an alert had), and the alert resolves when every reason has cleared. What a CSM
 reads is the list of active reasons, worst first: severity, then the most recently raised.
@@ -63,14 +64,6 @@ def lead(reasons: Iterable[Reason]) -> Reason | None:
     """The reason an alert is named after: its worst active one."""
     ordered = worst_first(reasons)
     return ordered[0] if ordered else None
-
-
-def episode_severity(reasons: Sequence[Reason], floor: Severity | None = None) -> Severity | None:
-    """The alert's severity: its worst active reason's (None with none active)."""
-    active = [r.severity for r in reasons if r.active]
-    if floor is not None:
-        active.append(floor)
-    return max(active, key=rank) if active else None
 
 
 def clearing_since(reasons: Sequence[Reason]) -> datetime | None:
