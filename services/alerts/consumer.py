@@ -379,7 +379,11 @@ class _Batch:
         purpose = Purpose.UPDATE if notify is Notify.UPDATE else Purpose.ALERT
         # The first message of an episode waits a moment, so the reasons a bad day raises within
         # seconds of each other arrive as one message.
-        group_wait = timedelta(seconds=self.config.lifecycle.group_wait_seconds)
+        held_until = (
+            self.now + timedelta(seconds=self.config.lifecycle.group_wait_seconds)
+            if purpose is Purpose.ALERT
+            else self.now
+        )
         rows = deliveries_for(
             notices,
             alert_id=alert["id"],
@@ -387,7 +391,7 @@ class _Batch:
             tag=str(signal_id),
             now=self.now,
             details={"signal_id": signal_id},
-            hold_until=self.now + group_wait if purpose is Purpose.ALERT else None,
+            hold_until=held_until,
         )
         folded: set[tuple[str, str]] = set()
         if notify in (Notify.UPDATE, Notify.DIGEST) and alert["notified_severity"] is not None:
@@ -435,7 +439,7 @@ class _Batch:
                 changes["last_notified_at"] = self.now
             if rows and alert["escalate_at"] is None and alert["escalated_at"] is None:
                 changes["escalate_at"] = escalation_due_at(
-                    _owner_told_at(notices, self.now + group_wait),
+                    _owner_told_at(notices, held_until),
                     severity,
                     SignalKind(alert["kind"]),
                     (segment.escalation if segment and segment.escalation else None)

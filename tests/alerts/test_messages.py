@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -21,6 +22,7 @@ from services.alerts.messages import (
     AlertView,
     DigestAccount,
     DigestLine,
+    ReasonLine,
     account_url,
     build_email,
     change_line,
@@ -331,3 +333,40 @@ def test_real_engine_detractor_renders_evidence_in_words_not_json() -> None:
     # The health score appears once, as health, never among the survey's evidence.
     assert "Health score*\n" in slack and "Score:" not in slack
     assert "Answer:* 1" in slack and "Answer: 1" in email
+
+
+def test_an_alert_with_several_reasons_lists_them_all_in_words_worst_first() -> None:
+    reasons = (
+        ReasonLine(Severity.HIGH, "entered_red", "turned red: usage −45%, detractor NPS 3"),
+        ReasonLine(Severity.MEDIUM, "competitor_mentioned", "competitor Globex named in ticket T-9"),
+        ReasonLine(Severity.LOW, "ticket_spike", "support tickets at 2.1x the usual <rate>", clearing=True),
+    )
+    several = replace(view(), reasons=reasons, occurrences=5, first_seen_at=WHEN - timedelta(days=1))
+    body = render_slack(several)
+    assert headline(several) == "Acme Corp turned red: usage −45%, detractor NPS 3 (and 2 more reasons)"
+    assert body["blocks"][0]["text"]["text"] == headline(several)
+    sections = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
+    assert sections[1] == (
+        "*Reasons, worst first*\n"
+        "• High · entered red: turned red: usage −45%, detractor NPS 3\n"
+        "• Medium · competitor mentioned: competitor Globex named in ticket T-9\n"
+        "• Low · ticket spike: support tickets at 2.1x the usual &lt;rate&gt; (cleared, confirming)"
+    )
+    [context] = [b for b in body["blocks"] if b["type"] == "context"]
+    assert context["elements"][0]["text"] == (
+        "Open since 2026-11-19 10:30 UTC: 5 signals, 3 reasons (latest 2026-11-20 10:30 UTC)"
+    )
+    mail = render_email(several)
+    assert mail.subject == f"[Churnwatch] {headline(several)}"
+    assert (
+        "\nReasons, worst first\n"
+        "  - High · entered red: turned red: usage −45%, detractor NPS 3\n"
+        "  - Medium · competitor mentioned: competitor Globex named in ticket T-9\n"
+        "  - Low · ticket spike: support tickets at 2.1x the usual <rate> (cleared, confirming)\n"
+    ) in mail.text
+    escaped = "<li>Low · ticket spike: support tickets at 2.1x the usual &lt;rate&gt; (cleared, confirming)"
+    assert escaped in mail.html
+    # One reason: the headline names it, no list.
+    single = replace(view(), reasons=reasons[:1])
+    assert "Reasons, worst first" not in all_text(render_slack(single)["blocks"])
+    assert "more reason" not in headline(single)
