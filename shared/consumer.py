@@ -43,6 +43,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -91,7 +92,7 @@ consumer_offsets = Table(
     Column("topic", Text, primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 consumer_outbox = Table(
     "consumer_outbox",
@@ -101,14 +102,16 @@ consumer_outbox = Table(
     Column("topic", Text, nullable=False),
     Column("key", LargeBinary),
     Column("value", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_consumer_outbox_group", "consumer_group", "id"),
 )
 processed_events = Table(
     "processed_events",
     metadata,
     Column("consumer_group", Text, primary_key=True),
     Column("event_id", Text, primary_key=True),
-    Column("processed_at", DateTime(timezone=True), server_default=func.now()),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_processed_events_processed_at", "processed_at"),
 )
 
 
