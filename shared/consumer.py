@@ -43,6 +43,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -77,6 +78,8 @@ from shared.poison import (
     describe,
 )
 from shared.publisher import EventPublisher, RawMessage
+from shared.runtime.backoff import exponential_backoff
+from shared.runtime.polling import PollingLoop
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -91,7 +94,7 @@ consumer_offsets = Table(
     Column("topic", Text, primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 consumer_outbox = Table(
     "consumer_outbox",
@@ -101,14 +104,16 @@ consumer_outbox = Table(
     Column("topic", Text, nullable=False),
     Column("key", LargeBinary),
     Column("value", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_consumer_outbox_group", "consumer_group", "id"),
 )
 processed_events = Table(
     "processed_events",
     metadata,
     Column("consumer_group", Text, primary_key=True),
     Column("event_id", Text, primary_key=True),
-    Column("processed_at", DateTime(timezone=True), server_default=func.now()),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_processed_events_processed_at", "processed_at"),
 )
 
 
@@ -262,7 +267,7 @@ class DurableConsumer:
                             raise error
                         self._rewind(consumer, batch)
                 if failures:
-                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                    await asyncio.sleep(exponential_backoff(failures, 0.1, 5.0))
         finally:
             self.running = False
             if relay is not None and self._relay is not None:
@@ -272,17 +277,18 @@ class DurableConsumer:
 
     async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> bool:
         """Connect, retrying while Kafka is away; False if `stop()` came first."""
-        delay = 0.5
+        retries = 0
         while not self._stopping.is_set():
             try:
                 await consumer.start()
                 return True
             except (KafkaError, OSError) as exc:
+                delay = exponential_backoff(retries, 0.5, 10.0)
                 log.warning("kafka_unavailable", error=str(exc), retry_in=delay)
                 # A stop during the back-off ends the wait at once.
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-                delay = min(delay * 2, 10.0)
+                retries += 1
         return False
 
     async def _process_or_isolate(
@@ -800,38 +806,35 @@ class _OutboxRelay:
 
     def __init__(self, owner: DurableConsumer) -> None:
         self._owner = owner
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._loop = PollingLoop()
 
     async def stage(self, session: AsyncSession, outputs: Sequence[Envelope]) -> None:
         await stage_outputs(session, self._owner._publisher.topics, self._owner.group_id, outputs)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
+        self._loop.stop()
 
     async def run(self) -> None:
-        while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.POLL_SECONDS)
-            self._wake.clear()
-            try:
-                while await self._drain_once():
-                    pass
-            except Exception as exc:  # Kafka or the database away: retried at the next wake or poll
-                log.warning("outbox_relay_failed", error=str(exc))
-                await asyncio.sleep(0.5)
-            if self._stopping.is_set():
-                # A batch may have committed while the last drain ran: leave nothing behind.
-                try:
-                    while await self._drain_once():
-                        pass
-                except Exception as exc:
-                    log.warning("outbox_relay_failed_at_stop", error=repr(exc))
-                return
+        await self._loop.pause(self.POLL_SECONDS)  # nothing is committed before the first wake
+        await self._loop.run(self._drain, self.POLL_SECONDS)
+        # A batch may have committed while the last drain ran: leave nothing behind.
+        try:
+            while await self._drain_once():
+                pass
+        except Exception as exc:
+            log.warning("outbox_relay_failed_at_stop", error=repr(exc))
+
+    async def _drain(self) -> bool:
+        try:
+            while await self._drain_once():
+                pass
+        except Exception as exc:  # Kafka or the database away: retried at the next wake or poll
+            log.warning("outbox_relay_failed", error=str(exc))
+            await asyncio.sleep(0.5)
+        return False
 
     async def _drain_once(self) -> bool:
         owner = self._owner

@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# A config attribute: this run only upgrades, so env.py need not import every service's tables
+# (the metadata autogenerate and `alembic check` compare with) when a service starts.
+UPGRADE_ONLY = "churnwatch.upgrade_only"
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -45,8 +48,10 @@ async def migrate(settings: Settings) -> None:
     """Bring the schema to the newest revision of every branch. Safe to run from several services at once:
     env.py takes an advisory lock, so only one applies and the others wait and find nothing to do.
     """
+    config = alembic_config(settings.database_url)
+    config.attributes[UPGRADE_ONLY] = True
     # alembic's env.py runs its own event loop, so it must not run on ours.
-    await asyncio.to_thread(command.upgrade, alembic_config(settings.database_url), "heads")
+    await asyncio.to_thread(command.upgrade, config, "heads")
 
 
 async def is_reachable(engine: AsyncEngine) -> bool:

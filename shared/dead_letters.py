@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import text
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine, migrate
@@ -33,6 +33,17 @@ from shared.logging import configure_logging
 from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings, get_settings
 from shared.topics import Topics
+
+# The table, for the schema only: the statements below are plain SQL.
+metadata = MetaData()
+dead_letter_replays = Table(
+    "dead_letter_replays",
+    metadata,
+    Column("dead_letter_topic", Text, primary_key=True),
+    Column("dead_letter_id", Text, primary_key=True),
+    Column("source_topic", Text, nullable=False),
+    Column("replayed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from shared.http import create_app
 from shared.logging import configure_logging
 from shared.outage import outage_error
 from shared.publisher import EventPublisher
+from shared.runtime.backoff import exponential_backoff
 from shared.settings import Settings, get_settings
 from shared.topics import ensure_topics
 from shared.write_keys import seed_key
@@ -58,15 +59,16 @@ async def _create_topics(settings: Settings) -> None:
 
 
 async def _create_topics_eventually(settings: Settings) -> None:
-    delay = 1.0
+    retries = 0
     while True:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(exponential_backoff(retries, 1.0, 30.0))
         try:
             await _create_topics(settings)
             return
         except Exception as exc:
-            delay = min(delay * 2, 30.0)
-            log.warning("kafka_not_ready_for_topics", error=str(exc), retry_in=delay)
+            retries += 1
+            log.warning("kafka_not_ready_for_topics", error=str(exc),
+                        retry_in=exponential_backoff(retries, 1.0, 30.0))
 
 
 def serve(app: FastAPI, service: str, port: int, settings: Settings | None = None) -> None:

@@ -24,7 +24,7 @@ write_keys = Table(
     metadata,
     Column("key_hash", Text, primary_key=True),
     Column("source", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
     Column("key_id", Text, unique=True),
     Column("key_prefix", Text),

@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from services.ingest.helpdesk.signatures import generic_signature
+from shared.runtime.backoff import exponential_backoff
 from simulator.model import SimDay, SimEvent
 
 BATCH_MAX_ITEMS = 100
@@ -170,7 +171,7 @@ class Sender:
                     auth: bool = False, sign: Callable[[], dict[str, str]] | None = None) -> None:
         basic = httpx.BasicAuth(self.endpoints.write_key, "") if auth else None
         deadline = time.monotonic() + self._give_up_after
-        backoff = BACKOFF_START
+        retries = 0
         async with self._slots:
             while True:
                 sent = time.perf_counter()
@@ -190,12 +191,12 @@ class Sender:
                         raise DeliveryError(f"{url} answered {status}: {detail}")
                     wait = retry_after_seconds(response.headers.get("retry-after"))
                 self.stats.retries[status] += 1
-                pause = backoff if wait is None else wait
+                pause = exponential_backoff(retries, BACKOFF_START, BACKOFF_MAX) if wait is None else wait
                 if time.monotonic() + pause > deadline:
                     raise DeliveryError(f"{url} still failing after {self._give_up_after:.0f}s "
                                         f"(last: {status or 'network error'} {detail})")
                 await asyncio.sleep(pause)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                retries += 1
 
 
 DayCallback = Callable[[SimDay], Awaitable[None] | None]

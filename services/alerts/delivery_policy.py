@@ -19,6 +19,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from shared.runtime.backoff import exponential_backoff
 from shared.smtp import smtp_failure
 
 RESPONSE_MAX = 1000
@@ -147,7 +148,7 @@ def retry_delay(
     """
     if retry_after is not None:
         return min(retry_after * (1 + 0.1 * jitter), cap)
-    step = min(base * 2.0 ** max(attempts - 1, 0), cap)
+    step = exponential_backoff(attempts - 1, base, cap)
     return step / 2 + step / 2 * jitter
 
 

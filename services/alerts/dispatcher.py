@@ -26,7 +26,6 @@ A 429 pushes that webhook's or channel's next slot past its `Retry-After`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +77,7 @@ from services.alerts.senders import (
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity
 from shared.metrics import ERRORS
+from shared.runtime.polling import PollingLoop
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -140,8 +140,7 @@ class Dispatcher:
         self._blocked: dict[str, datetime] = {}  # pacing key -> not before (a 429 seen here)
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._last_send: dict[str, datetime] = {}
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._loop = PollingLoop()
         self._client: httpx.AsyncClient | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.running = False
@@ -158,44 +157,43 @@ class Dispatcher:
 
     def wake(self) -> None:
         """New deliveries were committed: look now instead of at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self) -> None:
         """Finish the sends in flight (each bounded by the delivery timeout), then return."""
-        self._stopping.set()
-        self._wake.set()
+        self._loop.stop()
 
     async def run(self) -> None:
         self.running = True
         try:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                room = self._max_in_flight - len(self._in_flight)
-                claims: list[Claim] = []
-                if room > 0:
-                    try:
-                        claims = await self.claim(min(room, self._batch_size))
-                        await self._refresh_queue_depth()
-                    except Exception as exc:
-                        # The database may be away for a while; keep trying rather than die.
-                        ERRORS.labels(SERVICE, "dispatch").inc()
-                        log.error("dispatch_pass_failed", error=repr(exc))
-                for claim in claims:
-                    task = asyncio.create_task(self._deliver(claim))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._finished)
-                if len(claims) >= self._batch_size:
-                    continue  # more may be due right now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_seconds)
+            await self._loop.run(self._pass, self._settings.delivery_poll_seconds)
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
             self.running = False
 
+    async def _pass(self) -> bool:
+        """Start sending what is due, as far as there is room; True when a whole batch was claimed
+        (more may be due right now)."""
+        room = self._max_in_flight - len(self._in_flight)
+        claims: list[Claim] = []
+        if room > 0:
+            try:
+                claims = await self.claim(min(room, self._batch_size))
+                await self._refresh_queue_depth()
+            except Exception as exc:
+                # The database may be away for a while; keep trying rather than die.
+                ERRORS.labels(SERVICE, "dispatch").inc()
+                log.error("dispatch_pass_failed", error=repr(exc))
+        for claim in claims:
+            task = asyncio.create_task(self._deliver(claim))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return len(claims) >= self._batch_size
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # a pacing slot or some capacity may have freed up
+        self._loop.wake()  # a pacing slot or some capacity may have freed up
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and send them all; returns how many were claimed."""

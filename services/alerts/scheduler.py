@@ -9,8 +9,6 @@ is simply done again by the next one: every delivery it queues has a unique deli
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -45,6 +43,7 @@ from services.alerts.timing import latest_digest_moment
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity, SignalKind
 from shared.metrics import ERRORS
+from shared.runtime.polling import PollingLoop
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -65,26 +64,27 @@ class Scheduler:
         self._clock = clock
         self._capabilities = capabilities(settings, config)
         self._on_new_deliveries = on_new_deliveries
-        self._stopping = asyncio.Event()
+        self._loop = PollingLoop()
         self._held_reported: set[tuple[str, date]] = set()  # (recipient, digest day) counted as held
         self.running = False
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._loop.stop()
 
     async def run(self) -> None:
         self.running = True
         try:
-            while not self._stopping.is_set():
-                try:
-                    await self.run_once()
-                except Exception as exc:
-                    ERRORS.labels("alerts", "scheduler").inc()
-                    log.error("scheduler_tick_failed", error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._settings.alerts_tick_seconds)
+            await self._loop.run(self._tick, self._settings.alerts_tick_seconds)
         finally:
             self.running = False
+
+    async def _tick(self) -> bool:
+        try:
+            await self.run_once()
+        except Exception as exc:
+            ERRORS.labels("alerts", "scheduler").inc()
+            log.error("scheduler_tick_failed", error=repr(exc))
+        return False
 
     async def run_once(self) -> dict[str, int]:
         now = self._clock.now()

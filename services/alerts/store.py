@@ -56,7 +56,7 @@ account_contacts = Table(
     Column("csm_email", Text),
     Column("csm_slack_channel", Text),
     Column("traits", JSONB, nullable=False),
-    Column("updated_at", TS, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
 )
 alerts = Table(
     "alerts",
@@ -72,7 +72,7 @@ alerts = Table(
     Column("signal_event_id", Text, nullable=False),
     Column("signal", JSONB, nullable=False),  # the newest raised occurrence
     Column("occurred_at", TS, nullable=False),
-    Column("created_at", TS, server_default=func.now()),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("state", Text, nullable=False),
     Column("occurrences", Integer, nullable=False),
     Column("last_dedupe_key", Text),
@@ -93,6 +93,13 @@ alerts = Table(
     Column("escalate_at", TS),
     Column("escalated_at", TS),
     Column("reopened_count", Integer, nullable=False),
+    Index("ix_alerts_account", "account_id", "id"),
+    Index("ix_alerts_timers", "state", postgresql_where=text("state <> 'resolved'")),
+    Index("ix_alerts_last_resolved", "account_id", "signal_type", "resolved_at",
+          postgresql_where=text("state = 'resolved'")),
+    # At most one alert per account and signal type is not resolved.
+    Index("uq_alerts_one_open", "account_id", "signal_type", unique=True,
+          postgresql_where=text("state <> 'resolved'")),
 )
 # One row per signal type raised in an alert's episode: the reasons the alert lists.
 alert_reasons = Table(
@@ -135,6 +142,7 @@ alert_signals = Table(
     Column("received_at", TS, nullable=False),
     Column("signal", JSONB, nullable=False),
     Column("outcome", Text, nullable=False),
+    Index("ix_alert_signals_alert", "alert_id", "id"),
 )
 alert_digests = Table(
     "alert_digests",
@@ -146,6 +154,7 @@ alert_digests = Table(
     Column("covers_until", TS, nullable=False),
     Column("items", Integer, nullable=False),
     Column("created_at", TS, nullable=False),
+    UniqueConstraint("recipient", "digest_date", name="uq_digest_per_day"),
 )
 alert_digest_items = Table(
     "alert_digest_items",
@@ -160,6 +169,8 @@ alert_digest_items = Table(
     Column("digest_time", Text, nullable=False),
     Column("added_at", TS, nullable=False),
     Column("digest_id", BigInteger, ForeignKey("alert_digests.id")),
+    UniqueConstraint("recipient", "signal_id", name="uq_digest_item"),
+    Index("ix_digest_items_pending", "recipient", postgresql_where=text("digest_id IS NULL")),
 )
 alert_deliveries = Table(
     "alert_deliveries",
@@ -168,7 +179,7 @@ alert_deliveries = Table(
     Column("alert_id", BigInteger, ForeignKey("alerts.id")),
     Column("digest_id", BigInteger, ForeignKey("alert_digests.id")),
     Column("purpose", Text, nullable=False),
-    Column("delivery_key", Text, nullable=False, unique=True),
+    Column("delivery_key", Text, nullable=False),
     Column("channel", Text, nullable=False),
     Column("recipient", Text, nullable=False),
     Column("mention", Text),
@@ -184,14 +195,17 @@ alert_deliveries = Table(
     Column("last_response", Text),
     Column("external_id", Text),
     Column("external_channel", Text),
-    Column("created_at", TS, server_default=func.now()),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("sent_at", TS),
+    Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_alert_deliveries_alert", "alert_id"),
+    UniqueConstraint("delivery_key", name="uq_delivery_key"),
 )
 alert_delivery_attempts = Table(
     "alert_delivery_attempts",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("delivery_id", BigInteger, ForeignKey("alert_deliveries.id"), nullable=False),
+    Column("delivery_id", BigInteger, ForeignKey("alert_deliveries.id", ondelete="CASCADE"), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("claimed_at", TS),
     Column("started_at", TS),
@@ -201,6 +215,7 @@ alert_delivery_attempts = Table(
     Column("status_code", Integer),
     Column("response", Text),
     Column("in_doubt", Boolean, nullable=False),
+    UniqueConstraint("delivery_id", "attempt", name="uq_delivery_attempt"),
 )
 alert_actions = Table(
     "alert_actions",
@@ -212,6 +227,7 @@ alert_actions = Table(
     Column("via", Text, nullable=False),
     Column("details", JSONB, nullable=False),
     Column("at", TS, nullable=False),
+    Index("ix_alert_actions_alert", "alert_id", "id"),
 )
 alert_feedback = Table(
     "alert_feedback",

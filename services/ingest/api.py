@@ -39,6 +39,7 @@ from shared.door import may_hold_nul
 from shared.events import Envelope, EventType, encode, partition_key_for, utcnow
 from shared.http import ApiError, parse_json, read_body_limited
 from shared.publisher import EncodedEvent, EventPublisher, Overloaded, PublishFailed
+from shared.runtime.backoff import exponential_backoff
 from shared.settings import Settings, event_time_window
 from shared.topics import Topics
 from shared.write_keys import write_key_for_tracking
@@ -285,17 +286,18 @@ class IngestApi:
             (delivered if ok else failed).append(event_id)
         # The database may be away too: tried again with back-off for as long as the ids stay
         # in doubt (past that a retry may claim them anyway); meanwhile retries answer 503.
-        delay = 0.5
+        retries = 0
         give_up = asyncio.get_running_loop().time() + self.settings.message_id_in_doubt_seconds
         while True:
             try:
                 await self.store.settle_in_doubt(delivered, failed)
             except Exception as exc:
                 log.warning("in_doubt_outcome_not_recorded", events=len(ids), error=repr(exc))
+                delay = exponential_backoff(retries, 0.5, 30.0)
                 if asyncio.get_running_loop().time() + delay > give_up:
                     return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                retries += 1
             else:
                 log.info("in_doubt_outcome_recorded", delivered=len(delivered), failed=len(failed))
                 return

@@ -8,14 +8,13 @@ logged and counted, and the next one tries again: housekeeping must not end the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 import structlog
 
 from services.ingest.metrics import MESSAGE_ID_PRUNES
 from services.ingest.store import IngestStore
+from shared.runtime.polling import PollingLoop
 
 log = structlog.get_logger(__name__)
 
@@ -27,17 +26,18 @@ class MessageIdPruner:
         self._store = store
         self._retention = retention
         self._interval = interval_seconds
-        self._stopping = asyncio.Event()
+        self._loop = PollingLoop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            await self.prune_once()
-            # Woken at once by stop(), so shutdown does not wait out the interval.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
+        # Woken at once by stop(), so shutdown does not wait out the interval.
+        await self._loop.run(self._pass, self._interval)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._loop.stop()
+
+    async def _pass(self) -> bool:
+        await self.prune_once()
+        return False
 
     async def prune_once(self) -> None:
         try:

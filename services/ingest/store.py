@@ -15,10 +15,37 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
+from sqlalchemy import Boolean, Column, DateTime, Float, Index, MetaData, Table, Text, false, func
 from sqlalchemy.engine import make_url
 
 from services.ingest.attribution import Membership
 from shared.write_keys import hash_key
+
+# The tables, for the schema only: the statements below are plain SQL on asyncpg.
+metadata = MetaData()
+ingest_rate_buckets = Table(
+    "ingest_rate_buckets",
+    metadata,
+    Column("bucket", Text, primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+user_accounts = Table(
+    "user_accounts",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+ingest_message_ids = Table(
+    "ingest_message_ids",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("in_doubt", Boolean, nullable=False, server_default=false()),
+    Index("ix_ingest_message_ids_received_at", "received_at"),
+)
 
 # Tokens in a bucket now: what was left, refilled at `rate` since the last take, capped at `burst`.
 # $rate and $burst are parameters 3 and 4 of both statements below; the database's clock is

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.scoring.signal_types import SIGNAL_TYPES
 from shared.account_facts import LifecycleStage
 
 DEFAULT_SCORECARD = Path(__file__).parent / "scorecards" / "default.yaml"
@@ -281,8 +282,6 @@ class Scorecard(_Strict):
         last = self.segments[-1].when
         if last != SegmentRule():
             raise ValueError("the last segment must have no `when` rule: it catches every other account")
-        from services.scoring.signals import SIGNAL_TYPES  # the fixed list lives with the rules
-
         unknown = sorted(set(self.signals.disabled) - set(SIGNAL_TYPES))
         if unknown:
             raise ValueError(f"signals.disabled names unknown signal types {unknown}")

@@ -37,25 +37,10 @@ from services.scoring.model import (
     active_users,
     moment,
 )
+from services.scoring.signal_types import EXPANSION_TYPES
 from shared.account_facts import LifecycleStage, PaymentStatus
 from shared.events import Factor, RiskSignalPayload, Severity, SignalKind, SignalStatus
 
-RISK_TYPES = (
-    "entered_red",
-    "band_dropped",
-    "score_drop",
-    "usage_decline",
-    "ticket_spike",
-    "high_severity_ticket",
-    "detractor_response",
-    "champion_change",
-    "competitor_mentioned",
-    "payment_issue",
-    "renewal_at_risk",
-    "onboarding_behind",
-)
-EXPANSION_TYPES = ("seats_nearly_full", "usage_near_plan_limit", "promoter_response")
-SIGNAL_TYPES = RISK_TYPES + EXPANSION_TYPES
 # Signals about the score itself; told only when no more specific signal explains the step.
 DERIVED_TYPES = frozenset({"band_dropped", "score_drop"})
 BAND_RANK = {"red": 0, "yellow": 1, "green": 2}

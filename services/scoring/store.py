@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -58,7 +59,10 @@ account_health = Table(
     Column("events_applied", BigInteger, nullable=False),
     Column("late_events", BigInteger, nullable=False),
     Column("scorecard_version", Text),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_account_health_partition", "partition"),
+    Index("ix_account_health_band_score", "band", "score"),
+    Index("ix_account_health_renewal", "renewal_date"),
 )
 score_changes = Table(
     "score_changes",
@@ -78,7 +82,9 @@ score_changes = Table(
     Column("factors", JSONB, nullable=False),
     Column("contributions", JSONB, nullable=False),
     Column("replayed", Boolean, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), server_default=func.now()),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_score_changes_account", "account_id", "id"),
+    Index("ix_score_changes_account_time", "account_id", "occurred_at"),
 )
 scoring_partitions = Table(
     "scoring_partitions",
@@ -86,7 +92,7 @@ scoring_partitions = Table(
     Column("partition", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("max_event_at", Float),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 health_overrides = Table(
     "health_overrides",
@@ -102,7 +108,8 @@ health_overrides = Table(
     Column("author", Text, nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("event_id", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_health_overrides_account", "account_id", "id"),
 )
 
 

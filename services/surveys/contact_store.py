@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, literal, select, tuple_
+from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,7 +26,11 @@ survey_contacts = Table(
     # From the `zendesk_user_id` trait (migration 0004_surveys): how a Zendesk ticket finds its requester.
     Column("zendesk_user_id", Text),
     Column("traits", JSONB, nullable=False),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_survey_contacts_email", "email"),
+    Index("ix_survey_contacts_email_user", "email", "user_id", postgresql_where=text("email IS NOT NULL")),
+    Index("ix_survey_contacts_zendesk_user", "zendesk_user_id",
+          postgresql_where=text("zendesk_user_id IS NOT NULL")),
 )
 survey_memberships = Table(
     "survey_memberships",
@@ -34,13 +38,14 @@ survey_memberships = Table(
     Column("user_id", Text, primary_key=True),
     Column("account_id", Text, primary_key=True),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Index("ix_survey_memberships_account", "account_id"),
 )
 survey_accounts = Table(
     "survey_accounts",
     metadata,
     Column("account_id", Text, primary_key=True),
     Column("traits", JSONB, nullable=False),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 

@@ -18,8 +18,6 @@ added during the pass behind the current key is seen on the next pass.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from services.surveys.inviting import Timing, try_invite
 from services.surveys.metrics import INVITATIONS_CREATED
 from services.surveys.segments import ArrTier, Segment, segment_of
 from shared.metrics import ERRORS
+from shared.runtime.polling import PollingLoop
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -61,23 +60,24 @@ class Scheduler:
         self._tiers = tiers
         self._timing = Timing(quiet_period=timedelta(days=settings.survey_quiet_period_days),
                               link_ttl=timedelta(days=settings.survey_link_ttl_days))
-        self._stopping = asyncio.Event()
+        self._loop = PollingLoop()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._loop.stop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                report = await self.run_once()
-                if report.created or report.skipped:
-                    log.info("survey_schedule_pass", invited=len(report.created),
-                             skipped=dict(report.skipped))
-            except Exception as exc:
-                ERRORS.labels("surveys", "schedule").inc()
-                log.error("survey_schedule_failed", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._settings.survey_schedule_seconds)
+        await self._loop.run(self._pass, self._settings.survey_schedule_seconds)
+
+    async def _pass(self) -> bool:
+        try:
+            report = await self.run_once()
+            if report.created or report.skipped:
+                log.info("survey_schedule_pass", invited=len(report.created),
+                         skipped=dict(report.skipped))
+        except Exception as exc:
+            ERRORS.labels("surveys", "schedule").inc()
+            log.error("survey_schedule_failed", error=repr(exc))
+        return False
 
     async def run_once(self, now: datetime | None = None) -> PassReport:
         now = now or self._clock()
@@ -119,7 +119,7 @@ class Scheduler:
         budget = self._settings.survey_max_invitations_per_run
         unknown = segment_of({}, self._tiers)  # an account whose traits never arrived
         for contact in page.contacts:
-            if len(report.created) >= budget or self._stopping.is_set():
+            if len(report.created) >= budget or self._loop.stopping:
                 return False
             assert contact.email is not None
             if contact.email in page.unsubscribed:

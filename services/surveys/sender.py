@@ -14,8 +14,6 @@ Message-ID is stable per invitation, so mail clients fold such a copy.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +32,8 @@ from services.surveys.metrics import INVITATION_QUEUE, INVITATION_SENDS
 from services.surveys.rendering import build_invitation_email, render_invitation
 from shared.account_facts import AccountFacts
 from shared.metrics import ERRORS
+from shared.runtime.backoff import exponential_backoff
+from shared.runtime.polling import PollingLoop
 from shared.settings import Settings
 from shared.smtp import send_email, smtp_failure
 
@@ -59,8 +59,8 @@ def unsubscribe_url(settings: Settings, token: str) -> str:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    delay: timedelta = BASE_RETRY * 2 ** max(attempts - 1, 0)
-    return min(delay, MAX_RETRY)
+    seconds = exponential_backoff(attempts - 1, BASE_RETRY.total_seconds(), MAX_RETRY.total_seconds())
+    return timedelta(seconds=seconds)
 
 
 def classify_smtp_error(exc: Exception) -> Attempt:
@@ -82,29 +82,26 @@ class InvitationSender:
         self._batch_size = batch_size
         self._lease = lease
         self._timeout = send_timeout
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._loop = PollingLoop()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
+        self._loop.stop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                claimed = await self.run_once()
-            except Exception as exc:
-                ERRORS.labels("surveys", "invitation_send").inc()
-                log.error("invitation_pass_failed", error=repr(exc))
-                claimed = 0
-            if claimed >= self._batch_size:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.survey_send_poll_seconds)
+        await self._loop.run(self._pass, self._settings.survey_send_poll_seconds)
+
+    async def _pass(self) -> bool:
+        """One batch; True when it was full (more may be due right now)."""
+        try:
+            claimed = await self.run_once()
+        except Exception as exc:
+            ERRORS.labels("surveys", "invitation_send").inc()
+            log.error("invitation_pass_failed", error=repr(exc))
+            claimed = 0
+        return claimed >= self._batch_size
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Claim, send and record one batch; returns how many invitations were claimed."""

@@ -14,30 +14,19 @@ sender's operator can fix the setup from the 401 alone.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+
+from shared.webhook_signatures import SignatureError, hmac_sha256, same_signature
 
 DELIGHTED_HEADER = "X-Delighted-Webhook-Signature"
 TYPEFORM_HEADER = "Typeform-Signature"
 
 
-class SignatureError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _digest(secret: str, body: bytes) -> bytes:
-    return hmac.new(secret.encode(), body, hashlib.sha256).digest()
-
-
 def delighted_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + _digest(secret, body).hex()
+    return "sha256=" + hmac_sha256(secret, body).hex()
 
 
 def typeform_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + base64.b64encode(_digest(secret, body)).decode()
+    return "sha256=" + base64.b64encode(hmac_sha256(secret, body)).decode()
 
 
 def _scheme_and_value(header: str, value: str | None) -> tuple[str, str]:
@@ -52,8 +41,7 @@ def verify_delighted(secret: str, body: bytes, signature: str | None) -> None:
     if scheme not in ("", "sha256"):
         raise SignatureError("unsupported_signature",
                              f"{DELIGHTED_HEADER} uses {scheme!r}; only sha256 is accepted")
-    expected = _digest(secret, body).hex()
-    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode()):
+    if not same_signature(hmac_sha256(secret, body).hex(), given.lower()):
         raise SignatureError("invalid_signature",
                              f"{DELIGHTED_HEADER} does not match the body for the configured "
                              "Delighted API key (CHURNWATCH_DELIGHTED_WEBHOOK_SECRET)")
@@ -64,9 +52,9 @@ def verify_typeform(secret: str, body: bytes, signature: str | None) -> None:
     if scheme != "sha256":
         raise SignatureError("unsupported_signature",
                              f"{TYPEFORM_HEADER} must be sha256=<base64 digest>")
-    expected = base64.b64encode(_digest(secret, body)).decode()
+    expected = base64.b64encode(hmac_sha256(secret, body)).decode()
     # base64 contains "=" padding: the partition above keeps everything after the first "=".
-    if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+    if not same_signature(expected, given):
         raise SignatureError("invalid_signature",
                              f"{TYPEFORM_HEADER} does not match the body for the configured "
                              "secret (CHURNWATCH_TYPEFORM_WEBHOOK_SECRET)")

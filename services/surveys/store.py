@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     Row,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -54,6 +56,14 @@ survey_responses = Table(
     Column("ticket_id", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("survey_type IN ('nps', 'csat', 'ces')", name="ck_survey_type"),
+    Index("ix_survey_responses_account", "account_id", "survey_type", "submitted_at"),
+    Index("ix_survey_responses_submitted", "survey_type", "submitted_at"),
+    Index("ix_survey_responses_respondent", "respondent_email", "submitted_at"),
+    Index("ix_survey_responses_campaign", "campaign_id"),
+    # Responses not yet mapped to an account, looked up again when a membership arrives.
+    Index("ix_survey_responses_unmapped_email", "respondent_email",
+          postgresql_where=text("account_id IS NULL")),
+    Index("ix_survey_responses_unmapped_user", "user_id", postgresql_where=text("account_id IS NULL")),
 )
 
 

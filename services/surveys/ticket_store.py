@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, delete, func, or_, select, tuple_
+from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +25,10 @@ survey_unmatched_tickets = Table(
     Column("account_id", Text),
     Column("solved_at", DateTime(timezone=True), nullable=False),
     Column("kept_at", DateTime(timezone=True), nullable=False),
+    Index("ix_survey_unmatched_tickets_kept", "kept_at"),
+    Index("ix_survey_unmatched_tickets_user", "user_id", postgresql_where=text("user_id IS NOT NULL")),
+    Index("ix_survey_unmatched_tickets_requester", "requester_id",
+          postgresql_where=text("requester_id IS NOT NULL")),
 )
 
 

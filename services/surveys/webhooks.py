@@ -24,7 +24,6 @@ from services.surveys.revisions import IncomingResponse
 from services.surveys.signatures import (
     DELIGHTED_HEADER,
     TYPEFORM_HEADER,
-    SignatureError,
     verify_delighted,
     verify_typeform,
 )
@@ -32,6 +31,7 @@ from services.surveys.webhook_results import Ignored, Unsubscribed, WebhookResul
 from shared.door import may_hold_nul
 from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
 from shared.settings import Settings, event_time_window
+from shared.webhook_signatures import SignatureError
 
 Clock = Callable[[], datetime]
 

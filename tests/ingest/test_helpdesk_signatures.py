@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.ingest.helpdesk.signatures import (
-    SignatureError,
     verify_generic,
     verify_intercom,
     verify_zendesk,
 )
+from shared.webhook_signatures import SignatureError
 
 SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
 BODY = b'{"type":"zen:event-type:ticket.created","id":"01HN","detail":{"id":"35436"}}'

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from services.surveys.signatures import (
-    SignatureError,
     delighted_signature,
     typeform_signature,
     verify_delighted,
     verify_typeform,
 )
+from shared.webhook_signatures import SignatureError
 
 BODY = b'{"event_type":"survey_response.created","event_data":{"id":"42","score":9}}'
 # printf '%s' "$BODY" | openssl dgst -sha256 -hmac delighted-api-key

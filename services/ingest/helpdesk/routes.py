@@ -22,12 +22,7 @@ from services.ingest.api import IngestApi, OutgoingEvent
 from services.ingest.helpdesk import generic, intercom, zendesk
 from services.ingest.helpdesk.mapping import lookup_keys, parse_mappings_setting, resolve_account
 from services.ingest.helpdesk.metrics import IGNORED_WEBHOOKS, UNMAPPED_TICKETS
-from services.ingest.helpdesk.signatures import (
-    SignatureError,
-    verify_generic,
-    verify_intercom,
-    verify_zendesk,
-)
+from services.ingest.helpdesk.signatures import verify_generic, verify_intercom, verify_zendesk
 from services.ingest.helpdesk.store import load_mappings, upsert_mappings
 from services.ingest.helpdesk.ticket import HelpdeskTicket, TranslationError, ticket_envelope
 from services.ingest.metrics import EVENTS_ACCEPTED, counting_rejections
@@ -43,6 +38,7 @@ from shared.http import (
     validate_body,
 )
 from shared.settings import Settings, event_time_window
+from shared.webhook_signatures import SignatureError
 
 SUCCESS: dict[str, Any] = {"success": True}
 

@@ -8,27 +8,19 @@ comparison is constant-time.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from datetime import UTC, datetime
 
-
-class SignatureError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+from shared.webhook_signatures import SignatureError, hmac_sha1, hmac_sha256, same_signature
 
 
 def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
     """base64(HMAC-SHA256(secret, timestamp + body)), as Zendesk sends it."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
+    return base64.b64encode(hmac_sha256(secret, timestamp.encode() + body)).decode()
 
 
 def intercom_signature(secret: str, body: bytes) -> str:
     """`sha1=<hex HMAC-SHA1(secret, body)>`, Intercom's X-Hub-Signature."""
-    return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+    return "sha1=" + hmac_sha1(secret, body).hex()
 
 
 def generic_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -38,7 +30,7 @@ def generic_signature(secret: str, timestamp: str, body: bytes) -> str:
     delivery cannot be replayed later with a fresh timestamp.
     """
     signed = timestamp.encode() + b"." + body
-    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac_sha256(secret, signed).hex()
 
 
 def parse_timestamp(value: str, header: str = "X-Zendesk-Webhook-Signature-Timestamp") -> datetime:
@@ -56,10 +48,6 @@ def parse_timestamp(value: str, header: str = "X-Zendesk-Webhook-Signature-Times
     return parsed
 
 
-def _same(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.strip().encode())
-
-
 def verify_zendesk(secret: str, body: bytes, signature: str | None, timestamp: str | None,
                    *, now: datetime, max_age_seconds: int) -> None:
     if not signature:
@@ -68,7 +56,7 @@ def verify_zendesk(secret: str, body: bytes, signature: str | None, timestamp: s
         raise SignatureError("missing_signature_timestamp",
                              "X-Zendesk-Webhook-Signature-Timestamp header is missing")
     # The signature is checked before the age so a forged request learns nothing about timing.
-    if not _same(zendesk_signature(secret, timestamp, body), signature):
+    if not same_signature(zendesk_signature(secret, timestamp, body), signature):
         raise SignatureError("invalid_signature",
                              "X-Zendesk-Webhook-Signature does not match the body and timestamp "
                              "for the configured secret")
@@ -88,7 +76,7 @@ def verify_intercom(secret: str, body: bytes, signature: str | None) -> None:
         raise SignatureError("missing_signature", "X-Hub-Signature header is missing")
     if not signature.strip().startswith("sha1="):
         raise SignatureError("invalid_signature", "X-Hub-Signature must be sha1=<hex digest>")
-    if not _same(intercom_signature(secret, body), signature):
+    if not same_signature(intercom_signature(secret, body), signature):
         raise SignatureError("invalid_signature",
                              "X-Hub-Signature does not match the body for the configured secret")
 
@@ -103,7 +91,7 @@ def verify_generic(secret: str, body: bytes, signature: str | None, timestamp: s
     if not signature.strip().startswith("sha256="):
         raise SignatureError("invalid_signature", "X-Churnwatch-Signature must be "
                              "sha256=<hex HMAC-SHA256 of timestamp + '.' + body>")
-    if not _same(generic_signature(secret, timestamp, body), signature):
+    if not same_signature(generic_signature(secret, timestamp, body), signature):
         raise SignatureError("invalid_signature",
                              "X-Churnwatch-Signature does not match the timestamp and body for the "
                              "configured secret")

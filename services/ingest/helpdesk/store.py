@@ -17,7 +17,7 @@ ticket_account_mappings = Table(
     Column("kind", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("account_id", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 
