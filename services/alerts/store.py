@@ -95,10 +95,10 @@ alerts = Table(
     Column("reopened_count", Integer, nullable=False),
     Index("ix_alerts_account", "account_id", "id"),
     Index("ix_alerts_timers", "state", postgresql_where=text("state <> 'resolved'")),
-    Index("ix_alerts_last_resolved", "account_id", "signal_type", "resolved_at",
+    Index("ix_alerts_last_resolved", "account_id", "kind", "resolved_at",
           postgresql_where=text("state = 'resolved'")),
-    # At most one alert per account and signal type is not resolved.
-    Index("uq_alerts_one_open", "account_id", "signal_type", unique=True,
+    # At most one alert per account and kind (risk or expansion) is not resolved.
+    Index("uq_alerts_one_open", "account_id", "kind", unique=True,
           postgresql_where=text("state <> 'resolved'")),
 )
 # One row per signal type raised in an alert's episode: the reasons the alert lists.
