@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # --- behaviour ----------------------------------------------------------------------
     bootstrap_write_key: SecretStr | None = None
     bootstrap_write_key_source: str = "bootstrap"
+    # An API token seeded at start with scope `admin` (`make run`'s development token); the
+    # console's service token can be this one. Unset: tokens come from `churnwatch tokens create`.
+    bootstrap_api_token: SecretStr | None = None
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
     max_in_flight_events: int = Field(default=50_000, gt=0)
     # Segment's "500 KB per batch" and "32 KB per event", counted as its clients count them
