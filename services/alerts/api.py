@@ -174,6 +174,12 @@ class PreferencesOut(BaseModel):
     updated_at: datetime | None = None
 
 
+def alerts_api_token(settings: Settings) -> StaticToken:
+    """The alerts API's own token, from before API tokens: every alerts route, reads and writes."""
+    return StaticToken("CHURNWATCH_ALERTS_API_TOKEN", settings.alerts_api_token,
+                       frozenset({Scope.READ_ALERTS, Scope.ADMIN}))
+
+
 def build_router(
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
@@ -184,8 +190,7 @@ def build_router(
     router = APIRouter()
     token = secret_value(settings.alerts_api_token)
 
-    guard = TokenGuard(engine, [StaticToken("CHURNWATCH_ALERTS_API_TOKEN", settings.alerts_api_token,
-                                            frozenset({Scope.READ_ALERTS, Scope.ADMIN}))])
+    guard = TokenGuard(engine, [alerts_api_token(settings)])
 
     async def authorized(request: Request) -> None:
         writes = request.method not in ("GET", "HEAD")

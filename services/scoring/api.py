@@ -33,6 +33,7 @@ from shared.token_auth import StaticToken, TokenGuard
 
 AccountId = Annotated[str, Path(min_length=1, max_length=200)]
 MAX_OVERRIDE_DAYS = 365
+MAX_ACCOUNT_FILTER = 100
 
 
 class Trend(BaseModel):
@@ -421,8 +422,10 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(max_length=400)] = None,
         include_churned: bool = False,
+        account_id: Annotated[list[str] | None, Query(max_length=MAX_ACCOUNT_FILTER)] = None,
     ) -> PortfolioPage:
-        """Accounts riskiest first (lowest shown score), filtered by band and segment."""
+        """Accounts riskiest first (lowest shown score), filtered by band, segment and, repeated,
+        `account_id` (up to 100: a book fetched in chunks)."""
         after = _uncursor(cursor) if cursor else None
         if after is not None and not (isinstance(after, list) and len(after) == 2):
             raise ApiError(400, "invalid_cursor", "cursor is not one this API returned")
@@ -434,6 +437,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
                 after=tuple(after) if after else None,
                 limit=limit + 1,
                 include_churned=include_churned,
+                account_ids=account_id or (),
             )
         more = len(rows) > limit
         rows = rows[:limit]

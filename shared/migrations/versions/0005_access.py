@@ -1,4 +1,4 @@
-"""Access: API tokens with scopes (every service checks them) and console users.
+"""Access: API tokens with scopes (every service checks them), console users and their sessions.
 
 Revision ID: 0005_access
 Revises: 0002
@@ -41,8 +41,17 @@ def upgrade() -> None:
         sa.CheckConstraint("role IN ('csm', 'lead', 'admin')", name="users_role_known"),
         sa.CheckConstraint("email = lower(email)", name="users_email_lower"),
     )
+    op.create_table(
+        "console_sessions",
+        sa.Column("session_hash", sa.Text, primary_key=True),
+        sa.Column("user_id", sa.Text, sa.ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+        sa.Column("csrf_token", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("console_sessions")
     op.drop_table("users")
     op.drop_table("api_tokens")
