@@ -42,7 +42,7 @@ def build_book_router(engine: AsyncEngine, guard: TokenGuard) -> APIRouter:
     @router.get("/v1/account-owners", response_model=OwnersOut)
     async def account_owners(
         csm_email: Annotated[str | None, Query(max_length=254)] = None,
-        account_id: Annotated[list[str] | None, Query()] = None,
+        account_id: Annotated[list[str] | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_ACCOUNTS)] = MAX_ACCOUNTS,
     ) -> OwnersOut:
         """Accounts owned by `csm_email` (their `csm_email` trait) and/or with the given ids, each

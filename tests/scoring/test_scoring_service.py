@@ -237,6 +237,12 @@ async def test_portfolio_by_band_segment_renewals_and_distribution(scoring: Scor
     enterprise = (await client.get("/v1/portfolio/accounts", params={"segment": "enterprise"},
                                    headers=API_AUTH)).json()
     assert [a["account_id"] for a in enterprise["accounts"]] == ["big-co"]
+    wanted = [("account_id", "big-co"), ("account_id", "red-co"), ("account_id", "x")]
+    book = (await client.get("/v1/portfolio/accounts", headers=API_AUTH, params=wanted)).json()
+    assert [a["account_id"] for a in book["accounts"]] == ["red-co", "big-co"]  # a CSM's book, riskiest first
+    too_many = await client.get("/v1/portfolio/accounts", headers=API_AUTH,
+                                params=[("account_id", f"a{i}") for i in range(101)])
+    assert too_many.status_code == 400 and too_many.json()["errors"][0]["field"] == "query.account_id"
     summary = (await client.get("/v1/portfolio/summary", headers=API_AUTH)).json()
     assert summary["accounts"] == 3 and summary["by_band"]["red"] == 1
     assert sum(b["accounts"] for b in summary["score_distribution"]) == 3
