@@ -58,7 +58,7 @@ from shared.topics import Topics
 from simulator.model import Simulation, SimulationConfig
 from simulator.senders import Endpoints, Sender, stream
 from simulator.truth import GroundTruth, TruthWriter, read_truth
-from tests.support.infra import Infra, running_infra
+from tests.support.infra import API_AUTH, Infra, running_infra
 from tests.support.kafka import read_topic
 
 WRITE_KEY = "test-write-key"
@@ -110,7 +110,7 @@ async def score_histories(settings: Settings) -> dict[str, list[ScorePoint]]:
 
 async def risk_alerts(alerts_url: str, accounts: Sequence[str]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=alerts_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=alerts_url, timeout=30, headers=API_AUTH) as client:
         for account_id in accounts:
             response = await client.get(f"/v1/accounts/{account_id}/alerts", params={"limit": 500})
             response.raise_for_status()

@@ -13,6 +13,9 @@ import sys
 # command -> (module with `main(argv)`, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
+    # every service
+    "tokens": ("shared.tokens_cli", "create, list and revoke API tokens (scopes for the read APIs)"),
+    "users": ("shared.users_cli", "create, list and disable console users (csm, lead, admin)"),
     # every consumer
     "dead-letters": ("shared.dead_letters", "list, show and replay what consumers dead-lettered"),
     # ingest

@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.api_tokens import Scope, seed_token
 from shared.consumer import BatchHandler, DurableConsumer
 from shared.db import create_engine, is_reachable, migrate, session_factory
 from shared.http import create_app
@@ -31,6 +32,8 @@ from shared.runtime.backoff import exponential_backoff
 from shared.settings import Settings, get_settings
 from shared.topics import ensure_topics
 from shared.write_keys import seed_key
+
+BOOTSTRAP_TOKEN_NAME = "bootstrap (CHURNWATCH_BOOTSTRAP_API_TOKEN)"
 
 log = structlog.get_logger(__name__)
 
@@ -169,6 +172,9 @@ def service_app(name: str, title: str, settings: Settings,
         if wiring.seeds_write_key and settings.bootstrap_write_key is not None:
             await seed_key(engine, settings.bootstrap_write_key.get_secret_value(),
                            settings.bootstrap_write_key_source)
+        if settings.bootstrap_api_token is not None:
+            await seed_token(engine, settings.bootstrap_api_token.get_secret_value(), BOOTSTRAP_TOKEN_NAME,
+                             frozenset({Scope.ADMIN}))
         await parts.publisher.start()
         if wiring.on_start is not None:
             await wiring.on_start()

@@ -34,10 +34,14 @@ class Settings(BaseSettings):
     scoring_port: int = 8082
     alerts_port: int = 8083
     surveys_port: int = 8084
+    console_port: int = 8085
 
     # --- behaviour ----------------------------------------------------------------------
     bootstrap_write_key: SecretStr | None = None
     bootstrap_write_key_source: str = "bootstrap"
+    # An API token seeded at start with scope `admin` (`make run`'s development token); the
+    # console's service token can be this one. Unset: tokens come from `churnwatch tokens create`.
+    bootstrap_api_token: SecretStr | None = None
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
     max_in_flight_events: int = Field(default=50_000, gt=0)
     # Segment's "500 KB per batch" and "32 KB per event", counted as its clients count them
@@ -133,6 +137,17 @@ class Settings(BaseSettings):
     survey_arr_tiers: str = "low_touch:0,mid_touch:25000,high_touch:100000"
     delighted_webhook_secret: SecretStr | None = None
     typeform_webhook_secret: SecretStr | None = None
+
+    # --- console (issue 14): the CSMs' web workspace --------------------------------------
+    # As browsers reach it; https here makes its session cookie Secure.
+    console_public_url: str = "http://127.0.0.1:8085"
+    console_scoring_url: str = "http://127.0.0.1:8082"
+    console_alerts_url: str = "http://127.0.0.1:8083"
+    # The console's service token (read:health and read:alerts at least); unset: the bootstrap API token.
+    console_api_token: SecretStr | None = None
+    console_session_hours: float = Field(default=12.0, gt=0)
+    # Failed sign-ins allowed per email, and per client address, in a 15-minute window.
+    console_sign_in_attempts: int = Field(default=5, ge=1)
 
     # --- logs ---------------------------------------------------------------------------
     log_level: str = "INFO"

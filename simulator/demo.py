@@ -27,12 +27,15 @@ from typing import Any
 import httpx
 
 from deploy.local.processes import cache_dir
-from deploy.local.stack import DEV_WRITE_KEY, LocalStack, say
+from deploy.local.stack import DEV_API_TOKEN, DEV_WRITE_KEY, LocalStack, say
 from shared.settings import Settings
 from simulator.model import SimDay, Simulation, SimulationConfig
 from simulator.senders import Endpoints, Sender, stream
 
 HISTORY_DAYS = 28
+# The stack seeds this admin token (make run's development token unless one is configured).
+API_TOKEN = os.environ.get("CHURNWATCH_BOOTSTRAP_API_TOKEN", DEV_API_TOKEN)
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def urls() -> dict[str, str]:
@@ -65,7 +68,8 @@ class Portfolio:
     async def report(self, index: int, day: date) -> None:
         scores: dict[str, dict[str, Any]] = {}
         for account_id in self.names:
-            response = await self.client.get(f"{urls()['scoring']}/v1/accounts/{account_id}/health")
+            response = await self.client.get(f"{urls()['scoring']}/v1/accounts/{account_id}/health",
+                                             headers=API_AUTH)
             if response.status_code == 200:
                 scores[account_id] = response.json()
         bands = {band: sum(1 for s in scores.values() if s["band"] == band)
@@ -106,8 +110,10 @@ async def feed(config: SimulationConfig, pace: float) -> None:
         churned = [a for a in simulation.accounts() if a.churned_on]
         say("demo", f"simulation over: {len(churned)} of {config.accounts} accounts churned "
             f"({', '.join(a.name for a in churned) or 'none'}); {sender.stats.events} events sent")
-        say("demo", f"explore: curl {urls()['scoring']}/v1/accounts/acct-00001/health ; "
-                    f"curl {urls()['alerts']}/v1/accounts/acct-00001/alerts ; Ctrl-C stops everything")
+        bearer = f"-H 'Authorization: Bearer {API_TOKEN}'"
+        say("demo", f"explore: curl {bearer} {urls()['scoring']}/v1/accounts/acct-00001/health ; "
+                    f"curl {bearer} {urls()['alerts']}/v1/accounts/acct-00001/alerts ; "
+                    "Ctrl-C stops everything")
         await asyncio.Event().wait()
 
 

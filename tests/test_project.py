@@ -43,7 +43,7 @@ def test_compose_runs_the_same_stack() -> None:
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["prometheus"]["image"].startswith("prom/prometheus")
     known = {f"CHURNWATCH_{name.upper()}" for name in Settings.model_fields}
-    for name in ("ingest", "scoring", "alerts", "surveys"):
+    for name in ("ingest", "scoring", "alerts", "surveys", "console"):
         service = services[name]
         assert service["command"] == ["python", "-m", f"services.{name}"]
         port = getattr(Settings(), f"{name}_port")
@@ -56,6 +56,6 @@ def test_compose_runs_the_same_stack() -> None:
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
     scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert sorted(targets) == ["alerts:8083", "ingest:8081", "scoring:8082", "surveys:8084"]
+    assert sorted(targets) == ["alerts:8083", "console:8085", "ingest:8081", "scoring:8082", "surveys:8084"]
     dockerfile = (ROOT / compose["x-churnwatch"]["build"]["dockerfile"]).read_text()
     assert "requirements.lock" in dockerfile

@@ -24,10 +24,12 @@ from deploy.local.processes import cache_dir, stop_pid
 from shared.service import prepare_infrastructure
 from shared.settings import Settings
 
-SERVICES = ("ingest", "scoring", "alerts", "surveys")
+SERVICES = ("ingest", "scoring", "alerts", "surveys", "console")
 DEV_WRITE_KEY = "cw_dev_local_write_key"
+# An admin API token for local use only (reads of every API, overrides, the console's service token).
+DEV_API_TOKEN = "cwt_dev_local_api_token"
 DEV_SURVEY_LINK_SECRET = "cw_dev_local_survey_link_secret"
-COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "stack": 1, "sinks": 34}
+COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34}
 DEV_SLACK_PORT = 8090
 DEV_SMTP_PORT = 8025
 
@@ -60,6 +62,12 @@ class LocalStack:
         env.setdefault("CHURNWATCH_KAFKA_BOOTSTRAP_SERVERS", self.kafka.bootstrap_servers)
         env.setdefault("CHURNWATCH_DATABASE_URL", self.postgres.url)
         env.setdefault("CHURNWATCH_BOOTSTRAP_WRITE_KEY", DEV_WRITE_KEY)
+        env.setdefault("CHURNWATCH_BOOTSTRAP_API_TOKEN", DEV_API_TOKEN)
+        # The console reads scoring and alerts where this stack runs them.
+        for service in ("scoring", "alerts"):
+            default = str(Settings.model_fields[f"{service}_port"].default)
+            port = env.get(f"CHURNWATCH_{service.upper()}_PORT", default)
+            env.setdefault(f"CHURNWATCH_CONSOLE_{service.upper()}_URL", f"http://127.0.0.1:{port}")
         # Survey invitations need a link secret; locally a fixed one, so links survive restarts.
         env.setdefault("CHURNWATCH_SURVEY_LINK_SECRET", DEV_SURVEY_LINK_SECRET)
         if self.use_dev_sinks:
@@ -138,6 +146,11 @@ class LocalStack:
             if env["CHURNWATCH_BOOTSTRAP_WRITE_KEY"] == DEV_WRITE_KEY:
                 say("stack", f"  development write key: {DEV_WRITE_KEY}  (set "
                     "CHURNWATCH_BOOTSTRAP_WRITE_KEY for your own)")
+            if env["CHURNWATCH_BOOTSTRAP_API_TOKEN"] == DEV_API_TOKEN:
+                say("stack", f"  development API token (admin): {DEV_API_TOKEN}  (send it as "
+                    "Authorization: Bearer; `churnwatch tokens create` for scoped ones)")
+            say("stack", "  console: add a user with `churnwatch users create --email you@example.com "
+                "--role lead`, then sign in")
             if self.use_dev_sinks:
                 say("stack", f"  alerts go to a local Slack-like webhook (:{DEV_SLACK_PORT}) and SMTP "
                     f"server (:{DEV_SMTP_PORT}), printed here as [slack] / [email]")

@@ -1,17 +1,16 @@
 """Alerts' HTTP routes: alert history, lifecycle actions, feedback, recipient preferences,
 and the signed action links used from Slack and email.
 
-Auth: the API is for CS tooling (a CRM, an internal portal, scripts), which authenticates its
-own users and says who acted (`actor`). With `CHURNWATCH_ALERTS_API_TOKEN` set, every API
-route needs `Authorization: Bearer <token>`; without it, reads are open (local use) and
-writes answer 403. Action links (acknowledge, snooze, resolve, feedback) need no token: the
-link itself is the credential, signed, bound to one alert, one action and the recipient it was
-sent to, and expiring.
+Auth: the API is for CS tooling (a CRM, the console, scripts), which authenticates its
+own users and says who acted (`actor`). Reads need `Authorization: Bearer <API token>` with
+scope `read:alerts`, writes one with `admin` (shared/token_auth.py);
+`CHURNWATCH_ALERTS_API_TOKEN`, from before API tokens, still works for both. Action links
+(acknowledge, snooze, resolve, feedback) need no token: the link itself is the credential,
+signed, bound to one alert, one action and the recipient it was sent to, and expiring.
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -29,8 +28,10 @@ from services.alerts.pages import PAGE_HEADERS, confirm_page, error_page, result
 from services.alerts.routing import StoredPreferences, effective_preferences
 from services.alerts.scheduler import refresh_false_positive_ratio
 from shared.account_facts import AccountFacts
+from shared.api_tokens import Scope
 from shared.http import ApiError, parse_json, validate_body
 from shared.settings import Settings
+from shared.token_auth import StaticToken, TokenGuard, bearer_of
 
 # Alert ids are PostgreSQL bigints: a larger number names no alert and must not reach the query.
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -192,6 +193,12 @@ class PreferencesOut(BaseModel):
     updated_at: datetime | None = None
 
 
+def alerts_api_token(settings: Settings) -> StaticToken:
+    """The alerts API's own token, from before API tokens: every alerts route, reads and writes."""
+    return StaticToken("CHURNWATCH_ALERTS_API_TOKEN", settings.alerts_api_token,
+                       frozenset({Scope.READ_ALERTS, Scope.ADMIN}))
+
+
 def build_router(
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
@@ -202,33 +209,18 @@ def build_router(
     router = APIRouter()
     token = secret_value(settings.alerts_api_token)
 
-    def authorized(request: Request) -> None:
+    guard = TokenGuard(engine, [alerts_api_token(settings)])
+
+    async def authorized(request: Request) -> None:
         writes = request.method not in ("GET", "HEAD")
-        if token is None:
-            if writes:
-                raise ApiError(
-                    403,
-                    "api_token_not_configured",
-                    "set CHURNWATCH_ALERTS_API_TOKEN to change alerts through the API; "
-                    "the links in alert messages work without it",
-                )
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
+        if writes and token is None and bearer_of(request) is None:
             raise ApiError(
-                401,
-                "missing_token",
-                "send Authorization: Bearer <CHURNWATCH_ALERTS_API_TOKEN>",
-                headers={"WWW-Authenticate": "Bearer"},
+                403,
+                "api_token_not_configured",
+                "changing alerts through the API needs an admin API token or CHURNWATCH_ALERTS_API_TOKEN; "
+                "the links in alert messages work without either",
             )
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise ApiError(
-                401,
-                "invalid_token",
-                "the bearer token is not this service's API token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        await guard.check(request, Scope.ADMIN if writes else Scope.READ_ALERTS)
 
     api = APIRouter(dependencies=[Depends(authorized)])
 

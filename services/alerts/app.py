@@ -8,7 +8,8 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from services.alerts import store
-from services.alerts.api import build_link_router, build_router
+from services.alerts.api import alerts_api_token, build_link_router, build_router
+from services.alerts.book_api import build_book_router
 from services.alerts.clock import Clock, SystemClock
 from services.alerts.config import RoutingConfig, load_routing, secret_value
 from services.alerts.consumer import AlertsHandler
@@ -17,6 +18,7 @@ from services.alerts.links import LinkSigner
 from services.alerts.scheduler import Scheduler
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
+from shared.token_auth import TokenGuard
 from shared.topics import Topics
 
 SERVICE = "alerts"
@@ -66,6 +68,7 @@ def create_app(
             routers=[
                 build_router(parts.engine, parts.sessions, parts.settings, routing, the_clock),
                 build_link_router(parts.engine, parts.sessions, runtime.links, the_clock),
+                build_book_router(parts.engine, TokenGuard(parts.engine, [alerts_api_token(parts.settings)])),
             ],
             loops=[consumer, runtime.dispatcher, runtime.scheduler],
             kafka_ready=lambda: consumer.running,

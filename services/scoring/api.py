@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import secrets
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -18,6 +17,7 @@ from services.scoring.config import Scorecard
 from services.scoring.consumer import Scorer
 from services.scoring.overrides import override_topic
 from services.scoring.scorecard import health
+from shared.api_tokens import Scope
 from shared.events import (
     Band,
     Envelope,
@@ -29,9 +29,11 @@ from shared.events import (
 from shared.http import ApiError, invalid_request
 from shared.publisher import EventPublisher, PublishFailed
 from shared.settings import Settings
+from shared.token_auth import StaticToken, TokenGuard
 
 AccountId = Annotated[str, Path(min_length=1, max_length=200)]
 MAX_OVERRIDE_DAYS = 365
+MAX_ACCOUNT_FILTER = 100
 
 
 class Trend(BaseModel):
@@ -226,11 +228,17 @@ def _portfolio_account(row: dict[str, Any]) -> PortfolioAccount:
 def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublisher,
                  card: Scorecard) -> APIRouter:
     router = APIRouter()
+    legacy = StaticToken("CHURNWATCH_SCORING_OVERRIDE_TOKEN", settings.scoring_override_token,
+                         frozenset({Scope.WRITE_OVERRIDES}))
+    guard = TokenGuard(engine, [legacy])
+    # Health, history and the portfolio name customers, MRR and CSMs: a read:health token each.
+    readers = APIRouter(dependencies=[Depends(guard.requires(Scope.READ_HEALTH))])
+    writes_overrides = Depends(guard.requires(Scope.WRITE_OVERRIDES))
     scorer = Scorer(card, settings.scoring_lateness_seconds)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     overrides = override_topic(settings.topic_prefix)
 
-    @router.get("/v1/accounts/{account_id}/health", response_model=AccountHealthOut)
+    @readers.get("/v1/accounts/{account_id}/health", response_model=AccountHealthOut)
     async def account_health(account_id: AccountId) -> AccountHealthOut:
         """Score, band, trend vs 7 and 30 days ago, the factors in plain words, any override."""
         async with engine.connect() as conn:
@@ -279,7 +287,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             override_audit=[AuditOut.model_validate(a) for a in audit],
         )
 
-    @router.get("/v1/accounts/{account_id}/health/history", response_model=HistoryOut)
+    @readers.get("/v1/accounts/{account_id}/health/history", response_model=HistoryOut)
     async def account_history(
         account_id: AccountId,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -298,18 +306,6 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             changes=[ChangeOut.model_validate(r) for r in rows],
             next_cursor=_cursor(rows[-1]["id"]) if more else None,
         )
-
-    def _authorise(authorization: str | None) -> None:
-        token = settings.scoring_override_token
-        if token is None:
-            raise ApiError(
-                404,
-                "overrides_not_configured",
-                "overrides are off: set CHURNWATCH_SCORING_OVERRIDE_TOKEN to enable them",
-            )
-        expected = f"Bearer {token.get_secret_value()}"
-        if authorization is None or not secrets.compare_digest(authorization.encode(), expected.encode()):
-            raise ApiError(401, "unauthorized", "send Authorization: Bearer <scoring override token>")
 
     async def _publish_override(account_id: str, payload: HealthOverridePayload) -> str:
         now = utcnow()
@@ -348,13 +344,13 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
         return event_id
 
     @router.post(
-        "/v1/accounts/{account_id}/health/override", status_code=202, response_model=OverrideAccepted
+        "/v1/accounts/{account_id}/health/override", status_code=202, response_model=OverrideAccepted,
+        dependencies=[writes_overrides],
     )
     async def set_override(
-        account_id: AccountId, body: OverrideIn, authorization: Annotated[str | None, Header()] = None
+        account_id: AccountId, body: OverrideIn
     ) -> OverrideAccepted:
         """A CSM's override of the shown score or band, with a reason and an expiry (audited)."""
-        _authorise(authorization)
         now = utcnow()
         if body.expires_at <= now:
             raise ApiError(
@@ -393,13 +389,13 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
         )
 
     @router.delete(
-        "/v1/accounts/{account_id}/health/override", status_code=202, response_model=OverrideAccepted
+        "/v1/accounts/{account_id}/health/override", status_code=202, response_model=OverrideAccepted,
+        dependencies=[writes_overrides],
     )
     async def clear_override(
-        account_id: AccountId, body: OverrideClearIn, authorization: Annotated[str | None, Header()] = None
+        account_id: AccountId, body: OverrideClearIn
     ) -> OverrideAccepted:
         """End the account's override now (audited)."""
-        _authorise(authorization)
         async with engine.connect() as conn:
             row = await store.read_account(conn, account_id)
         if row is None or not row["override"]:
@@ -419,15 +415,17 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             note="cleared on event time once scoring consumes it",
         )
 
-    @router.get("/v1/portfolio/accounts", response_model=PortfolioPage)
+    @readers.get("/v1/portfolio/accounts", response_model=PortfolioPage)
     async def portfolio_accounts(
         band: Band | None = None,
         segment: Annotated[str | None, Query(max_length=60)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(max_length=400)] = None,
         include_churned: bool = False,
+        account_id: Annotated[list[str] | None, Query(max_length=MAX_ACCOUNT_FILTER)] = None,
     ) -> PortfolioPage:
-        """Accounts riskiest first (lowest shown score), filtered by band and segment."""
+        """Accounts riskiest first (lowest shown score), filtered by band, segment and, repeated,
+        `account_id` (up to 100: a book fetched in chunks)."""
         after = _uncursor(cursor) if cursor else None
         if after is not None and not (isinstance(after, list) and len(after) == 2):
             raise ApiError(400, "invalid_cursor", "cursor is not one this API returned")
@@ -439,6 +437,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
                 after=tuple(after) if after else None,
                 limit=limit + 1,
                 include_churned=include_churned,
+                account_ids=account_id or (),
             )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -447,7 +446,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             next_cursor=_cursor([rows[-1]["score"], rows[-1]["account_id"]]) if more else None,
         )
 
-    @router.get("/v1/portfolio/summary", response_model=PortfolioSummary)
+    @readers.get("/v1/portfolio/summary", response_model=PortfolioSummary)
     async def portfolio_summary(
         bucket: Annotated[int, Query(ge=1, le=50, description="width of a score bucket")] = 10,
     ) -> PortfolioSummary:
@@ -479,7 +478,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             ],
         )
 
-    @router.get("/v1/portfolio/renewals", response_model=RenewalsOut)
+    @readers.get("/v1/portfolio/renewals", response_model=RenewalsOut)
     async def portfolio_renewals(
         days: Annotated[int, Query(ge=1, le=730)] = 90,
         start: Annotated[date | None, Query(alias="from", description="default: today (UTC)")] = None,
@@ -495,4 +494,5 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             rows = await store.renewals_not_green(conn, first, last, limit)
         return RenewalsOut(from_date=first, to_date=last, accounts=[_portfolio_account(r) for r in rows])
 
+    router.include_router(readers)
     return router

@@ -337,8 +337,10 @@ async def accounts_page(
     after: tuple[float, str] | None,
     limit: int,
     include_churned: bool,
+    account_ids: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Scored accounts, riskiest (lowest shown score) first, keyset-paginated."""
+    """Scored accounts, riskiest (lowest shown score) first, keyset-paginated; only `account_ids`
+    when given (a CSM's book)."""
     query = select(
         account_health.c.account_id,
         account_health.c.account_name,
@@ -357,6 +359,8 @@ async def accounts_page(
         query = query.where(account_health.c.band == band)
     if segment is not None:
         query = query.where(account_health.c.segment == segment)
+    if account_ids:
+        query = query.where(account_health.c.account_id.in_(account_ids))
     if not include_churned:
         query = query.where(account_health.c.churned.is_(False))
     if after is not None:

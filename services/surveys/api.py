@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,10 +25,12 @@ from services.surveys.metrics import REJECTIONS
 from services.surveys.recording import ResponseRecorder
 from services.surveys.segments import ArrTier, Dimension, segment_of
 from services.surveys.submission import MAX_ID_CHARS, SurveyResponseIn, to_incoming, validate_response
+from shared.api_tokens import Scope
 from shared.door import may_hold_nul
 from shared.events import SurveyType, utcnow
 from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
 from shared.settings import Settings, event_time_window
+from shared.token_auth import TokenGuard
 from shared.write_keys import key_from_headers, source_for_key
 
 
@@ -174,6 +176,8 @@ class SurveysApi:
 
 def build_router(api: SurveysApi) -> APIRouter:
     router = APIRouter(prefix="/v1")
+    # Scores and comments by account: a read:surveys token (responses come in with write keys).
+    reads_surveys = Depends(TokenGuard(api.engine).requires(Scope.READ_SURVEYS))
 
     @router.post("/responses", response_model=SubmissionOut)
     async def submit_response(request: Request) -> SubmissionOut:
@@ -192,7 +196,7 @@ def build_router(api: SurveysApi) -> APIRouter:
             mapped=decision.response.publishable,
         )
 
-    @router.get("/accounts/{account_id}/nps", response_model=NpsOut)
+    @router.get("/accounts/{account_id}/nps", response_model=NpsOut, dependencies=[reads_surveys])
     async def account_nps(
         account_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
         since: Annotated[AwareDatetime | None, Query(description="submitted at or after")] = None,
@@ -214,7 +218,7 @@ def build_router(api: SurveysApi) -> APIRouter:
                              to=until or histogram.last_submitted_at),
         )
 
-    @router.get("/insights/campaigns")
+    @router.get("/insights/campaigns", dependencies=[reads_surveys])
     async def campaign_insight(
         since: Annotated[AwareDatetime | None, Query(description="invited at or after")] = None,
         until: Annotated[AwareDatetime | None, Query(description="invited before")] = None,
@@ -223,7 +227,7 @@ def build_router(api: SurveysApi) -> APIRouter:
         _period(since, until)
         return await api.campaigns(since, until)
 
-    @router.get("/insights/{survey_type}")
+    @router.get("/insights/{survey_type}", dependencies=[reads_surveys])
     async def survey_insight(
         survey_type: SurveyType,
         group_by: GroupBy = GroupBy.MONTH,

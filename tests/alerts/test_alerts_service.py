@@ -22,7 +22,7 @@ from shared.topics import ensure_topics
 from tests.alerts.receivers import SlackReceiver, SmtpReceiver
 from tests.alerts.support import group_event
 from tests.support.apps import serving
-from tests.support.infra import Infra
+from tests.support.infra import API_AUTH, Infra
 from tests.support.kafka import wait_for_events
 from tests.support.processes import ServiceProcess
 
@@ -73,7 +73,7 @@ async def publishing(settings: Settings) -> AsyncIterator[EventPublisher]:
 
 
 async def alerts_of(client: httpx.AsyncClient, account_id: str) -> list[dict[str, Any]]:
-    response = await client.get(f"/v1/accounts/{account_id}/alerts")
+    response = await client.get(f"/v1/accounts/{account_id}/alerts", headers=API_AUTH)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["account_id"] == account_id
@@ -301,10 +301,10 @@ async def test_unroutable_alert_is_kept_and_a_malformed_signal_dead_lettered(inf
 
 async def test_api_validates_its_query(settings: Settings) -> None:
     async with running_alerts(settings) as client:
-        response = await client.get("/v1/accounts/acme/alerts", params={"limit": 0})
+        response = await client.get("/v1/accounts/acme/alerts", params={"limit": 0}, headers=API_AUTH)
         assert response.status_code == 400
         assert response.json()["code"] == "invalid_request"
-        empty = await client.get("/v1/accounts/nobody/alerts")
+        empty = await client.get("/v1/accounts/nobody/alerts", headers=API_AUTH)
         assert empty.json() == {"account_id": "nobody", "alerts": []}
 
 

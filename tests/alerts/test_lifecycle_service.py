@@ -22,7 +22,7 @@ from shared.settings import Settings
 from tests.alerts.clock import ManualClock
 from tests.alerts.receivers import SlackReceiver, SmtpReceiver, wait_until
 from tests.alerts.support import API_TOKEN, AUTH, T0, group_event, metric, running, sent, signal, signals_of
-from tests.support.infra import Infra
+from tests.support.infra import API_AUTH, Infra
 
 CONFIG = parse_routing(
     {
@@ -626,11 +626,16 @@ async def test_api_auth_and_preference_validation(
         ).status_code == 400
         missing = await client.post("/v1/alerts/999/acknowledge", headers=AUTH, json={"actor": "x"})
         assert (missing.status_code, missing.json()["code"]) == (404, "alert_not_found")
-    open_settings = web_api_settings(infra, slack, smtp, alerts_api_token=None)
-    async with running(open_settings, CONFIG, clock) as service:
-        assert (await service.client.get("/v1/accounts/acme/alerts")).status_code == 200
+    # Without the alerts token, reads need an API token (issue 14) and writes an admin one.
+    token_settings = web_api_settings(infra, slack, smtp, alerts_api_token=None)
+    async with running(token_settings, CONFIG, clock) as service:
+        anonymous = await service.client.get("/v1/accounts/acme/alerts")
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "missing_token")
+        assert (await service.client.get("/v1/accounts/acme/alerts", headers=API_AUTH)).status_code == 200
         refused = await service.client.post("/v1/alerts/1/acknowledge", json={"actor": "x"})
         assert (refused.status_code, refused.json()["code"]) == (403, "api_token_not_configured")
+        admin = await service.client.post("/v1/alerts/999/acknowledge", headers=API_AUTH, json={"actor": "x"})
+        assert (admin.status_code, admin.json()["code"]) == (404, "alert_not_found")
 
 
 def test_the_example_routing_file_in_the_docs_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:

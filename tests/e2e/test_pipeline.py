@@ -32,7 +32,7 @@ from segment.analytics.client import Client
 from shared.topics import Topics
 from tests.ingest.test_helpdesk_translation import ZENDESK_CREATED
 from tests.ingest.test_helpdesk_webhooks import zendesk_headers
-from tests.support.infra import Infra
+from tests.support.infra import API_AUTH, Infra
 from tests.support.kafka import read_topic
 from tests.support.stack import Stack, running_stack
 
@@ -80,7 +80,7 @@ def wait_for_health(stack: Stack, predicate: Any, timeout: float = 30.0) -> dict
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        response = httpx.get(f"{stack.url('scoring')}/v1/accounts/{ACCOUNT}/health")
+        response = httpx.get(f"{stack.url('scoring')}/v1/accounts/{ACCOUNT}/health", headers=API_AUTH)
         if response.status_code == 200:
             body = response.json()
             if predicate(body):
@@ -120,7 +120,7 @@ def test_segment_events_and_detractor_reach_the_csm_once(stack: Stack) -> None:
     nps_factor = next(f for f in health["factors"] if f["measure"] == "nps")
     assert "3" in nps_factor["detail"] and "detractor" in nps_factor["detail"]
 
-    nps = httpx.get(f"{stack.url('surveys')}/v1/accounts/{ACCOUNT}/nps").json()
+    nps = httpx.get(f"{stack.url('surveys')}/v1/accounts/{ACCOUNT}/nps", headers=API_AUTH).json()
     assert nps["nps"] == -100.0
     assert nps["responses"] == 1
 
@@ -135,7 +135,7 @@ def test_segment_events_and_detractor_reach_the_csm_once(stack: Stack) -> None:
     assert len(stack.sinks.received("slack")) == 1
     assert len(stack.sinks.received("email")) == 1
 
-    alerts = httpx.get(f"{stack.url('alerts')}/v1/accounts/{ACCOUNT}/alerts").json()
+    alerts = httpx.get(f"{stack.url('alerts')}/v1/accounts/{ACCOUNT}/alerts", headers=API_AUTH).json()
     assert len(alerts["alerts"]) == 1
 
 
@@ -218,7 +218,7 @@ def test_zendesk_solved_ticket_gets_a_csat_invitation_that_records_the_answer(cs
     assert (event.account_id, event.user_id, event.payload["survey_type"], event.payload["score"],
             event.payload["comment"], event.payload["campaign_id"], event.payload["ticket_id"]) == (
         ACCOUNT, "user-1", "csat", 2, "Took four days to hear back.", survey_id, "35436")
-    csat = httpx.get(f"{surveys}/v1/insights/csat", params={"account_id": ACCOUNT}).json()
+    csat = httpx.get(f"{surveys}/v1/insights/csat", params={"account_id": ACCOUNT}, headers=API_AUTH).json()
     assert csat["overall"]["responses"] == 1, csat
 
 

@@ -22,6 +22,7 @@ from shared.topics import Topics, ensure_topics
 from tests.scoring.events import T0, run, usage
 from tests.scoring.test_scoring_service import health_when
 from tests.support.apps import serving
+from tests.support.infra import API_AUTH
 from tests.support.kafka import read_raw_topic
 from tests.support.waiting import eventually
 
@@ -80,10 +81,11 @@ async def test_an_event_dated_far_ahead_does_not_stall_scoring(scoring: Scoring)
 
 async def test_renewals_from_near_the_end_of_the_calendar_is_a_400(scoring: Scoring) -> None:
     client, _, _ = scoring
-    answer = await client.get("/v1/portfolio/renewals", params={"from": "9999-12-31"})
+    answer = await client.get("/v1/portfolio/renewals", params={"from": "9999-12-31"}, headers=API_AUTH)
     assert answer.status_code == 400, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["from"]
-    assert (await client.get("/v1/portfolio/renewals", params={"from": "2026-12-01"})).status_code == 200
+    assert (await client.get("/v1/portfolio/renewals", params={"from": "2026-12-01"},
+                             headers=API_AUTH)).status_code == 200
 
 
 def test_the_engine_bridges_a_gap_of_millennia_and_ticks_normal_gaps_in_full() -> None:

@@ -19,7 +19,7 @@ from shared.topics import Topics
 from tests.scoring.events import T0, daily_usage, group, nps, ticket
 from tests.scoring.streams import publish, wait_for_applied
 from tests.support.apps import serving
-from tests.support.infra import Infra, settings_env
+from tests.support.infra import API_AUTH, Infra, settings_env
 from tests.support.kafka import read_topic, wait_for_events
 from tests.support.processes import REPO_ROOT
 
@@ -43,7 +43,7 @@ def events() -> list[Envelope]:
 
 
 async def health(client: Any, account: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/accounts/{account}/health")
+    response = await client.get(f"/v1/accounts/{account}/health", headers=API_AUTH)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -92,7 +92,7 @@ async def test_replay_with_a_new_scorecard_tells_only_what_holds_now(infra: Infr
         assert {a["scorecard_version"] for a in after.values()} == {"stricter"}
         assert after["acct-0"]["events_applied"] == before["acct-0"]["events_applied"]
         assert [a["band"] for a in after.values()] != [b["band"] for b in before.values()]
-        history = (await client.get("/v1/accounts/acct-1/health/history")).json()["changes"]
+        history = (await client.get("/v1/accounts/acct-1/health/history", headers=API_AUTH)).json()["changes"]
         assert history and all(change["replayed"] for change in history)
         # Live scoring goes on from the rebuilt state.
         await publish(

@@ -19,6 +19,7 @@ from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from tests.scoring.events import T0, envelope, group, nps, ticket, traits, usage
 from tests.support.apps import serving
+from tests.support.infra import API_AUTH
 from tests.support.kafka import read_topic
 
 TOKEN = "override-token"
@@ -44,7 +45,7 @@ async def health_when(
     deadline = asyncio.get_running_loop().time() + timeout
     body: dict[str, Any] = {}
     while asyncio.get_running_loop().time() < deadline:
-        response = await client.get(f"/v1/accounts/{account}/health")
+        response = await client.get(f"/v1/accounts/{account}/health", headers=API_AUTH)
         if response.status_code == 200:
             body = response.json()
             if predicate(body):
@@ -56,7 +57,7 @@ async def health_when(
 async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     client, publisher, settings = scoring
     topics = Topics.from_settings(settings)
-    assert (await client.get("/v1/accounts/acme/health")).status_code == 404
+    assert (await client.get("/v1/accounts/acme/health", headers=API_AUTH)).status_code == 404
 
     product = [
         group("g1", "acme", "Acme Corp"),
@@ -109,7 +110,7 @@ async def test_scores_outputs_and_duplicates(scoring: Scoring) -> None:
     assert 'outcome="duplicate"' in metrics
     assert "churnwatch_scoring_unattributed_events_total" in metrics
 
-    history = (await client.get("/v1/accounts/acme/health/history")).json()
+    history = (await client.get("/v1/accounts/acme/health/history", headers=API_AUTH)).json()
     assert history["changes"][0]["event_id"] == "n1" and len(history["changes"]) == 2
     change = history["changes"][0]
     assert (change["previous_score"], change["score"], change["previous_band"], change["band"]) == (
@@ -226,19 +227,29 @@ async def test_portfolio_by_band_segment_renewals_and_distribution(scoring: Scor
     # big-co, enterprise by ARR: (5 * 20 + 10 * 100 + 15 * 100 + 10 * 100 + 5 * 60) / 45 = 86.7.
     for account, events in (("red-co", 2), ("big-co", 3), ("mid-co", 4)):
         await health_when(client, account, lambda h, n=events: h["events_applied"] == n)
-    page = (await client.get("/v1/portfolio/accounts", params={"limit": 2})).json()
+    page = (await client.get("/v1/portfolio/accounts", params={"limit": 2}, headers=API_AUTH)).json()
     assert [a["account_id"] for a in page["accounts"]] == ["red-co", "mid-co"]  # riskiest first
     rest = (
-        await client.get("/v1/portfolio/accounts", params={"limit": 2, "cursor": page["next_cursor"]})
+        await client.get("/v1/portfolio/accounts", params={"limit": 2, "cursor": page["next_cursor"]},
+                         headers=API_AUTH)
     ).json()
     assert [a["account_id"] for a in rest["accounts"]] == ["big-co"] and rest["next_cursor"] is None
-    enterprise = (await client.get("/v1/portfolio/accounts", params={"segment": "enterprise"})).json()
+    enterprise = (await client.get("/v1/portfolio/accounts", params={"segment": "enterprise"},
+                                   headers=API_AUTH)).json()
     assert [a["account_id"] for a in enterprise["accounts"]] == ["big-co"]
-    summary = (await client.get("/v1/portfolio/summary")).json()
+    wanted = [("account_id", "big-co"), ("account_id", "red-co"), ("account_id", "x")]
+    book = (await client.get("/v1/portfolio/accounts", headers=API_AUTH, params=wanted)).json()
+    assert [a["account_id"] for a in book["accounts"]] == ["red-co", "big-co"]  # a CSM's book, riskiest first
+    too_many = await client.get("/v1/portfolio/accounts", headers=API_AUTH,
+                                params=[("account_id", f"a{i}") for i in range(101)])
+    assert too_many.status_code == 400 and too_many.json()["errors"][0]["field"] == "query.account_id"
+    summary = (await client.get("/v1/portfolio/summary", headers=API_AUTH)).json()
     assert summary["accounts"] == 3 and summary["by_band"]["red"] == 1
     assert sum(b["accounts"] for b in summary["score_distribution"]) == 3
     renewals = (
-        await client.get("/v1/portfolio/renewals", params={"from": T0.date().isoformat(), "days": 60})
+        await client.get("/v1/portfolio/renewals", params={"from": T0.date().isoformat(), "days": 60},
+                         headers=API_AUTH)
     ).json()
     assert [a["account_id"] for a in renewals["accounts"]] == ["red-co"]  # big-co is green
-    assert (await client.get("/v1/portfolio/accounts", params={"cursor": "nonsense!"})).status_code == 400
+    assert (await client.get("/v1/portfolio/accounts", params={"cursor": "nonsense!"},
+                             headers=API_AUTH)).status_code == 400

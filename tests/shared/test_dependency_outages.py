@@ -22,7 +22,7 @@ from services.scoring.app import create_app as scoring_app
 from services.surveys.app import create_app as surveys_app
 from shared.settings import Settings
 from tests.support.apps import serving
-from tests.support.infra import Infra
+from tests.support.infra import API_AUTH, Infra
 from tests.support.tcp_proxy import tcp_proxy
 from tests.support.waiting import eventually
 
@@ -52,8 +52,8 @@ class Case:
 
 CASES = {
     "scoring": Case(scoring_app, [
-        Call("GET", "/v1/accounts/acme/health", {}),
-        Call("GET", "/v1/portfolio/summary", {}),
+        Call("GET", "/v1/accounts/acme/health", {"headers": API_AUTH}),
+        Call("GET", "/v1/portfolio/summary", {"headers": API_AUTH}),
     ]),
     "alerts": Case(alerts_app, [
         Call("GET", "/v1/accounts/acme/alerts", {"headers": BEARER}),
@@ -61,7 +61,7 @@ CASES = {
     ]),
     "surveys": Case(lambda s: surveys_app(s, invitation_loops=False), [
         Call("POST", "/v1/responses", {"headers": BASIC, "json": SURVEY_RESPONSE}),
-        Call("GET", "/v1/accounts/acme/nps", {}),
+        Call("GET", "/v1/accounts/acme/nps", {"headers": API_AUTH}),
     ]),
 }
 

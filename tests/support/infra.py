@@ -15,6 +15,11 @@ from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import free_port
 from shared.settings import Settings
 
+# Seeded by every service at start (CHURNWATCH_BOOTSTRAP_API_TOKEN, scope admin): what tests read
+# the protected APIs with. Tests of the scopes themselves issue their own tokens.
+TEST_API_TOKEN = "cwt_test-api-token-seeded-in-every-test-database"
+API_AUTH = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+
 
 @dataclass
 class Infra:
@@ -32,6 +37,7 @@ class Infra:
             "consumer_group_prefix": f"{name}.",
             "topic_partitions": 3,
             "bootstrap_write_key": "test-write-key",
+            "bootstrap_api_token": TEST_API_TOKEN,
             "log_level": "WARNING",
         }
         values.update(overrides)

@@ -9,6 +9,7 @@ from services.surveys import contact_store
 from services.surveys.app import create_app
 from shared.settings import Settings
 from tests.support.apps import serving
+from tests.support.infra import API_AUTH
 from tests.surveys.conftest import Surveys
 from tests.surveys.support import ADMIN, contacts_known, group, identify, publish, wait_until
 
@@ -147,7 +148,7 @@ async def test_insight_by_month_account_and_segment(surveys: Surveys) -> None:
     await submit(surveys, "c1", "acme", "csat", 5, "2026-11-03T12:00:00Z")
     await submit(surveys, "c2", "globex", "csat", 3, "2026-11-03T12:00:00Z")
 
-    by_month = (await surveys.client.get("/v1/insights/nps")).json()
+    by_month = (await surveys.client.get("/v1/insights/nps", headers=API_AUTH)).json()
     assert by_month["overall"] == {
         "responses": 7,
         "nps": 14.29,
@@ -165,6 +166,7 @@ async def test_insight_by_month_account_and_segment(surveys: Surveys) -> None:
         await surveys.client.get(
             "/v1/insights/nps",
             params={"group_by": "plan", "since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
+            headers=API_AUTH,
         )
     ).json()
     # Plans as sent ("pro" and "Pro" are different strings; audiences match them case-insensitively).
@@ -175,36 +177,42 @@ async def test_insight_by_month_account_and_segment(surveys: Surveys) -> None:
     }
     assert november["period"] == {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
 
-    tiers = (await surveys.client.get("/v1/insights/nps", params={"group_by": "arr_tier"})).json()
+    tiers = (await surveys.client.get("/v1/insights/nps", params={"group_by": "arr_tier"},
+                                      headers=API_AUTH)).json()
     assert {g["key"]: g["responses"] for g in tiers["groups"]} == {"high_touch": 3, "mid_touch": 2, None: 2}
-    stages = (await surveys.client.get("/v1/insights/nps", params={"group_by": "lifecycle_stage"})).json()
+    stages = (await surveys.client.get("/v1/insights/nps", params={"group_by": "lifecycle_stage"},
+                                       headers=API_AUTH)).json()
     assert [(g["key"], g["nps"]) for g in stages["groups"]] == [
         ("renewal", 33.33),
         ("adoption", 50.0),
         (None, -50.0),
     ]
-    accounts = (await surveys.client.get("/v1/insights/nps", params={"group_by": "account"})).json()
+    accounts = (await surveys.client.get("/v1/insights/nps", params={"group_by": "account"},
+                                         headers=API_AUTH)).json()
     assert [(g["key"], g["responses"]) for g in accounts["groups"]] == [
         ("acme", 3),
         ("globex", 2),
         ("initech", 2),
     ]
-    one = (await surveys.client.get("/v1/insights/nps", params={"account_id": "globex"})).json()
+    one = (await surveys.client.get("/v1/insights/nps", params={"account_id": "globex"},
+                                    headers=API_AUTH)).json()
     assert one["overall"]["nps"] == 50.0
 
-    csat = (await surveys.client.get("/v1/insights/csat", params={"group_by": "account"})).json()
+    csat = (await surveys.client.get("/v1/insights/csat", params={"group_by": "account"},
+                                     headers=API_AUTH)).json()
     assert csat["overall"] == {"responses": 2, "csat": 50.0, "satisfied": 1}
-    empty = (await surveys.client.get("/v1/insights/ces")).json()
+    empty = (await surveys.client.get("/v1/insights/ces", headers=API_AUTH)).json()
     assert (empty["overall"], empty["groups"], empty["period"]) == (
         {"responses": 0, "ces_mean": None, "easy_share": None, "easy": 0},
         [],
         {"from": None, "to": None},
     )
 
-    bad = await surveys.client.get("/v1/insights/nps", params={"group_by": "colour"})
+    bad = await surveys.client.get("/v1/insights/nps", params={"group_by": "colour"}, headers=API_AUTH)
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "query.group_by"
     backwards = await surveys.client.get(
-        "/v1/insights/nps", params={"since": "2026-12-01T00:00:00Z", "until": "2026-11-01T00:00:00Z"}
+        "/v1/insights/nps", params={"since": "2026-12-01T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
+        headers=API_AUTH,
     )
     assert backwards.status_code == 400
-    assert (await surveys.client.get("/v1/insights/xps")).status_code == 400
+    assert (await surveys.client.get("/v1/insights/xps", headers=API_AUTH)).status_code == 400

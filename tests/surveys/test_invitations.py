@@ -15,6 +15,7 @@ from services.surveys.segments import parse_arr_tiers
 from services.surveys.store import survey_responses
 from shared.events import Envelope
 from shared.topics import Topics
+from tests.support.infra import API_AUTH
 from tests.support.kafka import read_topic
 from tests.surveys.conftest import Surveys
 from tests.surveys.support import ReceivedEmail, contacts_known, group, identify, publish, wait_until
@@ -142,10 +143,11 @@ async def test_invitation_email_page_response_and_kafka(surveys: Surveys) -> Non
     surveys.clock.advance(days=31)
     assert len((await surveys.scheduler.run_once()).created) == 1
 
-    rate = (await surveys.client.get("/v1/insights/campaigns")).json()["campaigns"]
+    rate = (await surveys.client.get("/v1/insights/campaigns", headers=API_AUTH)).json()["campaigns"]
     assert [(c["campaign_id"], c["invited"], c["responded"], c["pending"], c["response_rate"])
             for c in rate] == [(survey_id, 1, 1, 1, 100.0)]
-    nps = (await surveys.client.get("/v1/insights/nps", params={"group_by": "account"})).json()
+    nps = (await surveys.client.get("/v1/insights/nps", params={"group_by": "account"},
+                                    headers=API_AUTH)).json()
     assert nps["groups"][0]["key"] == "acme" and nps["overall"]["nps"] == -100.0
 
 

@@ -21,7 +21,7 @@ from shared.events import Envelope, EventType
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from tests.support.apps import serving
-from tests.support.infra import Infra
+from tests.support.infra import API_AUTH, Infra
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess
 from tests.surveys.support import wait_ready
@@ -114,7 +114,7 @@ async def test_an_amendment_is_a_new_revision_of_the_same_response(
         "response_id": "r1", "survey_type": "nps", "score": 9, "comment": "Support fixed it",
         "revision": 2, "channel": "api", "campaign_id": None, "ticket_id": None}
 
-    nps = (await client.get("/v1/accounts/acme/nps")).json()
+    nps = (await client.get("/v1/accounts/acme/nps", headers=API_AUTH)).json()
     assert (nps["responses"], nps["promoters"], nps["detractors"], nps["nps"]) == (1, 1, 0, 100.0)
 
     # A response id belongs to one account and one survey type for good.
@@ -179,7 +179,7 @@ async def test_account_nps_counts_period_and_filters(settings: Settings, client:
             submitted_at=submitted))
         assert answer.status_code == 200, answer.text
 
-    everything = (await client.get("/v1/accounts/acme/nps")).json()
+    everything = (await client.get("/v1/accounts/acme/nps", headers=API_AUTH)).json()
     assert everything == {
         "account_id": "acme", "nps": 25.0, "responses": 4, "promoters": 2, "passives": 1,
         "detractors": 1,
@@ -187,25 +187,27 @@ async def test_account_nps_counts_period_and_filters(settings: Settings, client:
     }
 
     november = (await client.get("/v1/accounts/acme/nps", params={
-        "since": "2026-11-01T00:00:00Z", "until": "2026-11-20T12:00:00Z"})).json()
+        "since": "2026-11-01T00:00:00Z", "until": "2026-11-20T12:00:00Z"}, headers=API_AUTH)).json()
     # until is exclusive, so consecutive periods never count a response twice.
     assert (november["responses"], november["promoters"], november["passives"], november["nps"]) == (
         2, 1, 1, 50.0)
     assert november["period"] == {"from": "2026-11-01T00:00:00Z", "to": "2026-11-20T12:00:00Z"}
 
-    since_only = (await client.get("/v1/accounts/acme/nps", params={"since": "2026-11-15T00:00:00Z"})).json()
+    since_only = (await client.get("/v1/accounts/acme/nps", params={"since": "2026-11-15T00:00:00Z"},
+                                   headers=API_AUTH)).json()
     assert (since_only["nps"], since_only["period"]) == (
         -100.0, {"from": "2026-11-15T00:00:00Z", "to": "2026-11-20T12:00:00Z"})
 
-    nobody = (await client.get("/v1/accounts/initech/nps")).json()
+    nobody = (await client.get("/v1/accounts/initech/nps", headers=API_AUTH)).json()
     assert nobody == {"account_id": "initech", "nps": None, "responses": 0, "promoters": 0,
                       "passives": 0, "detractors": 0, "period": {"from": None, "to": None}}
 
     backwards = await client.get("/v1/accounts/acme/nps", params={
-        "since": "2026-11-20T00:00:00Z", "until": "2026-11-01T00:00:00Z"})
+        "since": "2026-11-20T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, headers=API_AUTH)
     assert backwards.status_code == 400
     assert backwards.json()["errors"] == [{"field": "until", "message": "until must be later than since"}]
-    naive = await client.get("/v1/accounts/acme/nps", params={"since": "2026-11-01T00:00:00"})
+    naive = await client.get("/v1/accounts/acme/nps", params={"since": "2026-11-01T00:00:00"},
+                             headers=API_AUTH)
     assert naive.status_code == 400
     assert naive.json()["errors"][0]["field"] == "query.since"
 

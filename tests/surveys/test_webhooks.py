@@ -20,6 +20,7 @@ from shared.events import Envelope
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.support.apps import serving
+from tests.support.infra import API_AUTH
 from tests.support.kafka import read_topic
 from tests.surveys.conftest import DELIGHTED_KEY, TYPEFORM_SECRET, Surveys
 from tests.surveys.support import group, identify, publish, wait_until
@@ -74,7 +75,7 @@ async def test_delighted_response_is_kept_unmapped_then_mapped_and_amended_once(
     [row] = await rows(surveys)
     assert (row["account_id"], row["respondent_email"], row["score"]) == (None, "jane@acme.example", 3)
     assert await published(surveys) == []  # scoring cannot use an answer without an account
-    insight = (await surveys.client.get("/v1/insights/nps")).json()
+    insight = (await surveys.client.get("/v1/insights/nps", headers=API_AUTH)).json()
     assert (insight["overall"]["responses"], insight["unmapped_responses"]) == (1, 1)  # kept and counted
     unmapped = (await surveys.get_admin("/v1/admin/responses/unmapped")).json()
     assert unmapped["unmapped"] == 1 and unmapped["responses"][0]["respondent_email"] == "jane@acme.example"
@@ -126,7 +127,7 @@ async def test_delighted_response_is_kept_unmapped_then_mapped_and_amended_once(
     events = {e.event_id: e for e in await published(surveys)}
     assert set(events) == {"survey-response:delighted:8736452:1", "survey-response:delighted:8736452:2"}
     assert events["survey-response:delighted:8736452:2"].payload["comment"] == "Competitor X does this better"
-    nps = (await surveys.client.get("/v1/accounts/acme/nps")).json()
+    nps = (await surveys.client.get("/v1/accounts/acme/nps", headers=API_AUTH)).json()
     assert (nps["responses"], nps["detractors"], nps["nps"]) == (1, 1, -100.0)  # counted once
 
     unsubscribed = await post_delighted(
@@ -282,7 +283,8 @@ async def test_native_response_by_email_is_mapped_by_an_explicit_contact(surveys
     }
     [event] = await published(surveys)
     assert (event.account_id, event.event_id) == ("initech", "survey-response:crm-77:1")
-    ces = (await surveys.client.get("/v1/insights/ces", params={"group_by": "account"})).json()
+    ces = (await surveys.client.get("/v1/insights/ces", params={"group_by": "account"},
+                                    headers=API_AUTH)).json()
     assert ces["unmapped_responses"] == 1
     assert [g["key"] for g in ces["groups"]] == ["initech", None]
     assert ces["groups"][0] == {
