@@ -10,17 +10,19 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from services.alerts import store as alerts_store
+from services.console import users
 from services.ingest import store as ingest_store
 from services.ingest.helpdesk import store as helpdesk_store
 from services.scoring import store as scoring_store
 from services.surveys import campaign_store, contact_store, ticket_store
 from services.surveys import store as surveys_store
-from shared import consumer, dead_letters, write_keys
+from shared import api_tokens, consumer, dead_letters, write_keys
 
 METADATA: tuple[MetaData, ...] = (
     consumer.metadata,
     dead_letters.metadata,
     write_keys.metadata,
+    api_tokens.metadata,
     ingest_store.metadata,
     helpdesk_store.metadata,
     scoring_store.metadata,
@@ -29,4 +31,5 @@ METADATA: tuple[MetaData, ...] = (
     contact_store.metadata,
     ticket_store.metadata,
     alerts_store.metadata,
+    users.metadata,
 )

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
     # every service
     "tokens": ("shared.tokens_cli", "create, list and revoke API tokens (scopes for the read APIs)"),
-    "users": ("shared.users_cli", "create, list and disable console users (csm, lead, admin)"),
+    "users": ("services.console.users_cli", "create, list and disable console users (csm, lead, admin)"),
     # every consumer
     "dead-letters": ("shared.dead_letters", "list, show and replay what consumers dead-lettered"),
     # ingest

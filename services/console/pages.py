@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.console.sessions import Session, end_session, read_session, start_session
 from services.console.sign_in_limit import SignInLimit
 from services.console.upstream import Upstream, UpstreamUnavailable
+from services.console.users import authenticate, normalise_email
 from services.console.views import BANDS, account_view, book_rows
 from shared.http import ApiError, read_body_limited
 from shared.settings import Settings
-from shared.users import authenticate, normalise_email
 
 SESSION_COOKIE = "cw_session"
 SIGN_IN_COOKIE = "cw_sign_in_csrf"

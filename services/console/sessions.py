@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, DateTime, ForeignKey, MetaData, Table, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.users import Role, User, users
+from services.console.users import Role, User, users
 
 metadata = MetaData()
 console_sessions = Table(

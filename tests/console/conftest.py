@@ -14,12 +14,12 @@ import httpx
 import pytest
 
 from deploy.local.processes import free_port
+from services.console.users import Role, create_user
 from shared.db import create_engine
 from shared.events import utcnow
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.topics import ensure_topics
-from shared.users import Role, create_user
 from tests.scoring.events import group, nps, usage
 from tests.support.infra import API_AUTH, Infra
 from tests.support.processes import ServiceProcess

@@ -8,9 +8,9 @@ import io
 import pytest
 from sqlalchemy import select
 
+from services.console.users import Role, authenticate, users
 from shared.db import create_engine
 from shared.settings import Settings
-from shared.users import Role, authenticate, users
 from tests.ingest.test_operator_tools import run_cli
 
 PASSWORD = "correct horse battery staple"

@@ -14,9 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.operator_db import with_migrated_engine
-from shared.settings import Settings, get_settings
-from shared.users import (
+from services.console.users import (
     Role,
     User,
     UserExists,
@@ -26,6 +24,8 @@ from shared.users import (
     normalise_email,
     password_problem,
 )
+from shared.operator_db import with_migrated_engine
+from shared.settings import Settings, get_settings
 
 PROG = "churnwatch users"
 
