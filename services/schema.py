@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from services.alerts import store as alerts_store
-from services.console import users
+from services.console import sessions, users
 from services.ingest import store as ingest_store
 from services.ingest.helpdesk import store as helpdesk_store
 from services.scoring import store as scoring_store
@@ -32,4 +32,5 @@ METADATA: tuple[MetaData, ...] = (
     ticket_store.metadata,
     alerts_store.metadata,
     users.metadata,
+    sessions.metadata,
 )
