@@ -116,8 +116,11 @@ async def test_paced_sending_follows_event_time(services: tuple[Settings, dict[s
         sender = Sender(endpoints, client)
         started = loop.time()
         await stream(days, sender, pace=4.0, on_day=lambda day: finished.append(loop.time() - started))
-    # Day n's last quarter leaves at (n + 3/4) / 4 seconds.
-    assert [round(t * 4 - 0.75) for t in finished] == [0, 1, 2]
+    # Day n's last quarter is due (n + 3/4) / 4 seconds in, and is never sent before. How soon
+    # after is the machine's business (a loaded one is late), so only the lower bound is asserted.
+    assert len(finished) == 3
+    assert all(t >= (n + 0.75) / 4 for n, t in enumerate(finished)), finished
+    assert finished == sorted(finished)
     assert sender.stats.events == sum(len(d.events) for d in days)
 
 
