@@ -15,9 +15,9 @@ import sys
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.cli_support import with_migrated_engine
 from services.ingest.helpdesk.mapping import TicketMapping, parse_mapping_name
 from services.ingest.helpdesk.store import delete_mapping, list_mappings, upsert_mappings
+from shared.operator_db import with_migrated_engine
 from shared.settings import Settings, get_settings
 
 

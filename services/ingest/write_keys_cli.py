@@ -14,8 +14,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.cli_support import with_migrated_engine
 from services.ingest.keys import KeyInfo, issue_key, list_keys, revoke_key
+from shared.operator_db import with_migrated_engine
 from shared.settings import Settings, get_settings
 
 MAX_SOURCE_LENGTH = 100
