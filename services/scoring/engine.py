@@ -222,7 +222,14 @@ class AccountEngine:
         """Fire the timers through `until`, taking each risk snapshot the way passes."""
         every = self.snapshot_every
         if every is not None and self.first is not None:
+            since = self.snapshot_until or self.first
+            # As with ticks, a gap longer than MAX_TICKED_GAP_DAYS is snapshotted only near its edges.
+            quiet = (since + GAP_EDGE_DAYS * DAY, until - GAP_EDGE_DAYS * DAY)
+            long_gap = until - since > MAX_TICKED_GAP_DAYS * DAY
             while (due := next_moment(self.snapshot_until or self.first, every)) <= until:
+                if long_gap and quiet[0] < due < quiet[1]:
+                    self.snapshot_until = next_moment(quiet[1], every) - every
+                    continue
                 # Ticks before W only: entries at W itself belong to the next week.
                 self._fire_ticks(due - 0.5)
                 self.snapshot_until = due

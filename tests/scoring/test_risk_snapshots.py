@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from services.scoring.engine import AccountEngine
+from services.scoring.engine import GAP_EDGE_DAYS, AccountEngine
 from services.scoring.model import DAY
 from services.scoring.risk.features import FIXED, snapshot
 from services.scoring.risk.weekly import WEEK, next_moment
@@ -95,3 +95,14 @@ def test_a_stored_state_keeps_its_place_on_the_grid() -> None:
     again.advance(again.live.clock or 0.0)
     second_part = {s.at for s in again.take_outputs().snapshots}
     assert first_part | second_part == set(whole) and not first_part & second_part
+
+
+def test_a_gap_of_millennia_is_snapshotted_near_its_edges_only_and_a_year_in_full() -> None:
+    far = T0.replace(year=9000)
+    engine = feed(engine_for("a"), [usage("now", "a", T0), usage("far", "a", far)])
+    taken = [s.at for s in engine.take_outputs().snapshots]
+    assert 0 < len(taken) <= 2 * (GAP_EDGE_DAYS // 7 + 1)
+    assert taken == sorted(taken) and taken[-1] <= far.timestamp()
+    assert far.timestamp() - taken[-1] <= WEEK and taken[0] - T0.timestamp() <= WEEK
+    year = feed(engine_for("a"), [usage("now", "a", T0), usage("later", "a", T0 + timedelta(days=365))])
+    assert len(year.take_outputs().snapshots) in (52, 53)
