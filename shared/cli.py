@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulator.cli", "simulate a SaaS customer base and send it through the public APIs"),
     "demo": ("simulator.demo", "the whole system locally, fed by a small simulated customer base"),
     "replay": ("services.scoring.cli", "re-score an account or all from the events Kafka retains"),
+    "calibrate": ("services.scoring.calibrate_cli",
+                  "fit churn risk on the stored weekly snapshots, judge it, optionally activate it"),
+    "model": ("services.scoring.model_cli", "list, activate and roll back churn-risk models"),
 }
 
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     scoring_consumer_max_batch: int = Field(default=10_000, gt=0)
     scoring_override_token: SecretStr | None = None
     scoring_input_retention_days: float = Field(default=400.0, ge=0)
+    # Churn risk (issue 18): each account's features are snapshotted on this grid of event time
+    # (from a Monday 00:00 UTC), for `churnwatch calibrate`. 0 turns snapshots off.
+    scoring_snapshot_every_days: float = Field(default=7.0, ge=0, le=366)
 
     # --- alerts: the outside world ------------------------------------------------------
     slack_webhook_url: str | None = None

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.scoring.api import build_router
 from services.scoring.config import load_scorecard
-from services.scoring.consumer import ScoringHandler
+from services.scoring.consumer import ScoringHandler, snapshot_every
 from services.scoring.overrides import override_topic
 from services.scoring.topics import input_topics, prepare_topics
 from shared.events import EventType
@@ -25,7 +25,9 @@ def _wire(parts: ServiceParts) -> Wiring:
     settings = parts.settings
     # Validated now: a bad scorecard stops the service at start with the file and field named.
     card = load_scorecard(settings.scoring_scorecard_path)
-    handler = ScoringHandler(card, settings.scoring_lateness_seconds)
+    handler = ScoringHandler(
+        card, settings.scoring_lateness_seconds, snapshot_every(settings.scoring_snapshot_every_days)
+    )
     consumer = parts.consumer(
         GROUP_ID,
         input_topics(settings),

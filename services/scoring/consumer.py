@@ -35,7 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scoring import metrics, store
 from services.scoring.config import Scorecard
 from services.scoring.engine import AccountEngine, Cause, Change
-from services.scoring.model import Competitors, UnusableEvent, moment, to_entry
+from services.scoring.model import DAY, Competitors, UnusableEvent, moment, to_entry
+from services.scoring.risk import store as risk_store
+from services.scoring.risk.weekly import WEEK
 from services.scoring.scorecard import effective
 from shared.consumer import ConsumedEvent, HandlerResult
 from shared.events import Band, Envelope, EventType, RiskSignalPayload, trusted_envelope
@@ -81,16 +83,19 @@ class PartitionState:
 class Scorer:
     """Turns engines' outputs into envelopes, history rows and account rows. Shared with replay."""
 
-    def __init__(self, card: Scorecard, lateness: float) -> None:
+    def __init__(self, card: Scorecard, lateness: float, snapshot_every: float | None = WEEK) -> None:
         self.card = card
         self.lateness = lateness
+        self.snapshot_every = snapshot_every
         self.competitors = Competitors(card.competitors)
 
     def new_engine(self, account_id: str) -> AccountEngine:
-        return AccountEngine(account_id, self.card, self.lateness)
+        return AccountEngine(account_id, self.card, self.lateness, self.snapshot_every)
 
     def decode(self, account_id: str, state: bytes) -> AccountEngine:
-        return AccountEngine.decode(account_id, read_state(state), self.card, self.lateness)
+        return AccountEngine.decode(
+            account_id, read_state(state), self.card, self.lateness, self.snapshot_every
+        )
 
     def row(self, engine: AccountEngine, partition: int) -> store.AccountRow:
         live = engine.live
@@ -143,10 +148,18 @@ class Scorer:
         return trusted_envelope(event_id, event_type, account_id, cause.user_id, at, at, SOURCE, payload)
 
     def outputs(
-        self, engine: AccountEngine, *, replayed: bool = False, id_prefix: str = ""
+        self,
+        engine: AccountEngine,
+        *,
+        replayed: bool = False,
+        id_prefix: str = "",
+        risk: risk_store.RiskRows | None = None,
     ) -> tuple[list[dict[str, Any]], list[Envelope]]:
-        """History rows and output envelopes of what the engine observed since last asked."""
+        """History rows and output envelopes of what the engine observed since last asked; its
+        risk snapshots and outcomes into `risk`."""
         taken = engine.take_outputs()
+        if risk is not None:
+            risk.add(engine.account_id, taken.snapshots, taken.outcomes)
         rows = [self.history_row(engine.account_id, change, replayed) for change in taken.changes]
         envelopes = [self.health_event(engine.account_id, change, id_prefix) for change in taken.changes]
         envelopes += [
@@ -209,9 +222,14 @@ class Scorer:
         )
 
 
+def snapshot_every(days: float) -> float | None:
+    """`CHURNWATCH_SCORING_SNAPSHOT_EVERY_DAYS` as seconds; 0 turns risk snapshots off."""
+    return days * DAY if days > 0 else None
+
+
 class ScoringHandler:
-    def __init__(self, card: Scorecard, lateness: float) -> None:
-        self.scorer = Scorer(card, lateness)
+    def __init__(self, card: Scorecard, lateness: float, snapshot_every: float | None = WEEK) -> None:
+        self.scorer = Scorer(card, lateness, snapshot_every)
         self.lateness = lateness
         self.partitions: dict[int, PartitionState] = {}
 
@@ -270,14 +288,16 @@ class ScoringHandler:
 
         history: list[dict[str, Any]] = []
         rows: list[store.AccountRow] = []
+        risk = risk_store.RiskRows.empty()
         for partition, engine in touched.values():
-            changes, outputs = self.scorer.outputs(engine)
+            changes, outputs = self.scorer.outputs(engine, risk=risk)
             history += changes
             result.outputs += outputs
             rows.append(self.scorer.row(engine, partition.number))
             partition.schedule(engine)
         await store.save_accounts(session, rows)
         await store.record_changes(session, history)
+        await risk_store.save(session, risk)
         versions = {
             n: store.PartitionRow(locked[n].version + 1, self.partitions[n].max_event_at) for n in numbers
         }

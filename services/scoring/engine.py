@@ -19,6 +19,16 @@ lapsing) need time to pass without events: daily *ticks* at a fixed per-account 
 the UTC day, and a tick at an override's expiry, join the timeline as entries. They fire when
 the account's own events pass them, or when the partition's watermark does (`advance`), and
 sort after events at the same instant. Nothing here reads the wall clock.
+
+Weekly risk snapshots (`risk.weekly`) fall on a fixed grid of event time. The snapshot at grid
+moment W is the account's features from every entry before W (and the ticks up to W): it is
+taken when the account's time first reaches W, by an event or by the watermark, which is
+where every entry before W is in the live model (later arrivals are earlier in time). An
+entry arriving out of order but within the lateness bound before a snapshot already taken
+re-takes it (the rare re-fold of settled + pending up to W), so the snapshots, like the
+model, depend on the set of entries, not their arrival order; one later than the bound
+leaves the snapshot as taken. The cost per event is one comparison: the work happens on
+week crossings only.
 """
 
 from __future__ import annotations
@@ -30,7 +40,22 @@ from typing import Any
 
 from services.scoring import signals
 from services.scoring.config import Scorecard
-from services.scoring.model import DAY, OVERRIDE, TICK, USAGE, Entry, Model, apply, moment, stable_hash, tick
+from services.scoring.model import (
+    DAY,
+    OVERRIDE,
+    TICK,
+    USAGE,
+    USAGE_BASELINE_HALF_LIFE,
+    Entry,
+    Model,
+    apply,
+    decayed,
+    moment,
+    stable_hash,
+    tick,
+)
+from services.scoring.risk.features import snapshot
+from services.scoring.risk.weekly import WEEK, TakenSnapshot, next_moment
 from services.scoring.scorecard import effective, evaluate, factors, plan_of, top_measure
 from shared.events import Factor, RiskSignalPayload
 
@@ -73,6 +98,8 @@ class Change:
 class Outputs:
     changes: list[Change] = field(default_factory=list)
     signals: list[tuple[Cause, RiskSignalPayload]] = field(default_factory=list)
+    snapshots: list[TakenSnapshot] = field(default_factory=list)
+    outcomes: list[tuple[str, float]] = field(default_factory=list)  # ("churned"|"renewed", at)
 
 
 def tick_offset(account_id: str) -> float:
@@ -81,8 +108,13 @@ def tick_offset(account_id: str) -> float:
 
 
 class AccountEngine:
-    def __init__(self, account_id: str, card: Scorecard, lateness: float) -> None:
+    def __init__(
+        self, account_id: str, card: Scorecard, lateness: float, snapshot_every: float | None = WEEK
+    ) -> None:
         self.account_id = account_id
+        self.snapshot_every = snapshot_every  # None: no risk snapshots
+        self.snapshot_until: float | None = None  # the last grid moment reached
+        self._outcomes_told: tuple[float | None, float | None] = (None, None)
         self.card = card
         self.lateness = lateness
         self.offset = tick_offset(account_id)
@@ -121,11 +153,21 @@ class AccountEngine:
             self.first,
             self.timers,
             [k.replace(mine, ":~:", 1) for k in self.silent],
+            self.snapshot_until,
         ]
 
     @classmethod
-    def decode(cls, account_id: str, raw: list[Any], card: Scorecard, lateness: float) -> AccountEngine:
-        engine = cls(account_id, card, lateness)
+    def decode(
+        cls,
+        account_id: str,
+        raw: list[Any],
+        card: Scorecard,
+        lateness: float,
+        snapshot_every: float | None = WEEK,
+    ) -> AccountEngine:
+        engine = cls(account_id, card, lateness, snapshot_every)
+        # Written before risk snapshots existed: no snapshot of the past is taken (replay for those).
+        snapshot_until = raw[10] if len(raw) > 10 else None
         (
             version,
             settled,
@@ -137,7 +179,7 @@ class AccountEngine:
             engine.first,
             engine.timers,
             silent,
-        ) = raw
+        ) = raw[:10]
         if version != STATE_VERSION:
             raise ValueError(f"account state version {version} is not {STATE_VERSION}: replay to rebuild")
         mine = f":{account_id}:"
@@ -147,6 +189,11 @@ class AccountEngine:
         engine.pending = [Entry.decode(e) for e in pending]
         engine._ids = {e.id for e in engine.pending if e.kind != TICK}
         engine._refold()
+        live = engine.live
+        if snapshot_until is None and live.clock is not None and snapshot_every is not None:
+            snapshot_until = next_moment(live.clock, snapshot_every) - snapshot_every
+        engine.snapshot_until = snapshot_until
+        engine._outcomes_told = (live.churned_at, live.renewed_at)
         return engine
 
     # --- time -------------------------------------------------------------------------------
@@ -172,6 +219,24 @@ class AccountEngine:
         return min(due, self.timers[0]) if self.timers else due
 
     def _fire_until(self, until: float) -> None:
+        """Fire the timers through `until`, taking each risk snapshot the way passes."""
+        every = self.snapshot_every
+        if every is not None and self.first is not None:
+            since = self.snapshot_until or self.first
+            # As with ticks, a gap longer than MAX_TICKED_GAP_DAYS is snapshotted only near its edges.
+            quiet = (since + GAP_EDGE_DAYS * DAY, until - GAP_EDGE_DAYS * DAY)
+            long_gap = until - since > MAX_TICKED_GAP_DAYS * DAY
+            while (due := next_moment(self.snapshot_until or self.first, every)) <= until:
+                if long_gap and quiet[0] < due < quiet[1]:
+                    self.snapshot_until = next_moment(quiet[1], every) - every
+                    continue
+                # Ticks before W only: entries at W itself belong to the next week.
+                self._fire_ticks(due - 0.5)
+                self.snapshot_until = due
+                self._take_snapshot(self.live, due)
+        self._fire_ticks(until)
+
+    def _fire_ticks(self, until: float) -> None:
         if self.ticked_until is not None and until - self.ticked_until > MAX_TICKED_GAP_DAYS * DAY:
             self._fire_through(self.ticked_until + GAP_EDGE_DAYS * DAY)
             resume = self._next_daily(until - GAP_EDGE_DAYS * DAY) - DAY
@@ -234,6 +299,30 @@ class AccountEngine:
                 bisect.insort(self.timers, expiry)
         return True
 
+    def _take_snapshot(self, model: Model, at: float) -> None:
+        if model.churned:
+            return  # nothing left to predict
+        shown, _ = effective(model, self.card)
+        self.outputs.snapshots.append(
+            TakenSnapshot(snapshot(model, at), shown, decayed(model.u_base, at, USAGE_BASELINE_HALF_LIFE))
+        )
+
+    def _retake_snapshots(self, since: float) -> None:
+        """Re-take the snapshots taken after `since` from settled + pending: an entry before them
+        arrived out of order (within the lateness bound, so after `settled_until`)."""
+        every, until = self.snapshot_every, self.snapshot_until
+        if every is None or until is None:
+            return
+        at = next_moment(since, every)
+        while at <= until:
+            model = self.settled.copy()
+            for entry in self.pending:
+                if entry.t >= at:  # pending is in time order
+                    break
+                self._fold(model, entry)
+            self._take_snapshot(model, at)
+            at += every
+
     def _fold(self, model: Model, entry: Entry) -> bool:
         """Apply and, unless it is usage within the re-scoring interval, evaluate. True if evaluated."""
         apply(model, entry, self.card)
@@ -272,6 +361,8 @@ class AccountEngine:
                 self._candidate = None
             self._refold()
             evaluated = True
+            if self.snapshot_until is not None and entry.t < self.snapshot_until:
+                self._retake_snapshots(entry.t)
         if entry.kind != TICK:
             self._ids.add(entry.id)
         self._settle()
@@ -308,6 +399,13 @@ class AccountEngine:
     def _observe(self, cause: Cause) -> None:
         """Record a meaningful change of the shown health, and reconcile the signals told."""
         live, card = self.live, self.card
+        outcomes = (live.churned_at, live.renewed_at)
+        if outcomes != self._outcomes_told:
+            if live.churned_at is not None and live.churned_at != self._outcomes_told[0]:
+                self.outputs.outcomes.append(("churned", live.churned_at))
+            if live.renewed_at is not None and live.renewed_at != self._outcomes_told[1]:
+                self.outputs.outcomes.append(("renewed", live.renewed_at))
+            self._outcomes_told = outcomes
         held = signals.current(live, self.account_id, card)
         emitted = self.emitted
         recorded = self.recorded

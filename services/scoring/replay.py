@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring import signals, store
 from services.scoring.config import Scorecard
-from services.scoring.consumer import Scorer, output_id, read_state
+from services.scoring.consumer import Scorer, output_id, read_state, snapshot_every
 from services.scoring.engine import AccountEngine, Cause
 from services.scoring.model import UnusableEvent, to_entry
+from services.scoring.risk import store as risk_store
 from services.scoring.scorecard import effective, factors
 from services.scoring.topics import input_topics
 from shared.consumer import consumer_offsets, drain_outbox, stage_outputs
@@ -60,6 +61,7 @@ class ReplayReport:
     band_changed: int = 0
     raised: list[str] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
+    snapshots: int = 0  # risk snapshots (re)written
     dry_run: bool = False
 
     def lines(self) -> list[str]:
@@ -69,6 +71,7 @@ class ReplayReport:
             f"events read {self.events_read}, duplicates dropped {self.duplicates}, unusable {self.unusable}",
             f"accounts re-scored {self.accounts}: shown score changed {self.score_changed}, "
             f"band changed {self.band_changed}",
+            f"risk snapshots written {self.snapshots}",
             f"signals raised now {len(self.raised)}: {', '.join(self.raised[:20])}",
             f"signals cleared now {len(self.cleared)}: {', '.join(self.cleared[:20])}",
         ]
@@ -137,7 +140,9 @@ class Replayer:
         self.settings = settings
         self.card = card
         self.sessions = sessions
-        self.scorer = Scorer(card, settings.scoring_lateness_seconds)
+        self.scorer = Scorer(
+            card, settings.scoring_lateness_seconds, snapshot_every(settings.scoring_snapshot_every_days)
+        )
         self.lateness = settings.scoring_lateness_seconds
 
     async def run(self, account_id: str | None, dry_run: bool = False) -> ReplayReport:
@@ -151,7 +156,9 @@ class Replayer:
             report.events_read = len(events)
             engines = self._fold(events, numbers, report)
             stored = await self._stored(session, list(engines))
-            outputs, history, rows = self._reconcile(engines, stored, report)
+            risk = risk_store.RiskRows.empty()
+            outputs, history, rows = self._reconcile(engines, stored, report, risk)
+            report.snapshots = len(risk.snapshots)
             if dry_run:
                 await session.rollback()
                 return report
@@ -162,6 +169,7 @@ class Replayer:
                 )
             await store.save_accounts(session, rows)
             await store.record_changes(session, history)
+            await risk_store.save(session, risk)
             await stage_outputs(session, Topics.from_settings(self.settings), GROUP_ID, outputs)
             await store.save_partitions(
                 session,
@@ -253,14 +261,20 @@ class Replayer:
         return stored
 
     def _reconcile(
-        self, engines: dict[str, AccountEngine], stored: dict[str, dict[str, Any]], report: ReplayReport
+        self,
+        engines: dict[str, AccountEngine],
+        stored: dict[str, dict[str, Any]],
+        report: ReplayReport,
+        risk: risk_store.RiskRows,
     ) -> tuple[list[Envelope], list[dict[str, Any]], list[store.AccountRow]]:
         outputs: list[Envelope] = []
         history: list[dict[str, Any]] = []
         rows: list[store.AccountRow] = []
         prefix = f"replay:{self.card.version}:"
         for account, engine in engines.items():
-            changes = engine.take_outputs().changes  # the past's signals are not told again
+            taken = engine.take_outputs()
+            changes = taken.changes  # the past's signals are not told again
+            risk.add(account, taken.snapshots, taken.outcomes)
             history += [self.scorer.history_row(account, change, replayed=True) for change in changes]
             rows.append(self.scorer.row(engine, self._partition[account]))
             live = engine.live

@@ -28,7 +28,7 @@ class Moment:
     account_id: str
     snapshot: Snapshot
     scorecard_score: float | None
-    activity_28d: int
+    activity_28d: float  # events in the 28 days before (the live path: their 28-day decayed count)
     churned_at: float | None
 
 
