@@ -20,7 +20,9 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     PrimaryKeyConstraint,
@@ -48,6 +50,7 @@ risk_snapshots = Table(
     Column("scorecard_score", Float),
     Column("activity_28d", Float, nullable=False),
     PrimaryKeyConstraint("account_id", "at"),
+    Index("risk_snapshots_at", "at"),
 )
 risk_outcomes = Table(
     "risk_outcomes",
@@ -79,7 +82,7 @@ risk_model_activations = Table(
     "risk_model_activations",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("version", BigInteger, nullable=False),
+    Column("version", BigInteger, ForeignKey("risk_models.version"), nullable=False),
     Column("activated_at", DateTime(timezone=True), nullable=False),
     Column("activated_by", Text, nullable=False),
     Column("action", Text, nullable=False),  # "activate" or "rollback"
