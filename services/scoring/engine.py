@@ -31,7 +31,8 @@ from typing import Any
 from services.scoring import signals
 from services.scoring.config import Scorecard
 from services.scoring.model import DAY, OVERRIDE, TICK, USAGE, Entry, Model, apply, moment, stable_hash, tick
-from services.scoring.scorecard import effective, evaluate, factors, plan_of, top_measure
+from services.scoring.peers import PeerTable
+from services.scoring.scorecard import effective, evaluate, factors, plan_of, segment_for, top_measure
 from shared.events import Factor, RiskSignalPayload
 
 # Every loop over time is bounded: a gap between entries longer than MAX_TICKED_GAP_DAYS fires
@@ -81,10 +82,14 @@ def tick_offset(account_id: str) -> float:
 
 
 class AccountEngine:
-    def __init__(self, account_id: str, card: Scorecard, lateness: float) -> None:
+    def __init__(
+        self, account_id: str, card: Scorecard, lateness: float, peers: PeerTable | None = None
+    ) -> None:
         self.account_id = account_id
         self.card = card
         self.lateness = lateness
+        # The partition's peers, shared by its accounts; None: no peer comparison (left out).
+        self.peers = peers
         self.offset = tick_offset(account_id)
         self.settled = Model()
         self.settled_until: float | None = None
@@ -124,8 +129,15 @@ class AccountEngine:
         ]
 
     @classmethod
-    def decode(cls, account_id: str, raw: list[Any], card: Scorecard, lateness: float) -> AccountEngine:
-        engine = cls(account_id, card, lateness)
+    def decode(
+        cls,
+        account_id: str,
+        raw: list[Any],
+        card: Scorecard,
+        lateness: float,
+        peers: PeerTable | None = None,
+    ) -> AccountEngine:
+        engine = cls(account_id, card, lateness, peers)
         (
             version,
             settled,
@@ -244,6 +256,9 @@ class AccountEngine:
             and 0 <= entry.t - last < self.card.usage_evaluation_seconds
         ):
             return False
+        if self.peers is not None and model.clock is not None:
+            segment = segment_for(model.facts, self.card).name
+            model.peer = self.peers.place(self.account_id, segment, model, model.clock)
         evaluate(model, self.card)
         model.evaluated_at = model.clock
         return True
