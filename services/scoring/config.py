@@ -76,7 +76,7 @@ class PeerUsage(_Strict):
     # At this percentile of the peers or above the measure is 100; below it falls linearly to 0.
     healthy_percentile: Annotated[float, Field(gt=0, le=1)] = 1.0
     # Fewer peers than this (a new installation's first days): left out, not judged.
-    min_peers: Annotated[int, Field(ge=1, le=10_000)] = 20
+    min_peers: Annotated[int, Field(ge=1, le=10_000)] = 10
 
 
 class OpenTickets(_Strict):

@@ -347,8 +347,8 @@ def describe(measure: str, reading: Reading) -> str:
             return "no product usage yet: left out"
         if kind == "few":
             return (
-                f"not enough peers in the segment to compare with yet ({reading[1]} of {reading[2]}), "
-                "or the account is under two weeks old: left out"
+                f"not enough peers in the segment to compare with yet ({reading[1]} of {reading[2]}): "
+                "left out"
             )
         percentile, level, median, peers = reading[1:]
         if median <= 0:

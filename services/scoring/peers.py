@@ -26,19 +26,22 @@ import bisect
 import math
 from typing import Any
 
-from services.scoring.model import DAY, USAGE_RECENT_HALF_LIFE, Model, stable_hash
+from services.scoring.model import DAY, USAGE_BASELINE_HALF_LIFE, Model, stable_hash
 
 PEER_SAMPLE = 256  # accounts per segment in the table
-PEER_MIN_HISTORY = 14 * DAY  # younger accounts (counters still filling up) are not placed
 PEER_FORGET = 60 * DAY  # an account without usage this long leaves the peers
-LEVEL_HALF_LIFE = USAGE_RECENT_HALF_LIFE
+# The level is the 28-day half-life usage counter (`Model.u_base`). A young account's counter
+# has not filled up yet, and it is placed all the same: "used less than its peers so far" is
+# what a new account that will not renew looks like (on ChurnSim, most churn comes at the
+# first renewal), and it is what a naive count of recent events says too.
+LEVEL_HALF_LIFE = USAGE_BASELINE_HALF_LIFE
 NO_USAGE = -1e12  # the key of an account with no usage counter (JSON has no -inf)
 PEERS_VERSION = 1
 
 
 def level_key(model: Model) -> float:
     """The account's usage level as a key whose order among accounts does not change with time."""
-    counter = model.u_recent
+    counter = model.u_base
     if counter is None or counter[0] <= 0:
         return NO_USAGE
     return math.log2(counter[0]) + counter[1] / LEVEL_HALF_LIFE
@@ -67,12 +70,12 @@ class PeerTable:
     def place(self, account_id: str, segment: str, model: Model, now: float) -> list[Any] | None:
         """Record the account's level, and read its place among the segment's peers:
         [percentile 0-1, its events a week, the median's events a week, peers], or None when
-        the account is too young or the reference too small to say."""
+        it has no usage or churned, or there is no reference yet."""
         day = int(now // DAY)
         if self.day is None or day > self.day:
             self._freeze(day, now)
         key = level_key(model)
-        if model.churned or model.first_usage is None or now - model.first_usage < PEER_MIN_HISTORY:
+        if model.churned or model.first_usage is None:
             self._remove(account_id)
             return None
         self._record(account_id, segment, key, model.last_usage or now)

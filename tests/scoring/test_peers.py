@@ -38,7 +38,7 @@ def model_with_usage(first: float, last: float, per_day: int) -> Model:
     at = first
     while at <= last:
         for _ in range(per_day):
-            model.u_recent = bump(model.u_recent, at, 7 * DAY)
+            model.u_base = bump(model.u_base, at, 28 * DAY)
         at += DAY
     return model
 
