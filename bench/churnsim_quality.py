@@ -26,8 +26,10 @@ from bench.harness import command_line, machine, write_result
 from bench.segment_envelopes import envelopes_by_account
 from services.scoring.config import load_scorecard
 from services.scoring.model import Competitors
-from services.scoring.risk.backtest import Moment, fold_account, weekly
+from services.scoring.replay import partition_of
+from services.scoring.risk.backtest import fold_accounts, weekly
 from services.scoring.risk.evaluation import evaluate
+from shared.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASETS = ("dev_socialnet7", "dev_crm5", "final_crm6")
@@ -46,9 +48,11 @@ def run_dataset(name: str, horizon_days: float, path: Path = DATA) -> dict[str, 
     end = simulated_end.timestamp()
     card = load_scorecard(None)
     competitors = Competitors(card.competitors)
-    moments: list[Moment] = []
-    for account_id, events in by_account.items():
-        moments.extend(fold_account(account_id, events, weekly(first, end), card, competitors))
+    # Folded together, in event time, partitioned as live scoring would (peers per partition).
+    partitions = int(Settings.model_fields["topic_partitions"].default)
+    moments = fold_accounts(
+        by_account, weekly(first, end), card, competitors, lambda account: partition_of(account, partitions)
+    )
     folded = time.monotonic() - started
     _, summary = evaluate(moments, end, horizon_days=horizon_days)
     return {

@@ -70,6 +70,16 @@ class Recency(_Strict):
         return self
 
 
+class PeerUsage(_Strict):
+    """Product usage level against the segment's peers on the account's partition (a percentile)."""
+
+    weight: Weight
+    # At this percentile of the peers or above the measure is 100; below it falls linearly to 0.
+    healthy_percentile: Annotated[float, Field(gt=0, le=1)] = 1.0
+    # Fewer peers than this (a new installation's first days): left out, not judged.
+    min_peers: Annotated[int, Field(ge=1, le=10_000)] = 10
+
+
 class OpenTickets(_Strict):
     """Open tickets, their severity and their age."""
 
@@ -130,6 +140,7 @@ class Measures(_Strict):
     active_users: ActiveUsers | None = None
     feature_breadth: FeatureBreadth | None = None
     recency: Recency | None = None
+    peer_usage: PeerUsage | None = None
     open_tickets: OpenTickets | None = None
     ticket_rate: TicketRate | None = None
     nps: Nps | None = None

@@ -36,6 +36,7 @@ from services.scoring import metrics, store
 from services.scoring.config import Scorecard
 from services.scoring.engine import AccountEngine, Cause, Change
 from services.scoring.model import DAY, Competitors, UnusableEvent, moment, to_entry
+from services.scoring.peers import PeerTable
 from services.scoring.risk import store as risk_store
 from services.scoring.risk.weekly import WEEK
 from services.scoring.scorecard import effective
@@ -64,6 +65,16 @@ def read_state(stored: bytes) -> list[Any]:
     return decoded
 
 
+def read_peers(number: int, stored: bytes | None) -> PeerTable:
+    """A partition's stored peer table; an empty one (it refills as accounts are scored) if none
+    or of another version."""
+    try:
+        return PeerTable.decode(None if stored is None else read_state(stored))
+    except ValueError as exc:
+        log.warning("scoring_peers_reset", partition=number, reason=str(exc))
+        return PeerTable()
+
+
 @dataclass
 class PartitionState:
     number: int
@@ -72,6 +83,7 @@ class PartitionState:
     accounts: dict[str, AccountEngine] = field(default_factory=dict)
     due: list[tuple[float, str]] = field(default_factory=list)  # heap of (next timer, account)
     scheduled: dict[str, float] = field(default_factory=dict)  # what the heap holds per account
+    peers: PeerTable = field(default_factory=PeerTable)  # shared by the partition's accounts
 
     def schedule(self, engine: AccountEngine) -> None:
         due = engine.next_due()
@@ -89,12 +101,12 @@ class Scorer:
         self.snapshot_every = snapshot_every
         self.competitors = Competitors(card.competitors)
 
-    def new_engine(self, account_id: str) -> AccountEngine:
-        return AccountEngine(account_id, self.card, self.lateness, self.snapshot_every)
+    def new_engine(self, account_id: str, peers: PeerTable | None = None) -> AccountEngine:
+        return AccountEngine(account_id, self.card, self.lateness, self.snapshot_every, peers)
 
-    def decode(self, account_id: str, state: bytes) -> AccountEngine:
+    def decode(self, account_id: str, state: bytes, peers: PeerTable | None = None) -> AccountEngine:
         return AccountEngine.decode(
-            account_id, read_state(state), self.card, self.lateness, self.snapshot_every
+            account_id, read_state(state), self.card, self.lateness, self.snapshot_every, peers
         )
 
     def row(self, engine: AccountEngine, partition: int) -> store.AccountRow:
@@ -277,7 +289,7 @@ class ScoringHandler:
             partition = self.partitions[consumed.partition]
             engine = partition.accounts.get(account_id)
             if engine is None:
-                engine = partition.accounts[account_id] = self.scorer.new_engine(account_id)
+                engine = partition.accounts[account_id] = self.scorer.new_engine(account_id, partition.peers)
             before = engine.late_events
             engine.add(entry, Cause(event.event_id, event.type.value, entry.t, event.user_id))
             late += engine.late_events - before
@@ -299,7 +311,12 @@ class ScoringHandler:
         await store.record_changes(session, history)
         await risk_store.save(session, risk)
         versions = {
-            n: store.PartitionRow(locked[n].version + 1, self.partitions[n].max_event_at) for n in numbers
+            n: store.PartitionRow(
+                locked[n].version + 1,
+                self.partitions[n].max_event_at,
+                write_state(self.partitions[n].peers.encode()),
+            )
+            for n in numbers
         }
         await store.save_partitions(session, versions)
 
@@ -326,9 +343,9 @@ class ScoringHandler:
         if held is not None and held.version == row.version:
             return
         started = time.perf_counter()
-        partition = PartitionState(number, row.version, row.max_event_at)
+        partition = PartitionState(number, row.version, row.max_event_at, peers=read_peers(number, row.peers))
         for account_id, state in await store.load_partition(session, number):
-            engine = self.scorer.decode(account_id, state)
+            engine = self.scorer.decode(account_id, state, partition.peers)
             partition.accounts[account_id] = engine
             partition.schedule(engine)
         self.partitions[number] = partition

@@ -54,9 +54,10 @@ from services.scoring.model import (
     stable_hash,
     tick,
 )
+from services.scoring.peers import PeerTable
 from services.scoring.risk.features import snapshot
 from services.scoring.risk.weekly import WEEK, TakenSnapshot, next_moment
-from services.scoring.scorecard import effective, evaluate, factors, plan_of, top_measure
+from services.scoring.scorecard import effective, evaluate, factors, plan_of, segment_for, top_measure
 from shared.events import Factor, RiskSignalPayload
 
 # Every loop over time is bounded: a gap between entries longer than MAX_TICKED_GAP_DAYS fires
@@ -109,7 +110,12 @@ def tick_offset(account_id: str) -> float:
 
 class AccountEngine:
     def __init__(
-        self, account_id: str, card: Scorecard, lateness: float, snapshot_every: float | None = WEEK
+        self,
+        account_id: str,
+        card: Scorecard,
+        lateness: float,
+        snapshot_every: float | None = WEEK,
+        peers: PeerTable | None = None,
     ) -> None:
         self.account_id = account_id
         self.snapshot_every = snapshot_every  # None: no risk snapshots
@@ -117,6 +123,8 @@ class AccountEngine:
         self._outcomes_told: tuple[float | None, float | None] = (None, None)
         self.card = card
         self.lateness = lateness
+        # The partition's peers, shared by its accounts; None: no peer comparison (left out).
+        self.peers = peers
         self.offset = tick_offset(account_id)
         self.settled = Model()
         self.settled_until: float | None = None
@@ -164,8 +172,9 @@ class AccountEngine:
         card: Scorecard,
         lateness: float,
         snapshot_every: float | None = WEEK,
+        peers: PeerTable | None = None,
     ) -> AccountEngine:
-        engine = cls(account_id, card, lateness, snapshot_every)
+        engine = cls(account_id, card, lateness, snapshot_every, peers)
         # Written before risk snapshots existed: no snapshot of the past is taken (replay for those).
         snapshot_until = raw[10] if len(raw) > 10 else None
         (
@@ -333,6 +342,9 @@ class AccountEngine:
             and 0 <= entry.t - last < self.card.usage_evaluation_seconds
         ):
             return False
+        if self.peers is not None and model.clock is not None:
+            segment = segment_for(model.facts, self.card).name
+            model.peer = self.peers.place(self.account_id, segment, model, model.clock)
         evaluate(model, self.card)
         model.evaluated_at = model.clock
         return True

@@ -126,6 +126,17 @@ def recency(model: Model, p: cfg.Recency, card: cfg.Scorecard, now: float) -> Re
     return clamp(100 * (p.zero_days - idle) / (p.zero_days - p.full_days)), ("idle", idle)
 
 
+def peer_usage(model: Model, p: cfg.PeerUsage, card: cfg.Scorecard, now: float) -> Result:
+    """The account's usage level among its segment's peers, as placed at its last evaluation."""
+    placed = model.peer
+    if model.first_usage is None:
+        return None, ("none",)
+    if placed is None or placed[3] < p.min_peers:
+        return None, ("few", 0 if placed is None else placed[3], p.min_peers)
+    percentile, level, median, peers = placed
+    return clamp(100 * percentile / p.healthy_percentile), ("placed", percentile, level, median, peers)
+
+
 def open_tickets(model: Model, p: cfg.OpenTickets, card: cfg.Scorecard, now: float) -> Result:
     if not model.tickets:
         return None, ("none",)
@@ -241,6 +252,7 @@ MEASURES: dict[str, Callable[[Model, Any, cfg.Scorecard, float], Result]] = {
     "active_users": active_users_measure,
     "feature_breadth": feature_breadth,
     "recency": recency,
+    "peer_usage": peer_usage,
     "open_tickets": open_tickets,
     "ticket_rate": ticket_rate,
     "nps": nps,
@@ -330,6 +342,27 @@ def describe(measure: str, reading: Reading) -> str:
         if kind == "none":
             return "no product activity yet: left out"
         return f"last product activity {_ago(reading[1])}"
+    if measure == "peer_usage":
+        if kind == "none":
+            return "no product usage yet: left out"
+        if kind == "few":
+            return (
+                f"not enough peers in the segment to compare with yet ({reading[1]} of {reading[2]}): "
+                "left out"
+            )
+        percentile, level, median, peers = reading[1:]
+        if median <= 0:
+            against = "most of the segment's accounts show no usage"
+        elif abs(level / median - 1) < 0.05:
+            against = "usage at the segment median"
+        elif level < median:
+            against = f"usage {1 - level / median:.0%} below the segment median"
+        else:
+            against = f"usage {level / median - 1:.0%} above the segment median"
+        return (
+            f"{against} ({level:,.0f} events a week against {median:,.0f}; busier than "
+            f"{percentile:.0%} of {peers} peer accounts)"
+        )
     if measure == "open_tickets":
         if kind == "none":
             return "no support tickets seen yet: left out"

@@ -300,6 +300,7 @@ class Model:
         "milestone_at",
         "override",
         "peaks",
+        "peer",
         "promoters",
         "renewed_at",
         "score",
@@ -360,6 +361,9 @@ class Model:
         self.episodes: dict[str, int] = {}  # signal type -> episodes started so far
         self.active: dict[str, list[Any]] = {}  # condition signal -> [episode, reference, since]
         self.evaluated_at: float | None = None
+        # the place among the segment's peers at the last evaluation (`services.scoring.peers`):
+        # [percentile, events a week, the peers' median a week, peers], None if not placed
+        self.peer: list[Any] | None = None
         self._facts: AccountFacts | None = None
 
     # --- facts ---------------------------------------------------------------------------
@@ -423,6 +427,7 @@ class Model:
         "values",
         "evaluated_at",
         "usage_by_name",
+        "peer",
     )
 
     def encode(self) -> list[Any]:
@@ -476,6 +481,7 @@ class Model:
         clone.episodes = dict(self.episodes)
         clone.active = dict(self.active)
         clone.evaluated_at = self.evaluated_at
+        clone.peer = self.peer
         clone._facts = self._facts
         return clone
 

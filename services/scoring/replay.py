@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring import signals, store
 from services.scoring.config import Scorecard
-from services.scoring.consumer import Scorer, output_id, read_state, snapshot_every
+from services.scoring.consumer import Scorer, output_id, read_peers, read_state, snapshot_every, write_state
 from services.scoring.engine import AccountEngine, Cause
 from services.scoring.model import UnusableEvent, to_entry
+from services.scoring.peers import PeerTable
 from services.scoring.risk import store as risk_store
 from services.scoring.scorecard import effective, factors
 from services.scoring.topics import input_topics
@@ -154,7 +155,12 @@ class Replayer:
             ends = await self._committed_offsets(session, numbers)
             events, report.unusable = await read_events(self.settings, ends, account_id)
             report.events_read = len(events)
-            engines = self._fold(events, numbers, report)
+            # A whole partition rebuilds its peers from its events; one account is placed
+            # against its partition's current peers (the others are not re-read).
+            peers = {
+                n: PeerTable() if account_id is None else read_peers(n, locked[n].peers) for n in numbers
+            }
+            engines = self._fold(events, numbers, report, peers)
             stored = await self._stored(session, list(engines))
             risk = risk_store.RiskRows.empty()
             outputs, history, rows = self._reconcile(engines, stored, report, risk)
@@ -175,7 +181,9 @@ class Replayer:
                 session,
                 {
                     n: store.PartitionRow(
-                        locked[n].version + 1, self._max_event.get(n, locked[n].max_event_at)
+                        locked[n].version + 1,
+                        self._max_event.get(n, locked[n].max_event_at),
+                        write_state(peers[n].encode()),
                     )
                     for n in numbers
                 },
@@ -194,7 +202,11 @@ class Replayer:
         return {TopicPartition(t, p): o for t, p, o in rows.all() if t in topics and p in numbers}
 
     def _fold(
-        self, events: list[Envelope], numbers: list[int], report: ReplayReport
+        self,
+        events: list[Envelope],
+        numbers: list[int],
+        report: ReplayReport,
+        peers: dict[int, PeerTable],
     ) -> dict[str, AccountEngine]:
         """Events in event-time order, with the partition watermark firing timers as live does."""
         seen: set[str] = set()
@@ -219,7 +231,7 @@ class Replayer:
             number = partition_of(event.account_id, count)
             engine = engines.get(event.account_id)
             if engine is None:
-                engine = engines[event.account_id] = self.scorer.new_engine(event.account_id)
+                engine = engines[event.account_id] = self.scorer.new_engine(event.account_id, peers[number])
                 self._partition[event.account_id] = number
             engine.add(entry, Cause(event.event_id, event.type.value, entry.t, event.user_id))
             self._max_event[number] = max(self._max_event.get(number, entry.t), entry.t)

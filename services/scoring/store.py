@@ -93,6 +93,7 @@ scoring_partitions = Table(
     Column("version", BigInteger, nullable=False),
     Column("max_event_at", Float),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("peers", LargeBinary),  # the partition's peer table (services/scoring/peers.py), deflated JSON
 )
 health_overrides = Table(
     "health_overrides",
@@ -117,6 +118,7 @@ health_overrides = Table(
 class PartitionRow:
     version: int
     max_event_at: float | None
+    peers: bytes | None = None
 
 
 @dataclass
@@ -154,18 +156,22 @@ async def lock_partitions(session: AsyncSession, partitions: Sequence[int]) -> d
     )
     rows = await session.execute(
         select(
-            scoring_partitions.c.partition, scoring_partitions.c.version, scoring_partitions.c.max_event_at
+            scoring_partitions.c.partition,
+            scoring_partitions.c.version,
+            scoring_partitions.c.max_event_at,
+            scoring_partitions.c.peers,
         )
         .where(scoring_partitions.c.partition.in_(list(partitions)))
         .order_by(scoring_partitions.c.partition)
         .with_for_update()
     )
-    return {p: PartitionRow(v, m) for p, v, m in rows.all()}
+    return {p: PartitionRow(v, m, None if s is None else bytes(s)) for p, v, m, s in rows.all()}
 
 
 _SAVE_PARTITIONS = text("""
-UPDATE scoring_partitions SET version = t.v, max_event_at = t.m, updated_at = now()
-FROM unnest(CAST(:p AS int[]), CAST(:v AS int8[]), CAST(:m AS float8[])) AS t(p, v, m)
+UPDATE scoring_partitions SET version = t.v, max_event_at = t.m, peers = t.s, updated_at = now()
+FROM unnest(CAST(:p AS int[]), CAST(:v AS int8[]), CAST(:m AS float8[]), CAST(:s AS bytea[]))
+     AS t(p, v, m, s)
 WHERE scoring_partitions.partition = t.p
 """)
 
@@ -174,7 +180,7 @@ async def save_partitions(session: AsyncSession, rows: dict[int, PartitionRow]) 
     if rows:
         await session.execute(_SAVE_PARTITIONS, {
             "p": list(rows), "v": [r.version for r in rows.values()],
-            "m": [r.max_event_at for r in rows.values()]})
+            "m": [r.max_event_at for r in rows.values()], "s": [r.peers for r in rows.values()]})
 
 
 async def load_partition(session: AsyncSession, partition: int) -> list[tuple[str, bytes]]:

@@ -9,8 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from services.scoring import store
 from services.scoring.app import create_app
 from services.scoring.config import DEFAULT_SCORECARD, load_scorecard
+from services.scoring.consumer import read_state
+from services.scoring.peers import PeerTable
 from services.scoring.replay import Replayer, partition_of, publish_staged
 from shared.db import create_engine, session_factory
 from shared.events import Envelope
@@ -49,6 +54,15 @@ async def health(client: Any, account: str) -> dict[str, Any]:
     return body
 
 
+async def stored_peers(sessions: Any) -> dict[int, list[Any]]:
+    """Each partition's stored peer table, decoded, where it holds any account."""
+    partitions = store.scoring_partitions
+    async with sessions() as session:
+        rows = (await session.execute(select(partitions.c.partition, partitions.c.peers))).all()
+    tables = {p: PeerTable.decode(read_state(bytes(s))) for p, s in rows if s is not None}
+    return {p: table.encode() for p, table in tables.items() if any(table.live.values())}
+
+
 async def test_replay_with_a_new_scorecard_tells_only_what_holds_now(infra: Infra, tmp_path: Path) -> None:
     settings = infra.fresh_settings()
     stream = events()
@@ -66,12 +80,16 @@ async def test_replay_with_a_new_scorecard_tells_only_what_holds_now(infra: Infr
     engine = create_engine(settings)
     try:
         sessions = session_factory(engine)
+        live_peers = await stored_peers(sessions)
+        assert sum(len(accounts) for table in live_peers.values() for accounts in table[2].values()) == 3
         dry = await Replayer(settings, stricter, sessions).run(None, dry_run=True)
         assert dry.accounts == 3 and dry.band_changed >= 1
         report = await Replayer(settings, stricter, sessions).run(None)
         assert (report.accounts, report.events_read) == (3, len(stream))
         assert report.raised == dry.raised and report.cleared == dry.cleared
         assert report.band_changed == dry.band_changed
+        # The peers rebuilt from the partitions' events are those live scoring kept.
+        assert await stored_peers(sessions) == live_peers
         # The same again: nothing holds differently, nothing is told.
         again = await Replayer(settings, stricter, sessions).run(None)
         assert again.raised == [] and again.cleared == [] and again.band_changed == 0

@@ -116,6 +116,7 @@ def test_each_segment_scores_with_its_own_measures() -> None:
         "onboarding",
         "active_users",
         "recency",
+        "peer_usage",
         "feature_breadth",
         "open_tickets",
         "payment",

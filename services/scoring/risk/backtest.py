@@ -7,13 +7,15 @@ are the ones the live service had then. Pure: the caller brings the events.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from services.scoring.config import Scorecard
 from services.scoring.engine import AccountEngine, Cause
 from services.scoring.model import DAY, USAGE, Competitors, UnusableEvent, to_entry
+from services.scoring.peers import PeerTable
 from services.scoring.risk.features import Snapshot, snapshot
 from services.scoring.scorecard import effective
 from shared.events import Envelope
@@ -84,6 +86,86 @@ def fold_account(
     churned_at = engine.live.churned_at if engine.live.churned else None
     for snap, shown, activity in taken:
         yield Moment(account_id, snap, shown, activity, churned_at)
+
+
+def fold_accounts(
+    events_by_account: Mapping[str, Iterable[Envelope]],
+    moments: list[float],
+    card: Scorecard,
+    competitors: Competitors,
+    partition_of: Callable[[str], int],
+) -> list[Moment]:
+    """Every account's weekly moments, folded as live scoring folds its partitions: all events
+    in event-time order, daily ticks fired by each partition's watermark, and the peers of the
+    scorecard's `peer_usage` shared by the accounts of a partition (`partition_of`)."""
+    events = sorted(
+        (e for stream in events_by_account.values() for e in stream),
+        key=lambda e: (e.occurred_at, e.event_id),
+    )
+    tables: dict[int, PeerTable] = {}
+    engines: dict[str, AccountEngine] = {}
+    due: dict[int, list[tuple[float, str]]] = {}
+    usage: dict[str, deque[float]] = {}
+    taken: dict[str, list[tuple[Snapshot, float | None, int]]] = {}
+    pending = iter(moments)
+    moment_at = next(pending, None)
+
+    def take(at: float) -> None:
+        for account_id, engine in engines.items():
+            if engine.live.churned:
+                continue
+            engine.advance(at)
+            recent = usage[account_id]
+            while recent and recent[0] <= at - 28 * DAY:
+                recent.popleft()
+            shown, _ = effective(engine.live, card)
+            taken[account_id].append((snapshot(engine.live, at), shown, len(recent)))
+
+    for event in events:
+        try:
+            entry = to_entry(event, card, competitors)
+        except UnusableEvent:
+            continue
+        if entry is None:
+            continue
+        while moment_at is not None and moment_at < entry.t:
+            take(moment_at)
+            moment_at = next(pending, None)
+        account_id = event.account_id
+        assert account_id is not None
+        number = partition_of(account_id)
+        engine = engines.get(account_id)
+        if engine is None:
+            table = tables.get(number)
+            if table is None:
+                table = tables[number] = PeerTable()
+            engine = engines[account_id] = AccountEngine(account_id, card, lateness=0.0, peers=table)
+            usage[account_id] = deque()
+            taken[account_id] = []
+        engine.add(entry, Cause(event.event_id, event.type.value, entry.t, event.user_id))
+        if entry.kind == USAGE:
+            usage[account_id].append(entry.t)
+        # The partition's watermark (lateness 0: the latest event time) fires its timers.
+        heap = due.setdefault(number, [])
+        scheduled = engine.next_due()
+        if scheduled is not None:
+            heapq.heappush(heap, (scheduled, account_id))
+        while heap and heap[0][0] <= entry.t:
+            at, waiting_id = heapq.heappop(heap)
+            waiting = engines[waiting_id]
+            if waiting.next_due() == at:
+                waiting.advance(entry.t)
+                following = waiting.next_due()
+                if following is not None:
+                    heapq.heappush(heap, (following, waiting_id))
+    while moment_at is not None:
+        take(moment_at)
+        moment_at = next(pending, None)
+    result: list[Moment] = []
+    for account_id, engine in engines.items():
+        churned_at = engine.live.churned_at if engine.live.churned else None
+        result += [Moment(account_id, *kept, churned_at) for kept in taken[account_id]]
+    return result
 
 
 @dataclass(frozen=True)
