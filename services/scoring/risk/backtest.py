@@ -52,40 +52,8 @@ def fold_account(
     card: Scorecard,
     competitors: Competitors,
 ) -> Iterator[Moment]:
-    """The account's weekly moments from its first event until it churns or the moments end."""
-    engine = AccountEngine(account_id, card, lateness=0.0)
-    usage: deque[float] = deque()
-    taken: list[tuple[Snapshot, float | None, int]] = []
-    pending = iter(moments)
-    due = next(pending, None)
-
-    def take(at: float) -> None:
-        engine.advance(at)
-        while usage and usage[0] <= at - 28 * DAY:
-            usage.popleft()
-        shown, _ = effective(engine.live, card)
-        taken.append((snapshot(engine.live, at), shown, len(usage)))
-
-    for event in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
-        try:
-            entry = to_entry(event, card, competitors)
-        except UnusableEvent:
-            continue
-        if entry is None:
-            continue
-        while due is not None and due < entry.t:
-            if engine.first is not None and not engine.live.churned:
-                take(due)
-            due = next(pending, None)
-        engine.add(entry, Cause(event.event_id, event.type.value, entry.t, event.user_id))
-        if entry.kind == USAGE:
-            usage.append(entry.t)
-    while due is not None and engine.first is not None and not engine.live.churned:
-        take(due)
-        due = next(pending, None)
-    churned_at = engine.live.churned_at if engine.live.churned else None
-    for snap, shown, activity in taken:
-        yield Moment(account_id, snap, shown, activity, churned_at)
+    """One account's weekly moments, folded alone (so with no peers to compare it with)."""
+    yield from fold_accounts({account_id: events}, moments, card, competitors, lambda _: 0)
 
 
 def fold_accounts(
