@@ -818,7 +818,8 @@ class _OutboxRelay:
         self._loop.stop()
 
     async def run(self) -> None:
-        await self._loop.pause(self.POLL_SECONDS)  # nothing is committed before the first wake
+        # The first drain, like every later one, comes on a commit's wake or after one poll.
+        await self._loop.pause(self.POLL_SECONDS)
         await self._loop.run(self._drain, self.POLL_SECONDS)
         # A batch may have committed while the last drain ran: leave nothing behind.
         try:
