@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
 from shared.settings import Settings
 from tests.support.infra import Infra, running_infra
 from tests.support.processes import ServiceProcess
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run stopped with SIGTERM (`timeout`, CI cancelling a job) would otherwise die without
+    # teardown and leave its broker, PostgreSQL and services running. As an interrupt, pytest
+    # still tears the session's fixtures down, and they stop what they started, by pid.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
