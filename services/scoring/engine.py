@@ -342,10 +342,11 @@ class AccountEngine:
             and 0 <= entry.t - last < self.card.usage_evaluation_seconds
         ):
             return False
+        segment = None
         if self.peers is not None and model.clock is not None:
-            segment = segment_for(model.facts, self.card).name
-            model.peer = self.peers.place(self.account_id, segment, model, model.clock)
-        evaluate(model, self.card)
+            segment = segment_for(model.facts, self.card)
+            model.peer = self.peers.place(self.account_id, segment.name, model, model.clock)
+        evaluate(model, self.card, segment)
         model.evaluated_at = model.clock
         return True
 

@@ -80,14 +80,17 @@ def effective(model: Model, card: Scorecard) -> tuple[float | None, str | None]:
     return model.score, model.band
 
 
-def evaluate(model: Model, card: Scorecard) -> None:
-    """Re-score the model at its clock and walk the path one step: band, peaks, signal episodes."""
+def evaluate(model: Model, card: Scorecard, segment: Segment | None = None) -> None:
+    """Re-score the model at its clock and walk the path one step: band, peaks, signal episodes.
+
+    `segment` is the account's, when the caller has already looked it up for these facts."""
     now = model.clock
     if now is None:
         return
     expire(model, card)
     before_band = effective(model, card)[1]
-    segment = segment_for(model.facts, card)
+    if segment is None:
+        segment = segment_for(model.facts, card)
     values: list[float | None] = []
     total = weighted = 0.0
     for _, function, params, weight in plan_of(segment):
