@@ -1,9 +1,10 @@
-"""What operator commands (`churnwatch tokens`, `churnwatch users`) share: the configured
-database, migrated first (so a fresh database works), for one job."""
+"""What operator commands (`churnwatch tokens`, `users`, `write-keys`, ...) share: the configured
+database, migrated first (so a fresh database works), for one job; and how they print a time."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,3 +19,8 @@ async def with_migrated_engine(settings: Settings, work: Callable[[AsyncEngine],
         return await work(engine)
     finally:
         await engine.dispose()
+
+
+def shown_time(moment: datetime | None) -> str:
+    """A time in an operator listing: ISO 8601 to the second, '-' for none."""
+    return moment.isoformat(timespec="seconds") if moment is not None else "-"

@@ -9,25 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.api_tokens import Scope, TokenInfo, issue_token, list_tokens, revoke_token
-from shared.operator_db import with_migrated_engine
+from shared.operator_db import shown_time, with_migrated_engine
 from shared.settings import Settings, get_settings
 
 MAX_NAME_LENGTH = 100
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment is not None else "-"
-
-
 def _row(info: TokenInfo) -> str:
     scopes = ",".join(sorted(info.scopes))
     return (f"{info.token_id:<21} {info.token_prefix:<11} {info.name[:30]:<31} {scopes:<40} "
-            f"{_when(info.created_at):<26} {_when(info.last_used_at):<26} {_when(info.revoked_at)}")
+            f"{shown_time(info.created_at):<26} {shown_time(info.last_used_at):<26} "
+            f"{shown_time(info.revoked_at)}")
 
 
 async def _create(engine: AsyncEngine, name: str, scopes: frozenset[Scope]) -> int:
@@ -52,7 +48,7 @@ async def _revoke(engine: AsyncEngine, token_id: str) -> int:
     if info is None:
         print(f"churnwatch tokens: no token with id {token_id!r}", file=sys.stderr)
         return 1
-    print(f"revoked {info.token_id} ({info.name}) at {_when(info.revoked_at)}")
+    print(f"revoked {info.token_id} ({info.name}) at {shown_time(info.revoked_at)}")
     return 0
 
 

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import getpass
 import sys
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,19 +23,15 @@ from services.console.users import (
     normalise_email,
     password_problem,
 )
-from shared.operator_db import with_migrated_engine
+from shared.operator_db import shown_time, with_migrated_engine
 from shared.settings import Settings, get_settings
 
 PROG = "churnwatch users"
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment is not None else "-"
-
-
 def _row(user: User) -> str:
-    return (f"{user.user_id:<21} {user.email:<40} {user.role.value:<6} {_when(user.created_at):<26} "
-            f"{_when(user.last_sign_in_at):<26} {_when(user.disabled_at)}")
+    return (f"{user.user_id:<21} {user.email:<40} {user.role.value:<6} {shown_time(user.created_at):<26} "
+            f"{shown_time(user.last_sign_in_at):<26} {shown_time(user.disabled_at)}")
 
 
 def _read_password(from_stdin: bool) -> str | None:
@@ -71,7 +66,7 @@ async def _disable(engine: AsyncEngine, email: str) -> int:
     if user is None:
         print(f"{PROG}: no user with email {email!r}", file=sys.stderr)
         return 1
-    print(f"disabled {user.email} at {_when(user.disabled_at)}")
+    print(f"disabled {user.email} at {shown_time(user.disabled_at)}")
     return 0
 
 

@@ -10,24 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.keys import KeyInfo, issue_key, list_keys, revoke_key
-from shared.operator_db import with_migrated_engine
+from shared.operator_db import shown_time, with_migrated_engine
 from shared.settings import Settings, get_settings
 
 MAX_SOURCE_LENGTH = 100
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment is not None else "-"
-
-
 def _row(info: KeyInfo) -> str:
     return (f"{info.key_id or '-':<20} {info.key_prefix or '-':<10} {info.source:<24} "
-            f"{_when(info.created_at):<26} {_when(info.revoked_at)}")
+            f"{shown_time(info.created_at):<26} {shown_time(info.revoked_at)}")
 
 
 async def _create(engine: AsyncEngine, source: str) -> int:
@@ -50,7 +45,7 @@ async def _revoke(engine: AsyncEngine, key_id: str) -> int:
     if info is None:
         print(f"churnwatch write-keys: no write key with id {key_id!r}", file=sys.stderr)
         return 1
-    print(f"revoked {info.key_id} ({info.source}) at {_when(info.revoked_at)}")
+    print(f"revoked {info.key_id} ({info.source}) at {shown_time(info.revoked_at)}")
     return 0
 
 
