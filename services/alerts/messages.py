@@ -83,6 +83,10 @@ class AlertView:
     # Every reason active in the alert, worst first (the first is the one `signal` is about
     # unless this is a follow-up about another); listed when there are several.
     reasons: tuple[ReasonLine, ...] = ()
+    # The Slack app is set up (bot token and signing secret): buttons call back
+    # /v1/slack/interactions instead of opening signed links.
+    interactive: bool = False
+    activity: str | None = None  # who last did what to the alert, and when
 
     @property
     def account_label(self) -> str:
@@ -357,8 +361,12 @@ def render_slack(view: AlertView) -> dict[str, Any]:
     if view.resent:
         context.append(RESENT_NOTE)
     blocks.append({"type": "context", "elements": [_mrkdwn(c, SLACK_FIELD_MAX) for c in context]})
+    if view.activity:
+        blocks.append({"type": "context", "elements": [_mrkdwn(view.activity, SLACK_FIELD_MAX)]})
     buttons = [_button("Open account", view.account_url, "open")]
-    if view.links is not None:
+    if view.interactive:
+        buttons += interactive_controls(view)
+    elif view.links is not None:
         buttons += [
             _button("Acknowledge", view.links.acknowledge, "acknowledge", "primary"),
             _button("Snooze…", view.links.snooze, "snooze"),
@@ -387,6 +395,74 @@ def render_slack(view: AlertView) -> dict[str, Any]:
         ),
         "blocks": blocks[:SLACK_BLOCKS_MAX],
     }
+
+
+SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("1 day", "1d"), ("1 week", "1w"))
+_ACTIVITY = {
+    "acknowledge": "Acknowledged",
+    "snooze": "Snoozed",
+    "resolve": "Resolved",
+    "feedback": "Marked",
+}
+
+
+def interactive_controls(view: AlertView) -> list[dict[str, Any]]:
+    """The Slack app's buttons (action ids read by services/alerts/slack_requests.py); the
+    alert id travels in each `value` and in the actions block's id."""
+    alert = str(view.alert_id)
+    if view.state == "resolved":
+        return []
+    controls: list[dict[str, Any]] = []
+    if view.state != "acknowledged":
+        controls.append(_action_button("Acknowledge", "acknowledge", alert, "primary"))
+    controls.append(
+        {
+            "type": "static_select",
+            "action_id": "churnwatch-snooze",
+            "placeholder": {"type": "plain_text", "text": "Snooze…"},
+            "options": [
+                {"text": {"type": "plain_text", "text": label}, "value": f"{alert}:{value}"}
+                for label, value in SNOOZE_CHOICES
+            ],
+        }
+    )
+    resolve = _action_button("Resolve", "resolve", alert)
+    resolve["confirm"] = {
+        "title": {"type": "plain_text", "text": "Resolve this alert?"},
+        "text": {"type": "plain_text", "text": "It closes until a new signal opens another."},
+        "confirm": {"type": "plain_text", "text": "Resolve"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+    controls += [resolve, _action_button("Not useful", "not_useful", alert)]
+    return controls
+
+
+def _action_button(text: str, action: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:SLACK_BUTTON_TEXT_MAX]},
+        "action_id": f"churnwatch-{action}",
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def activity_line(action: dict[str, Any] | None) -> str | None:
+    """'Acknowledged by <@U0ANNA> at 2026-11-20 10:04 UTC' from the alert's latest action row."""
+    if action is None or action["action"] not in _ACTIVITY:
+        return None
+    actor = str(action["actor"])
+    who = f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else slack_escape(actor)
+    details = action.get("details") or {}
+    what = _ACTIVITY[action["action"]]
+    if action["action"] == "snooze" and details.get("until"):
+        until = datetime.fromisoformat(str(details["until"]))
+        what += f" until {until:%Y-%m-%d %H:%M} UTC"
+    elif action["action"] == "feedback":
+        what += " useful" if details.get("useful") else " not useful"
+    return f"{what} by {who} at {action['at']:%Y-%m-%d %H:%M} UTC"
 
 
 def _button(text: str, url: str, action: str, style: str | None = None) -> dict[str, Any] | None:

@@ -886,6 +886,81 @@ async def thread_parent(session: AsyncSession, alert_id: int, channel: str, reci
     return dict(row) if row else None
 
 
+async def slack_first_recipients(session: AsyncSession, alert_id: int) -> list[str]:
+    """The Slack addresses the alert's first message went (or is going) to: what an edit updates."""
+    rows = await session.execute(
+        select(alert_deliveries.c.recipient).where(
+            and_(
+                alert_deliveries.c.alert_id == alert_id,
+                alert_deliveries.c.channel == "slack",
+                alert_deliveries.c.purpose == "alert",
+                alert_deliveries.c.status.in_(("pending", "sending", "sent")),
+            )
+        )
+    )
+    return [str(r) for r in rows.scalars()]
+
+
+async def first_slack_status(session: AsyncSession, alert_id: int, recipient: str) -> str | None:
+    """Where the alert's first Slack message to this address stands (pending, sending, sent...)."""
+    return (
+        await session.execute(
+            select(alert_deliveries.c.status)
+            .where(
+                and_(
+                    alert_deliveries.c.alert_id == alert_id,
+                    alert_deliveries.c.channel == "slack",
+                    alert_deliveries.c.recipient == recipient,
+                    alert_deliveries.c.purpose == "alert",
+                )
+            )
+            .order_by(alert_deliveries.c.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def find_account(conn: AsyncConnection, text: str) -> Row | None:
+    """An account by its id, else by its name (case-insensitive), as alerts knows it."""
+    for condition in (
+        account_contacts.c.account_id == text,
+        func.lower(account_contacts.c.account_name) == text.lower(),
+    ):
+        row = (
+            (
+                await conn.execute(
+                    select(account_contacts.c.account_id, account_contacts.c.account_name)
+                    .where(condition)
+                    .order_by(account_contacts.c.account_id)
+                    .limit(1)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row:
+            return dict(row)
+    return None
+
+
+async def latest_action(session: AsyncSession, alert_id: int) -> Row | None:
+    """The last thing a person did to the alert (for 'who did what and when' on the message)."""
+    row = (
+        (
+            await session.execute(
+                select(alert_actions.c.action, alert_actions.c.actor, alert_actions.c.via,
+                       alert_actions.c.details, alert_actions.c.at)
+                .where(alert_actions.c.alert_id == alert_id)
+                .order_by(alert_actions.c.id.desc())
+                .limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
 async def known_channel_id(session: AsyncSession, recipient: str) -> str | None:
     """The Slack channel id a name resolved to on an earlier successful post."""
     return (

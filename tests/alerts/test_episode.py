@@ -193,7 +193,7 @@ async def test_the_bad_week_is_one_slack_message_and_one_email_naming_every_reas
 async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse(
     infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, clock: ManualClock
 ) -> None:
-    settings = settings_for(infra, smtp, slack_bot_token=slack.token, slack_api_url=slack.api_url)
+    settings = settings_for(infra, smtp, slack_bot_token=slack.token, slack_api_base_url=slack.api_url)
     quiet, detractor, competitor, renewal = bad_week()
     async with running(settings, CONFIG, clock) as service:
         # Quiet for ten days: told once, after the group wait.

@@ -72,7 +72,7 @@ def clock() -> ManualClock:
 def web_api_settings(infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "slack_bot_token": slack.token,
-        "slack_api_url": slack.api_url,
+        "slack_api_base_url": slack.api_url,
         "smtp_port": smtp.port,
         "alerts_api_token": API_TOKEN,
         "alerts_public_url": "http://alerts.test",
