@@ -7,7 +7,7 @@ second scheduler) cannot queue the same message twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -102,7 +102,9 @@ def deliveries_for(
     return rows
 
 
-def edits_for(alert_id: int, recipients: Iterable[str], *, cause: str, now: datetime) -> list[NewDelivery]:
+def edits_for(
+    alert_id: int, recipients: Mapping[str, str | None], *, cause: str, now: datetime
+) -> list[NewDelivery]:
     """One in-place edit of the alert's first Slack message per address it went to. Edits are
     idempotent (each shows the alert as it is when sent), so `cause` and the time only keep
     the keys of separate changes apart."""
@@ -116,7 +118,8 @@ def edits_for(alert_id: int, recipients: Iterable[str], *, cause: str, now: date
             next_attempt_at=now,
             created_at=now,
             alert_id=alert_id,
+            mention=recipients[recipient],
             details={"cause": cause, "due_at": now.isoformat()},
         )
-        for recipient in sorted(set(recipients))
+        for recipient in sorted(recipients)
     ]

@@ -886,10 +886,11 @@ async def thread_parent(session: AsyncSession, alert_id: int, channel: str, reci
     return dict(row) if row else None
 
 
-async def slack_first_recipients(session: AsyncSession, alert_id: int) -> list[str]:
-    """The Slack addresses the alert's first message went (or is going) to: what an edit updates."""
+async def slack_first_recipients(session: AsyncSession, alert_id: int) -> dict[str, str | None]:
+    """The Slack addresses the alert's first message went (or is going) to, with its @-mention:
+    what an edit updates (keeping the mention, which an edit does not notify again)."""
     rows = await session.execute(
-        select(alert_deliveries.c.recipient).where(
+        select(alert_deliveries.c.recipient, alert_deliveries.c.mention).where(
             and_(
                 alert_deliveries.c.alert_id == alert_id,
                 alert_deliveries.c.channel == "slack",
@@ -898,7 +899,7 @@ async def slack_first_recipients(session: AsyncSession, alert_id: int) -> list[s
             )
         )
     )
-    return [str(r) for r in rows.scalars()]
+    return {str(r.recipient): r.mention for r in rows}
 
 
 async def first_slack_status(session: AsyncSession, alert_id: int, recipient: str) -> str | None:
