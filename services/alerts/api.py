@@ -61,7 +61,8 @@ class DeliveryOut(BaseModel):
     last_status_code: int | None
     last_response: str | None
     in_doubt: bool
-    external_id: str | None
+    external_id: str | None  # Slack's message ts, the email's Message-ID
+    external_channel: str | None = None  # the Slack channel id it landed in
     created_at: datetime
     sent_at: datetime | None
     attempt_log: list[AttemptOut]

@@ -349,6 +349,10 @@ class SlackReceiver:
         self.messages[self.messages.index(found)] = edited
         return JSONResponse({"ok": True, "channel": channel, "ts": found.ts, "text": edited.text})
 
+    def delete(self, message: SlackMessage) -> None:
+        """Someone deleted the message in Slack: a later chat.update finds nothing."""
+        self.messages = [m for m in self.messages if (m.channel, m.ts) != (message.channel, message.ts)]
+
     async def wait_for_edits(self, message: SlackMessage, count: int, timeout: float = 20.0) -> SlackMessage:
         def edited() -> bool:
             now = self.message(message.channel, message.ts)

@@ -215,7 +215,8 @@ async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse
         edited = await slack.wait_for_edits(first, 1)
         # Named after its worst reason now: both medium, the competitor raised last.
         assert edited.text == (
-            f"<@U0JANE> Acme Corp competitor Globex named in a survey comment: “{COMMENT}” (and 1 more reason)"
+            "<@U0JANE> Acme Corp competitor Globex named in a survey comment: "
+            f"“{COMMENT}” (and 1 more reason)"
         )
         listed = next(b["text"]["text"] for b in edited.blocks if "Reasons, worst first" in str(b))
         assert listed.splitlines()[1:] == [f"• {REASON_LINES[i]}" for i in (2, 3)]
