@@ -481,7 +481,7 @@ class Dispatcher:
                             context["first_status"] = await store.first_slack_status(
                                 session, alert["id"], row["recipient"]
                             )
-                    if self._interactive or row["purpose"] == Purpose.EDIT:
+                    if row["channel"] == "slack":
                         context["action"] = await store.latest_action(session, alert["id"])
                     if row["purpose"] in (Purpose.UPDATE, Purpose.REMINDER):
                         if row["channel"] == "slack":

@@ -454,6 +454,10 @@ def activity_line(action: dict[str, Any] | None) -> str | None:
     if action is None or action["action"] not in _ACTIVITY:
         return None
     actor = str(action["actor"])
+    when = f"{action['at']:%Y-%m-%d %H:%M} UTC"
+    if action.get("via") == "clock" or actor == "signal":
+        # Nobody did it: the signals cleared (the only thing the clock or a signal does here).
+        return f"Resolved at {when}: every reason cleared" if action["action"] == "resolve" else None
     who = f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else slack_escape(actor)
     details = action.get("details") or {}
     what = _ACTIVITY[action["action"]]
@@ -462,7 +466,7 @@ def activity_line(action: dict[str, Any] | None) -> str | None:
         what += f" until {until:%Y-%m-%d %H:%M} UTC"
     elif action["action"] == "feedback":
         what += " useful" if details.get("useful") else " not useful"
-    return f"{what} by {who} at {action['at']:%Y-%m-%d %H:%M} UTC"
+    return f"{what} by {who} at {when}"
 
 
 def _button(text: str, url: str, action: str, style: str | None = None) -> dict[str, Any] | None:

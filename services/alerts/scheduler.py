@@ -39,6 +39,7 @@ from services.alerts.routing import (
     resolve_segment,
     route_digest,
 )
+from services.alerts.slack_edits import queue_edits
 from services.alerts.timing import latest_digest_moment
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity, SignalKind
@@ -166,6 +167,10 @@ class Scheduler:
                     now,
                     {"snoozed_until": row["snoozed_until"].isoformat()},
                 )
+                if self._capabilities.slack_api:
+                    await queue_edits(
+                        session, row["id"], cause="clock:snooze_ended", now=now, posted_only=True
+                    )
         for row in rows:
             ALERTS_LIFECYCLE.labels(row["signal_type"], "snooze_ended", "clock").inc()
         return len(rows)
@@ -189,6 +194,8 @@ class Scheduler:
                 remaining = [r for r in reasons if r.signal_type not in over]
                 columns = alert_columns(remaining)
                 alert_over = row["clearing_since"] is not None and row["clearing_since"] <= deadline
+                if self._capabilities.slack_api:
+                    await queue_edits(session, row["id"], cause="clock:cleared", now=now, posted_only=True)
                 if alert_over or not columns:
                     await resolve(session, row, now, reason="cleared", actor="signal", via="clock")
                     resolved.append(row)

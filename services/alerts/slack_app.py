@@ -126,7 +126,7 @@ def build_slack_router(
                     await actions.feedback(
                         session, press.alert_id, actor, VIA, now, useful=False, comment=None
                     )
-                await queue_edits(session, press.alert_id, cause=f"{VIA}:{press.kind.value}", now=now)
+                # actions.* queue the edit of the message in this transaction.
         except ApiError as exc:
             # Resolved already, or gone: nothing recorded; the message shows the alert as it is.
             log.info("slack_action_refused", alert_id=press.alert_id, action=press.kind.value,

@@ -12,6 +12,11 @@ from services.alerts import store
 from services.alerts.outbox import edits_for
 
 
-async def queue_edits(session: AsyncSession, alert_id: int, *, cause: str, now: datetime) -> int:
-    recipients = await store.slack_first_recipients(session, alert_id)
+async def queue_edits(
+    session: AsyncSession, alert_id: int, *, cause: str, now: datetime, posted_only: bool = False
+) -> int:
+    """`posted_only`: edit only messages already posted through the Web API (for changes made
+    by a person or the clock, which any deployment makes; a first message still to be sent
+    will show them anyway)."""
+    recipients = await store.slack_first_recipients(session, alert_id, posted_only=posted_only)
     return await store.insert_deliveries(session, edits_for(alert_id, recipients, cause=cause, now=now))

@@ -886,18 +886,23 @@ async def thread_parent(session: AsyncSession, alert_id: int, channel: str, reci
     return dict(row) if row else None
 
 
-async def slack_first_recipients(session: AsyncSession, alert_id: int) -> dict[str, str | None]:
+async def slack_first_recipients(
+    session: AsyncSession, alert_id: int, *, posted_only: bool = False
+) -> dict[str, str | None]:
     """The Slack addresses the alert's first message went (or is going) to, with its @-mention:
-    what an edit updates (keeping the mention, which an edit does not notify again)."""
+    what an edit updates (keeping the mention, which an edit does not notify again).
+    `posted_only`: those posted through the Web API (a webhook post has no ts to edit)."""
+    wanted = [
+        alert_deliveries.c.alert_id == alert_id,
+        alert_deliveries.c.channel == "slack",
+        alert_deliveries.c.purpose == "alert",
+    ]
+    if posted_only:
+        wanted += [alert_deliveries.c.status == "sent", alert_deliveries.c.external_id.is_not(None)]
+    else:
+        wanted.append(alert_deliveries.c.status.in_(("pending", "sending", "sent")))
     rows = await session.execute(
-        select(alert_deliveries.c.recipient, alert_deliveries.c.mention).where(
-            and_(
-                alert_deliveries.c.alert_id == alert_id,
-                alert_deliveries.c.channel == "slack",
-                alert_deliveries.c.purpose == "alert",
-                alert_deliveries.c.status.in_(("pending", "sending", "sent")),
-            )
-        )
+        select(alert_deliveries.c.recipient, alert_deliveries.c.mention).where(and_(*wanted))
     )
     return {str(r.recipient): r.mention for r in rows}
 

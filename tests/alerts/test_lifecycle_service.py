@@ -160,7 +160,9 @@ async def test_routing_by_owner_and_segment_and_team_preferences(
         leads = [m for m in smtp.accepted if m.rcpt_tos == ["lead@example.com"]]
         assert [m.subject for m in leads] == ["[Churnwatch] Initech champion left"]
         [acme] = await service.wait("acme", lambda a: len(a[0]["reasons"]) == 2)
-        assert len(acme["deliveries"]) == 2  # the first message to Jane's channel and inbox only
+        # The first message to Jane's channel and inbox, and that Slack message edited to list
+        # the new reason (the bot token's chat.update): no new message.
+        assert sorted(d["purpose"] for d in acme["deliveries"]) == ["alert", "alert", "edit"]
 
         # Next morning at 09:00 UTC: the digest for Sam, and Jane's with what joined her alert.
         clock.set(T0.replace(day=21, hour=9, minute=0))

@@ -19,7 +19,7 @@ from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock
 from tests.alerts.receivers import SlackMessage, SlackReceiver, wait_until
-from tests.alerts.support import API_TOKEN, T0, Running, group_event, metric, running, sent, signal
+from tests.alerts.support import API_TOKEN, AUTH, T0, Running, group_event, metric, running, sent, signal
 from tests.support.infra import Infra
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -221,6 +221,19 @@ async def test_snooze_with_a_duration_not_useful_and_resolve_from_slack(
                                       headers=signed(body, now))).status_code == 200
     [alert] = await service.alerts("acme")
     assert len(alert["actions"]) == 3
+
+
+async def test_an_ack_through_the_api_shows_on_the_slack_message_too(
+    service: Running, slack: SlackReceiver
+) -> None:
+    message, alert = await first_message(service, slack)
+    response = await service.client.post(
+        f"/v1/alerts/{alert['id']}/acknowledge", json={"actor": "jane@example.com"}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    edited = await slack.wait_for_edits(message, 1)
+    assert "Acknowledged by jane@example.com at 2026-11-20 10:01 UTC" in context_lines(edited)
+    assert "churnwatch-acknowledge" not in action_ids(edited)
 
 
 async def test_a_bad_signature_or_an_old_request_is_refused_and_changes_nothing(
