@@ -25,6 +25,7 @@ from services.alerts import actions, store
 from services.alerts.book import owned_accounts
 from services.alerts.clock import Clock
 from services.alerts.config import secret_value
+from services.alerts.metrics import SLACK_REQUESTS
 from services.alerts.reasons import Reason, worst_first
 from services.alerts.scheduler import refresh_false_positive_ratio
 from services.alerts.scoring_reader import ScoringReader, ScoringUnavailable
@@ -66,7 +67,18 @@ def build_slack_router(
     verifier = SignatureVerifier(secret, clock=_ServiceClock(clock)) if secret else None
     scoring = ScoringReader(settings)
 
-    async def verified_body(request: Request) -> bytes:
+    async def verified_body(request: Request, endpoint: str) -> bytes:
+        try:
+            body = await _verified_body(request)
+        except ApiError as exc:
+            SLACK_REQUESTS.labels(endpoint, exc.code).inc()
+            if exc.status == 401:
+                log.warning("slack_request_refused", endpoint=endpoint, code=exc.code)
+            raise
+        SLACK_REQUESTS.labels(endpoint, "ok").inc()
+        return body
+
+    async def _verified_body(request: Request) -> bytes:
         if verifier is None:
             raise ApiError(404, "slack_app_off",
                            "the Slack app is off: set CHURNWATCH_SLACK_SIGNING_SECRET to its signing secret")
@@ -89,7 +101,7 @@ def build_slack_router(
 
     @router.post("/v1/slack/interactions", include_in_schema=False)
     async def interactions(request: Request) -> JSONResponse:
-        body = await verified_body(request)
+        body = await verified_body(request, "interactions")
         try:
             presses = button_presses(body)
         except SlackRequestError as exc:
@@ -143,7 +155,7 @@ def build_slack_router(
 
     @router.post("/v1/slack/commands", include_in_schema=False)
     async def commands(request: Request) -> JSONResponse:
-        body = await verified_body(request)
+        body = await verified_body(request, "commands")
         try:
             command = slash_command(body)
         except SlackRequestError as exc:

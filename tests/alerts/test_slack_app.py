@@ -242,6 +242,8 @@ async def test_a_bad_signature_or_an_old_request_is_refused_and_changes_nothing(
     message, _ = await first_message(service, slack)
     body = press(message, "churnwatch-acknowledge")
     now = int(clock.now().timestamp())
+    refused = 'churnwatch_alerts_slack_requests_total{{endpoint="interactions",outcome="{}"}}'
+    before = await service.metrics()
 
     wrong = await service.client.post("/v1/slack/interactions", content=body,
                                       headers=signed(body, now, secret="not-the-signing-secret"))
@@ -256,6 +258,9 @@ async def test_a_bad_signature_or_an_old_request_is_refused_and_changes_nothing(
     assert "over 300 s" in old.json()["message"]
     unsigned = await service.client.post("/v1/slack/interactions", content=body)
     assert unsigned.status_code == 401
+    after = await service.metrics()
+    for outcome, count in (("bad_signature", 2), ("stale_request", 1), ("unsigned", 1)):
+        assert metric(after, refused.format(outcome)) == metric(before, refused.format(outcome)) + count
 
     # The same request, signed now and correctly, is taken: the refusals were about the signature.
     good = await service.client.post("/v1/slack/interactions", content=body, headers=signed(body, now))
