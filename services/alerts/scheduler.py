@@ -194,15 +194,16 @@ class Scheduler:
                 remaining = [r for r in reasons if r.signal_type not in over]
                 columns = alert_columns(remaining)
                 alert_over = row["clearing_since"] is not None and row["clearing_since"] <= deadline
-                if self._capabilities.slack_api:
-                    await queue_edits(session, row["id"], cause="clock:cleared", now=now, posted_only=True)
                 if alert_over or not columns:
                     await resolve(session, row, now, reason="cleared", actor="signal", via="clock")
                     resolved.append(row)
-                    continue
-                for signal_type in sorted(over):
-                    await store.clear_reasons(session, row["id"], now, signal_type)
-                await store.update_alert(session, row["id"], updated_at=now, **columns)
+                else:
+                    for signal_type in sorted(over):
+                        await store.clear_reasons(session, row["id"], now, signal_type)
+                    await store.update_alert(session, row["id"], updated_at=now, **columns)
+                if self._capabilities.slack_api:
+                    # After the resolve, which cancels what was still waiting to be sent.
+                    await queue_edits(session, row["id"], cause="clock:cleared", now=now, posted_only=True)
         for row in resolved:
             ALERTS_LIFECYCLE.labels(row["signal_type"], "resolved", "clock").inc()
         return len(resolved)

@@ -19,4 +19,9 @@ async def queue_edits(
     by a person or the clock, which any deployment makes; a first message still to be sent
     will show them anyway)."""
     recipients = await store.slack_first_recipients(session, alert_id, posted_only=posted_only)
+    if not recipients:
+        return 0
+    # Each edit renders the alert as it is when sent: a burst of changes (the bad week's four
+    # signals) needs only the last one, which keeps chat.update well inside Slack's rate limits.
+    await store.supersede_edits(session, alert_id)
     return await store.insert_deliveries(session, edits_for(alert_id, recipients, cause=cause, now=now))

@@ -907,6 +907,24 @@ async def slack_first_recipients(
     return {str(r.recipient): r.mention for r in rows}
 
 
+async def supersede_edits(session: AsyncSession, alert_id: int) -> int:
+    """Edits of the alert's message not tried yet: a newer edit shows all they would have."""
+    result = await session.execute(
+        update(alert_deliveries)
+        .where(
+            and_(
+                alert_deliveries.c.alert_id == alert_id,
+                alert_deliveries.c.purpose == "edit",
+                alert_deliveries.c.status == "pending",
+                alert_deliveries.c.attempts == 0,
+            )
+        )
+        .values(status="cancelled", last_response="not sent: superseded by a later edit")
+        .returning(alert_deliveries.c.id)
+    )
+    return len(result.all())
+
+
 async def first_slack_status(session: AsyncSession, alert_id: int, recipient: str) -> str | None:
     """Where the alert's first Slack message to this address stands (pending, sending, sent...)."""
     return (

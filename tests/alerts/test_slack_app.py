@@ -316,3 +316,20 @@ async def test_an_edit_of_a_deleted_message_gives_up(service: Running, slack: Sl
     assert slack.messages == []  # nothing reposted in its place
     await wait_until(lambda: len(slack.calls("chat.update")) == 1, what="the one chat.update")
     assert slack.calls("chat.update")[0].error == "message_not_found"
+
+
+async def test_when_the_signals_clear_the_message_says_so(
+    service: Running, slack: SlackReceiver, clock: ManualClock
+) -> None:
+    message, _ = await first_message(service, slack)
+    await service.publish(signal("acme", "usage_decline", "w1-cleared", status="cleared"))
+    await service.wait("acme", lambda a: a[0]["clearing_since"] is not None)
+    await slack.wait_for_edits(message, 1)  # the clear signal edits it too (still open, confirming)
+
+    clock.advance(minutes=CONFIG.lifecycle.clear_after_minutes + 1)
+    assert (await service.tick())["resolved"] == 1
+    resolved = await slack.wait_for_edits(message, 2)
+    assert f"Resolved at {clock.now():%Y-%m-%d %H:%M} UTC: every reason cleared" in context_lines(resolved)
+    assert action_ids(resolved) == ["churnwatch-open"]
+    [alert] = await service.wait("acme", lambda a: len(sent(a[0], "edit")) == 2)
+    assert [d["status"] for d in alert["deliveries"] if d["purpose"] == "edit"] == ["sent", "sent"]
