@@ -4,7 +4,8 @@ Each operation of each service (published or a page, see tests/fuzz/schemas.py) 
 bounded number of generated requests, valid ones (positive: what the schema allows) and
 invalid ones (negative: what it does not), once without credentials and once with them (the
 bootstrap API token, the admin token, a write key; webhook deliveries signed with the
-configured secret, so the parsers behind the signatures are reached too).
+configured secret, so the parsers behind the signatures are reached too; the console's
+session cookie of a signed-in lead).
 
 Asserted: no 5xx at all (the broker and PostgreSQL are up, so not even a 503), and every
 error of an API route is the documented JSON body `{code, message}`. Seeded: the same run
@@ -95,6 +96,7 @@ class Outcomes:
 
 
 def _send(case: Any, base_url: str, session: requests.Session, credentials: bool) -> Response:
+    # (The console's session cookie, when credentialed, is already in `session`.)
     headers = {"Authorization": f"Bearer {CREDENTIAL}"} if credentials else {}
     signer = SIGNERS.get(case.operation.path) if credentials else None
     if signer is not None and case.media_type == "application/json" and case.body is not NOT_SET:
@@ -144,6 +146,8 @@ def test_fuzzed_requests_get_no_5xx_and_documented_errors(fuzz_stack: FuzzStack,
     operations = [result.ok() for result in schema.get_all_operations()]
     assert operations, f"no operation in {service}'s schema"
     with requests.Session() as session:
+        if credentials:
+            session.cookies.update(fuzz_stack.console_cookies)
         for operation in operations:
             _fuzz_operation(operation, fuzz_stack.url(service), session, credentials,
                             (operation.method.lower(), operation.path) in published, outcomes)
