@@ -55,17 +55,37 @@ class ModelWatch:
                 live = await load_version(conn, version)
             except ArtifactMismatch as exc:
                 self.refuse(version, str(exc))
-                return False
+                if self.current is not None:
+                    return False
+                # At start, nothing loaded yet: the last good model is the latest earlier
+                # activation this code can load (the scorecard if none).
+                found = await self._last_good(conn)
+                if found is None:
+                    return False
+                live = found
         self.current = live
-        metrics.MODEL_VERSION.set(version)
+        metrics.MODEL_VERSION.set(live.version)
         log.info(
             "scoring_model_live",
-            version=version,
+            version=live.version,
+            active=version,
             kind=live.artifact.kind,
             threshold=live.artifact.threshold,
             scores_from=moment(live.since).isoformat(),
         )
         return False
+
+    async def _last_good(self, conn: AsyncConnection) -> LiveModel | None:
+        history = await risk_store.activations(conn)
+        for row in reversed(history):
+            version = int(row["version"])
+            if version in self.refused:
+                continue
+            try:
+                return await load_version(conn, version)
+            except ArtifactMismatch as exc:
+                self.refuse(version, str(exc))
+        return None
 
     def refuse(self, version: int, reason: str) -> None:
         self.refused[version] = reason

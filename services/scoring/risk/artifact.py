@@ -89,8 +89,13 @@ def load(data: bytes, expected_sha256: str | None = None) -> Artifact:
     if expected_sha256 is not None and sha256(data) != expected_sha256:
         raise ArtifactMismatch("model artifact bytes do not match their recorded sha256: refused")
     raw = pickle.loads(data)  # the registry's own bytes, checked above
-    if not isinstance(raw, dict) or raw.get("format") != ARTIFACT_FORMAT:
+    if not isinstance(raw, dict) or "format" not in raw:
         raise ArtifactMismatch(f"not a churn-risk model artifact of format {ARTIFACT_FORMAT}")
+    if raw["format"] != ARTIFACT_FORMAT:
+        raise ArtifactMismatch(
+            f"model artifact of format {raw['format']}, this code reads format {ARTIFACT_FORMAT} "
+            "(format 2 added the explanations' reference): calibrate again"
+        )
     if raw["features_version"] != FEATURES_VERSION:
         raise ArtifactMismatch(
             f"model fitted on feature version {raw['features_version']}, this code computes version "

@@ -176,7 +176,8 @@ def words(column: str, value: float, reference: float, previous: float | None, c
         text += f" (was {_number(_shown(column, previous)[1])})"
     points = abs(contribution) * 100
     direction = "raises" if contribution > 0 else "lowers"
-    return f"{text}; {direction} the risk {points:.0f} points" if points >= 0.5 else text
+    unit = "point" if round(points) == 1 else "points"
+    return f"{text}; {direction} the risk {points:.0f} {unit}" if points >= 0.5 else text
 
 
 @dataclass(frozen=True)
