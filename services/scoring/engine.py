@@ -568,8 +568,10 @@ class AccountEngine:
         top = None
         if governed:
             # The model's scores are recorded when it scores (`apply_model`), not per event.
+            # (until the batch's model scores are applied, an account's first shows the scorecard's)
             model_shown = self.shown_model()
-            score, band = model_shown if model_shown is not None else (None, None)
+            if model_shown is not None:
+                score, band = model_shown
         elif score is not None and band is not None:
             top = top_measure(live, card)
             override_id = live.override[0] if live.override else None

@@ -68,11 +68,11 @@ def test_contributions_are_p_minus_p_with_the_column_typical(kind: str) -> None:
 def test_words_compare_with_the_typical_account_and_the_accounts_last_change() -> None:
     text = serving.words("events:message", float(np.log1p(3)), float(np.log1p(10)), float(np.log1p(8)), 0.06)
     assert text == (
-        "message events in 28 days (decayed): 3, 70% below the typical account's 10 (was 8); "
+        "message events in 28 days (decayed): 3, 70% below the typical account's 10 (was 8), "
         "raises the risk 6 points"
     )
     assert serving.words("payment_problem", 1.0, 0.0, None, 0.2) == (
-        "payment failed or past due: 1, the typical account's 0; raises the risk 20 points"
+        "payment failed or past due: 1, the typical account's 0, raises the risk 20 points"
     )
     assert "lowers the risk" in serving.words("usage_28d", 4.0, 3.0, None, -0.1)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import ThreadpoolController
 
 from services.scoring.risk.artifact import Artifact
 from services.scoring.risk.features import Snapshot
@@ -102,12 +103,15 @@ def contributions(artifact: Artifact, rows: Matrix, probabilities: Matrix) -> Ma
         without = 1 / (1 + np.exp(-(logit - terms)))
         return np.asarray(probabilities[:, None] - without, dtype=float)
     reference = np.asarray(artifact.reference, dtype=float)
-    n, k = rows.shape
-    variants = np.repeat(rows, k, axis=0)
-    columns = np.tile(np.arange(k), n)
-    variants[np.arange(n * k), columns] = reference[columns]
-    without = artifact.probability_of_rows(variants).reshape(n, k)
-    return np.asarray(probabilities[:, None] - without, dtype=float)
+    # A column already at its reference contributes nothing: only the others need a variant
+    # (most of a row's event names and tickets sit at the typical 0).
+    which, columns = np.nonzero(rows != reference)
+    found = np.zeros(rows.shape)
+    if len(which):
+        variants = rows[which]
+        variants[np.arange(len(which)), columns] = reference[columns]
+        found[which, columns] = probabilities[which] - predict(artifact, variants)
+    return found
 
 
 def typical(artifact: Artifact) -> Matrix:
@@ -158,7 +162,7 @@ def _number(value: float) -> str:
 
 def words(column: str, value: float, reference: float, previous: float | None, contribution: float) -> str:
     """One contribution in words, against the typical account and the account's own last change:
-    e.g. "message events in 28 days (decayed): 3, 70% below the typical account's 10 (was 8);
+    e.g. "message events in 28 days (decayed): 3, 70% below the typical account's 10 (was 8),
     raises the risk 6 points"."""
     label, shown, counted = _shown(column, value)
     _, usual, _ = _shown(column, reference)
@@ -177,7 +181,7 @@ def words(column: str, value: float, reference: float, previous: float | None, c
     points = abs(contribution) * 100
     direction = "raises" if contribution > 0 else "lowers"
     unit = "point" if round(points) == 1 else "points"
-    return f"{text}; {direction} the risk {points:.0f} {unit}" if points >= 0.5 else text
+    return f"{text}, {direction} the risk {points:.0f} {unit}" if points >= 0.5 else text
 
 
 @dataclass(frozen=True)
@@ -228,10 +232,24 @@ class Scored:
     row: list[float]
 
 
+_threads: ThreadpoolController | None = None
+
+
+def predict(artifact: Artifact, rows: Matrix) -> Matrix:
+    """`probability_of_rows` on this thread alone: scoring is one thread per process, and a
+    gradient-boosted model's OpenMP threads spin against it on a small machine (measured: the
+    same predictions at twice the CPU; docs/performance.md)."""
+    global _threads
+    if _threads is None:
+        _threads = ThreadpoolController()
+    with _threads.limit(limits=1, user_api="openmp"):
+        return artifact.probability_of_rows(rows)
+
+
 def score_all(live: LiveModel, snapshots: Sequence[Snapshot]) -> list[Scored]:
     """Every snapshot scored in one `predict_proba` call."""
     rows = live.artifact.rows(snapshots)
-    probabilities = live.artifact.probability_of_rows(rows)
+    probabilities = predict(live.artifact, rows)
     threshold = live.artifact.threshold
     return [
         Scored(s.at, float(p), score_of(float(p)), band_of(float(p), threshold), [float(v) for v in row])
