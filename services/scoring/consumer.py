@@ -150,7 +150,7 @@ class Scorer:
                 live.version, found.at, found.probability, found.score, found.band,
                 found.score if step.changed or record is None else record.recorded_score,
                 found.band if step.changed or record is None else record.recorded_band,
-                found.row if step.changed or record is None else record.row,
+                serving.kept_row(found.row) if step.changed or record is None else record.row,
                 [], step.risk_on, 0,
             )
         explained = dict(

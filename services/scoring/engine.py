@@ -324,20 +324,7 @@ class AccountEngine:
 
     def model_factors(self) -> list[Factor]:
         record = self.model_record
-        if record is None:
-            return []
-        total = sum(abs(c) for _, c, _ in record.parts) or 1.0
-        return [
-            Factor(
-                measure=column,
-                # the score this account would have were this column typical
-                value=serving.score_of(min(max(record.probability - c, 0.0), 1.0)),
-                weight=round(abs(c) / total, 4),
-                contribution=round(-100 * c, 2),
-                detail=words,
-            )
-            for column, c, words in record.parts
-        ]
+        return [] if record is None else model_factors(record.parts, record.probability)
 
     def apply_model(
         self, live: serving.LiveModel, scored: serving.Scored, explained: serving.Explained | None
@@ -353,7 +340,7 @@ class AccountEngine:
             live.version, scored.at, scored.probability, scored.score, scored.band,
             scored.score if found.changed else last.recorded_score if last is not None else scored.score,
             scored.band if found.changed else last.recorded_band if last is not None else scored.band,
-            scored.row if found.changed else last.row if last is not None else scored.row,
+            serving.kept_row(scored.row) if found.changed or last is None else last.row,
             parts if found.changed else last.parts if last is not None else parts,
             found.risk_on, episode,
         )
@@ -368,6 +355,9 @@ class AccountEngine:
         assert shown is not None
         shown_factors = self.model_factors()
         previous = (before[0], before[1]) if before is not None else (None, None)
+        if explained is not None and not found.changed:
+            # churn_risk cleared without a recorded change: its evidence is this score's own
+            shown_factors = model_factors(explained.parts, scored.probability)
         if found.changed:
             earlier = {c: v for c, v, _ in last.parts} if last is not None else {}
             now = {c: v for c, v, _ in record.parts}
@@ -684,6 +674,22 @@ class AccountEngine:
     @property
     def last_event_at(self) -> float | None:
         return self.live.clock
+
+
+def model_factors(parts: list[tuple[str, float, str]], probability: float) -> list[Factor]:
+    """A model score's explanation as the factors the APIs and events carry."""
+    total = sum(abs(c) for _, c, _ in parts) or 1.0
+    return [
+        Factor(
+            measure=column,
+            # the score this account would have were this column typical
+            value=serving.score_of(min(max(probability - c, 0.0), 1.0)),
+            weight=round(abs(c) / total, 4),
+            contribution=round(-100 * c, 2),
+            detail=words,
+        )
+        for column, c, words in parts
+    ]
 
 
 def cause_time(cause: Cause) -> str:

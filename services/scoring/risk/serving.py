@@ -307,6 +307,12 @@ class Record:
         )
 
 
+def kept_row(row: Sequence[float]) -> list[float]:
+    """A feature row as an account's state keeps it (for the next change's "was"): 4 decimals,
+    half the bytes of full floats, far finer than the words show."""
+    return [round(float(v), 4) for v in row]
+
+
 @dataclass(frozen=True)
 class Step:
     changed: bool  # a change to record: another model, the band, or the score by min_change or more
