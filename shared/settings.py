@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Churn risk (issue 18): each account's features are snapshotted on this grid of event time
     # (from a Monday 00:00 UTC), for `churnwatch calibrate`. 0 turns snapshots off.
     scoring_snapshot_every_days: float = Field(default=7.0, ge=0, le=366)
+    # How often live scoring looks for a new activation (or rollback) of a churn-risk model.
+    scoring_model_poll_seconds: float = Field(default=10.0, gt=0, le=3_600)
 
     # --- alerts: the outside world ------------------------------------------------------
     slack_webhook_url: str | None = None

@@ -208,8 +208,15 @@ def _hidden_evidence(key: str) -> bool:
 
 
 # Evidence keys whose plain label would read wrong, and keys whose values name signal types.
-EVIDENCE_LABELS = {"also": "Also raised", "survey_type": "Survey", "excerpt": "Quote"}
+EVIDENCE_LABELS = {
+    "also": "Also raised",
+    "survey_type": "Survey",
+    "excerpt": "Quote",
+    "top_contributions": "Why",  # churn_risk: the model's largest contributions, in words
+}
 SIGNAL_TYPE_LISTS = frozenset({"also"})
+PERCENT_EVIDENCE = frozenset({"churn_probability", "alert_threshold"})  # 0.72 reads "72%"
+SENTENCE_LISTS = frozenset({"top_contributions"})  # items with commas of their own: "; " between
 
 
 def evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
@@ -232,6 +239,8 @@ def _evidence_words(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if key in PERCENT_EVIDENCE:
+            return f"{value:.0%}"
         return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -243,7 +252,7 @@ def _evidence_words(key: str, value: Any) -> str:
         items = [_evidence_words(key, item) for item in value if item is not None and item != ""]
         if key in SIGNAL_TYPE_LISTS:
             items = [item.replace("_", " ") for item in items]
-        return ", ".join(items)
+        return ("; " if key in SENTENCE_LISTS else ", ").join(items)
     if isinstance(value, dict):
         pairs = [(str(k), v) for k, v in value.items() if v is not None]
         return "; ".join(f"{k.replace('_', ' ')}: {_evidence_words(k, v)}" for k, v in pairs)
