@@ -39,6 +39,7 @@ from services.alerts.slack_requests import (
     slash_command,
 )
 from shared.http import ApiError
+from shared.openapi_bodies import form_body
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -99,7 +100,8 @@ def build_slack_router(
             raise ApiError(401, "bad_signature", "X-Slack-Signature: does not match the body")
         return body
 
-    @router.post("/v1/slack/interactions", include_in_schema=False)
+    @router.post("/v1/slack/interactions", include_in_schema=False, openapi_extra=form_body(
+        ("payload",), "A Slack interaction (signed): `payload` holds the block_actions JSON."))
     async def interactions(request: Request) -> JSONResponse:
         body = await verified_body(request, "interactions")
         try:
@@ -153,7 +155,9 @@ def build_slack_router(
             await refresh_false_positive_ratio(sessions)
         return True
 
-    @router.post("/v1/slack/commands", include_in_schema=False)
+    @router.post("/v1/slack/commands", include_in_schema=False, openapi_extra=form_body(
+        ("command", "text", "user_id", "channel_id", "team_id", "response_url", "trigger_id"),
+        "A Slack slash command (signed): `/churnwatch <account>`."))
     async def commands(request: Request) -> JSONResponse:
         body = await verified_body(request, "commands")
         try:
