@@ -644,6 +644,7 @@ class Dispatcher:
             ),
             interactive=self._interactive and row["channel"] == "slack" and self._slack is not None,
             activity=activity_line(context.get("action")),
+            mrr=facts.mrr,
         )
 
     def _digest(self, rows: list[dict[str, Any]]) -> tuple[str, list[DigestAccount]]:

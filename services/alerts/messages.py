@@ -87,6 +87,7 @@ class AlertView:
     # /v1/slack/interactions instead of opening signed links.
     interactive: bool = False
     activity: str | None = None  # who last did what to the alert, and when
+    mrr: float | None = None  # the account's monthly recurring revenue, in its billing currency
 
     @property
     def account_label(self) -> str:
@@ -213,9 +214,16 @@ EVIDENCE_LABELS = {
     "survey_type": "Survey",
     "excerpt": "Quote",
     "top_contributions": "Why",  # churn_risk: the model's largest contributions, in words
+    "usage_ratio": "Usage against its usual level",
+    "events_per_week": "Events a week",
+    "baseline_events_per_week": "Usual events a week",
+    "ticket_ratio": "Tickets against the usual rate",
+    "share": "Share",
 }
 SIGNAL_TYPE_LISTS = frozenset({"also"})
-PERCENT_EVIDENCE = frozenset({"churn_probability", "alert_threshold"})  # 0.72 reads "72%"
+# Fractions: 0.72 reads "72%".
+PERCENT_EVIDENCE = frozenset({"churn_probability", "alert_threshold", "usage_ratio", "share"})
+TIMES_EVIDENCE = frozenset({"ticket_ratio"})  # multiples: 3.2 reads "3.2×"
 SENTENCE_LISTS = frozenset({"top_contributions"})  # items with commas of their own: "; " between
 
 
@@ -241,6 +249,8 @@ def _evidence_words(key: str, value: Any) -> str:
     if isinstance(value, float):
         if key in PERCENT_EVIDENCE:
             return f"{value:.0%}"
+        if key in TIMES_EVIDENCE:
+            return f"{value:,.1f}×"
         return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -278,7 +288,14 @@ def _facts_line(view: AlertView) -> str:
     parts = [kind, f"severity {signal.severity.value}", signal.signal_type.replace("_", " ")]
     if signal.segment:
         parts.append(f"segment {signal.segment}")
+    if view.mrr is not None:
+        parts.append(f"MRR {mrr_words(view.mrr)}")
     return " · ".join(parts)
+
+
+def mrr_words(mrr: float) -> str:
+    """'1,250' or '1.2M': the billing currency is the account's own, so no symbol is guessed."""
+    return f"{mrr / 1e6:,.1f}M" if mrr >= 1e6 else f"{mrr:,.0f}"
 
 
 def _history_line(view: AlertView) -> str:
@@ -322,9 +339,11 @@ def render_slack(view: AlertView) -> dict[str, Any]:
         what += f"\n_{slack_escape(_one_line(view.note))}_"
     fields = [
         f"*Severity*\n{signal.severity.value}",
-        f"*Signal*\n{slack_escape(signal.signal_type)}",
+        f"*Signal*\n{slack_escape(signal.signal_type.replace('_', ' '))}",
         f"*Kind*\n{signal.kind.value}",
     ]
+    if view.mrr is not None:
+        fields.insert(0, f"*MRR*\n{mrr_words(view.mrr)}")
     if signal.score is not None:
         fields.append(f"*Health score*\n{signal.score:.0f}")
     if signal.band is not None:

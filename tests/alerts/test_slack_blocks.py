@@ -48,7 +48,7 @@ def view(signal: RiskSignalPayload, **changes: Any) -> AlertView:
     values: dict[str, Any] = {
         "alert_id": 7, "account_id": "acme", "account_name": "Acme Corp", "signal": signal,
         "occurred_at": T0, "account_url": ACCOUNT_URL, "next_step": BUILT_IN[signal.signal_type],
-        "mention": "U0JANE", "interactive": True, **changes,
+        "mention": "U0JANE", "interactive": True, "mrr": 1250.0, **changes,
     }
     return AlertView(**values)
 
@@ -79,7 +79,7 @@ CASES = {
                 f"<@U0JANE> *<{ACCOUNT_URL}|Acme Corp>* — "
                 'NPS detractor (score 1): "Moving to a cheaper tool"\n'
                 "Health 57 (−43 from 100) · yellow, was green",
-                ["*Severity*\nhigh", "*Signal*\ndetractor_response", "*Kind*\nrisk", "*Health score*\n57",
+                ["*MRR*\n1,250", "*Severity*\nhigh", "*Signal*\ndetractor response", "*Kind*\nrisk", "*Health score*\n57",
                  "*Band*\nyellow", "*Segment*\nstandard"],
             ),
             section("*Why*\n• latest NPS response 1 (detractor), down from 10\n"
@@ -99,7 +99,7 @@ CASES = {
                 "Acme Corp turned red: health 0; latest NPS response 0 (detractor)",
                 f"<@U0JANE> *<{ACCOUNT_URL}|Acme Corp>* — turned red: health 0; latest NPS response 0 "
                 "(detractor)\nHealth 0 · red",
-                ["*Severity*\nhigh", "*Signal*\nentered_red", "*Kind*\nrisk", "*Health score*\n0",
+                ["*MRR*\n1,250", "*Severity*\nhigh", "*Signal*\nentered red", "*Kind*\nrisk", "*Health score*\n0",
                  "*Band*\nred", "*Segment*\nstandard"],
             ),
             section("*Why*\n• latest NPS response 0 (detractor)"),
@@ -117,15 +117,15 @@ CASES = {
                 "(110 events a week against 186)",
                 f"<@U0JANE> *<{ACCOUNT_URL}|Acme Corp>* — product usage down 41% vs the account's 4-week "
                 "baseline (110 events a week against 186)\nHealth 72 (−2 from 73) · green",
-                ["*Severity*\nmedium", "*Signal*\nusage_decline", "*Kind*\nrisk", "*Health score*\n72",
+                ["*MRR*\n1,250", "*Severity*\nmedium", "*Signal*\nusage decline", "*Kind*\nrisk", "*Health score*\n72",
                  "*Band*\ngreen", "*Segment*\nstandard"],
             ),
             section("*Why*\n• product usage down 41% vs the account's 4-week baseline "
                     "(110 events a week against 186)\n"
                     "• 1 distinct feature used in the last 30 days (5 expected)\n"
                     "• last product activity today"),
-            section("*Evidence*\n*Usage ratio:* 0.593\n*Events per week:* 110.1\n"
-                    "*Baseline events per week:* 185.6"),
+            section("*Evidence*\n*Usage against its usual level:* 59%\n*Events a week:* 110.1\n"
+                    "*Usual events a week:* 185.6"),
             section("*Suggested next step*\nFind out which teams stopped using the product and offer a "
                     "re-onboarding session or a workflow review."),
             CONTEXT,
