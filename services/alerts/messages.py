@@ -223,7 +223,7 @@ EVIDENCE_LABELS = {
 SIGNAL_TYPE_LISTS = frozenset({"also"})
 # Fractions: 0.72 reads "72%".
 PERCENT_EVIDENCE = frozenset({"churn_probability", "alert_threshold", "usage_ratio", "share"})
-TIMES_EVIDENCE = frozenset({"ticket_ratio"})  # multiples: 3.2 reads "3.2×"
+TIMES_EVIDENCE = frozenset({"ticket_ratio"})  # multiples: 3.2 reads "3.2 times"
 SENTENCE_LISTS = frozenset({"top_contributions"})  # items with commas of their own: "; " between
 
 
@@ -250,7 +250,7 @@ def _evidence_words(key: str, value: Any) -> str:
         if key in PERCENT_EVIDENCE:
             return f"{value:.0%}"
         if key in TIMES_EVIDENCE:
-            return f"{value:,.1f}×"
+            return f"{value:,.1f} times"
         return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"

@@ -79,7 +79,8 @@ CASES = {
                 f"<@U0JANE> *<{ACCOUNT_URL}|Acme Corp>* — "
                 'NPS detractor (score 1): "Moving to a cheaper tool"\n'
                 "Health 57 (−43 from 100) · yellow, was green",
-                ["*MRR*\n1,250", "*Severity*\nhigh", "*Signal*\ndetractor response", "*Kind*\nrisk", "*Health score*\n57",
+                ["*MRR*\n1,250",
+                 "*Severity*\nhigh", "*Signal*\ndetractor response", "*Kind*\nrisk", "*Health score*\n57",
                  "*Band*\nyellow", "*Segment*\nstandard"],
             ),
             section("*Why*\n• latest NPS response 1 (detractor), down from 10\n"
@@ -99,7 +100,8 @@ CASES = {
                 "Acme Corp turned red: health 0; latest NPS response 0 (detractor)",
                 f"<@U0JANE> *<{ACCOUNT_URL}|Acme Corp>* — turned red: health 0; latest NPS response 0 "
                 "(detractor)\nHealth 0 · red",
-                ["*MRR*\n1,250", "*Severity*\nhigh", "*Signal*\nentered red", "*Kind*\nrisk", "*Health score*\n0",
+                ["*MRR*\n1,250",
+                 "*Severity*\nhigh", "*Signal*\nentered red", "*Kind*\nrisk", "*Health score*\n0",
                  "*Band*\nred", "*Segment*\nstandard"],
             ),
             section("*Why*\n• latest NPS response 0 (detractor)"),
@@ -117,7 +119,8 @@ CASES = {
                 "(110 events a week against 186)",
                 f"<@U0JANE> *<{ACCOUNT_URL}|Acme Corp>* — product usage down 41% vs the account's 4-week "
                 "baseline (110 events a week against 186)\nHealth 72 (−2 from 73) · green",
-                ["*MRR*\n1,250", "*Severity*\nmedium", "*Signal*\nusage decline", "*Kind*\nrisk", "*Health score*\n72",
+                ["*MRR*\n1,250",
+                 "*Severity*\nmedium", "*Signal*\nusage decline", "*Kind*\nrisk", "*Health score*\n72",
                  "*Band*\ngreen", "*Segment*\nstandard"],
             ),
             section("*Why*\n• product usage down 41% vs the account's 4-week baseline "
