@@ -247,7 +247,7 @@ async def test_dedupe_updates_threads_hysteresis_and_cooldown(
                 "What changed",
                 "  usage −45%",
                 "  Health 41 (−17 from 58) · red, was yellow",
-                "  Churn risk · severity high · usage decline",
+                "  Churn risk · severity high · usage decline · MRR 9,000",
                 "",
                 "Evidence",
                 "  Comment: Exports broke again",

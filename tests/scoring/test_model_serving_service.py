@@ -22,7 +22,7 @@ from services.scoring.risk import store as risk_store
 from services.scoring.risk.artifact import Artifact, sha256
 from services.scoring.store import account_health, score_changes
 from shared.db import create_engine, migrate, session_factory
-from shared.events import Envelope
+from shared.events import Envelope, EventType
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.scoring.events import T0, daily_usage, group
@@ -178,8 +178,14 @@ async def test_churn_risk_is_raised_and_cleared_and_a_replay_scores_as_live_did(
     await migrate(settings)
     version = await register(settings, usage_model(), activate=True)
     stream = lives(0, 181)
-    await publish(settings, stream)
+    # Traits and usage travel on two topics, so live they may arrive in either order, while a
+    # replay folds them in event-time order: the accounts' facts go first, as in production,
+    # where a backend sends `group` before the account's usage.
+    facts = [e for e in stream if e.type is EventType.GROUP]
     async with serving(create_app(settings)):
+        await publish(settings, facts)
+        await wait_for_applied(settings, len(facts))
+        await publish(settings, [e for e in stream if e.type is not EventType.GROUP])
         await wait_for_applied(settings, len(stream))
     live_accounts, live_history = await stored(settings)
     signals = await read_topic(settings, Topics.from_settings(settings).risk_signals)
