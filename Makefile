@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring bench-quality format clean
+.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench-ingest: install jars
 # Scoring: throughput next to a bare aiokafka consumer, latency at 2,000 events/s, state at 100,000 accounts.
 bench-scoring: install jars
 	$(BIN)/python -m bench.scoring
+
+# Cost per event of live scoring with a churn-risk model next to the scorecard alone (offline CPU,
+# then real processes from Kafka; bench/scoring_model.py).
+bench-scoring-model: install jars
+	$(BIN)/python -m bench.scoring_model --processes $(BENCH_ARGS)
 
 # Churn-risk quality on third-party ChurnSim data (bench/data/): the live engine's weekly scores and
 # features, a model fitted on the earlier weeks, judged on the later ones. BENCH_ARGS="--datasets dev_crm5".

@@ -83,9 +83,10 @@ async def bare_consumer(settings: Settings, topics: list[str], total: int, timeo
 
 
 def scoring_run(infra: Infra, log_dir: Path, events: list[SimEvent], processes: int,
-                timeout: float) -> dict[str, Any]:
-    """Start `processes` scoring processes on fresh topics, load them, time them to the end."""
-    settings = infra.fresh_settings(topic_partitions=PARTITIONS)
+                timeout: float, settings: Settings | None = None) -> dict[str, Any]:
+    """Start `processes` scoring processes on fresh topics (or `settings`' own), load them, time
+    them to the end."""
+    settings = settings or infra.fresh_settings(topic_partitions=PARTITIONS)
     asyncio.run(ensure_topics(settings))
     started = [ServiceProcess("scoring", settings, free_port(), log_dir).start()
                for _ in range(processes)]

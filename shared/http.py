@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
@@ -22,7 +23,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.door import EventTimeWindow, nul_errors
+from shared.door import NUL, NUL_MESSAGE, EventTimeWindow, nul_errors
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger(__name__)
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 ReadinessCheck = Callable[[], Awaitable[bool]]
 OutageCheck = Callable[[BaseException], "ApiError | None"]
 DEFAULT_RETRY_AFTER = "5"
+ESCAPED_NUL = "\\u0000"  # how a NUL in a field's name is shown in an error
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -250,6 +252,34 @@ class ErrorBodies:
             await render(error)(scope, receive, send)
 
 
+class RefuseNulInUrl:
+    """A 400 naming the parameter for a path or query parameter holding NUL (shared.door), before
+    any route: PostgreSQL refuses NUL in text, so one reaching a query would answer 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (errors := url_nul_errors(scope)):
+            await render(invalid_request(errors))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def url_nul_errors(scope: Scope) -> list[dict[str, str]]:
+    """`{field, message}` for the path and each query parameter holding NUL (raw or `%00`)."""
+    errors = []
+    if NUL in scope.get("path", ""):
+        errors.append({"field": "path", "message": NUL_MESSAGE})
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or NUL.encode() in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if NUL in name or NUL in value:
+                shown = name.replace(NUL, ESCAPED_NUL)
+                errors.append({"field": f"query.{shown}", "message": NUL_MESSAGE})
+    return errors
+
+
 async def read_body_limited(request: Request, limit: int) -> bytes:
     """The request body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")
@@ -274,6 +304,7 @@ def create_app(service: str, title: str, checks: Sequence[tuple[str, ReadinessCh
     install_error_handlers(app)
     app.include_router(ops_router(checks))
     # Inside the metrics (added last is outermost), so they count its 503s and 500s.
+    app.add_middleware(RefuseNulInUrl)
     app.add_middleware(ErrorBodies, outage=outage)
     app.add_middleware(RequestMetrics, service=service)
     return app

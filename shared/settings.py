@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Churn risk (issue 18): each account's features are snapshotted on this grid of event time
     # (from a Monday 00:00 UTC), for `churnwatch calibrate`. 0 turns snapshots off.
     scoring_snapshot_every_days: float = Field(default=7.0, ge=0, le=366)
+    # How often live scoring looks for a new activation (or rollback) of a churn-risk model.
+    scoring_model_poll_seconds: float = Field(default=10.0, gt=0, le=3_600)
 
     # --- alerts: the outside world ------------------------------------------------------
     slack_webhook_url: str | None = None
@@ -117,7 +119,14 @@ class Settings(BaseSettings):
     alerts_link_ttl_hours: float = Field(default=336.0, gt=0)
     alerts_tick_seconds: float = Field(default=15.0, gt=0)
     slack_bot_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api"
+    # The Slack app (issue 13): with a bot token the Web API carries every Slack message; the
+    # signing secret turns on /v1/slack/interactions and /v1/slack/commands.
+    slack_api_base_url: str = "https://slack.com/api/"
+    slack_signing_secret: SecretStr | None = None
+    # /churnwatch <account> reads the account's health from scoring with this token (scope
+    # read:health or admin); unset: the bootstrap token.
+    alerts_scoring_url: str = "http://127.0.0.1:8082"
+    alerts_scoring_token: SecretStr | None = None
     slack_min_interval_seconds: float = Field(default=1.0, ge=0)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)

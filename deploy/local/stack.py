@@ -75,6 +75,11 @@ class LocalStack:
             env["CHURNWATCH_SMTP_HOST"] = "127.0.0.1"
             env["CHURNWATCH_SMTP_PORT"] = str(DEV_SMTP_PORT)
             env.setdefault("CHURNWATCH_ALERT_DEFAULT_EMAIL", "cs-team@example.com")
+            if os.environ.get("CHURNWATCH_DEV_SLACK_APP"):
+                # The Slack app against the local Web API: edits in place and threads, printed.
+                env["CHURNWATCH_SLACK_BOT_TOKEN"] = "xoxb-local-dev"
+                env["CHURNWATCH_SLACK_API_BASE_URL"] = f"http://127.0.0.1:{DEV_SLACK_PORT}/api/"
+                env.setdefault("CHURNWATCH_SLACK_SIGNING_SECRET", "local-dev-signing-secret")
         return env
 
     @property

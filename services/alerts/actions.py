@@ -15,6 +15,7 @@ from services.alerts import store
 from services.alerts.consumer import resolve
 from services.alerts.lifecycle import AlertState, snooze_problem
 from services.alerts.metrics import ALERTS_FEEDBACK, ALERTS_LIFECYCLE
+from services.alerts.slack_edits import queue_edits
 from shared.http import ApiError
 
 
@@ -23,6 +24,11 @@ async def _alert(session: AsyncSession, alert_id: int) -> dict[str, Any]:
     if alert is None:
         raise ApiError(404, "alert_not_found", f"there is no alert {alert_id}")
     return alert
+
+
+async def _show_on_slack(session: AsyncSession, alert_id: int, action: str, now: datetime) -> None:
+    """Whoever acted, and however (Slack, a link, the API), the Slack message shows it."""
+    await queue_edits(session, alert_id, cause=f"action:{action}", now=now, posted_only=True)
 
 
 def _not_resolved(alert: dict[str, Any], verb: str) -> None:
@@ -55,6 +61,7 @@ async def acknowledge(
     }
     await store.update_alert(session, alert_id, **changes)
     await store.insert_action(session, alert_id, "acknowledge", actor, via, now, extra)
+    await _show_on_slack(session, alert_id, "acknowledge", now)
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "acknowledged", via).inc()
     return {**alert, **changes}
 
@@ -92,6 +99,7 @@ async def snooze(
         now,
         {"until": until.isoformat(), "reason": reason, **(extra or {})},
     )
+    await _show_on_slack(session, alert_id, "snooze", now)
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "snoozed", via).inc()
     return {**alert, **changes}
 
@@ -117,6 +125,7 @@ async def resolve_manually(
         via=via,
         extra=extra,
     )
+    await _show_on_slack(session, alert_id, "resolve", now)
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "resolved", via).inc()
     return await _alert(session, alert_id)
 
@@ -136,5 +145,6 @@ async def feedback(
     await store.insert_action(
         session, alert_id, "feedback", actor, via, now, {"useful": useful, "comment": comment}
     )
+    await _show_on_slack(session, alert_id, "feedback", now)
     ALERTS_FEEDBACK.labels(alert["signal_type"], "useful" if useful else "not_useful").inc()
     return alert

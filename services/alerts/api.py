@@ -30,6 +30,7 @@ from services.alerts.scheduler import refresh_false_positive_ratio
 from shared.account_facts import AccountFacts
 from shared.api_tokens import Scope
 from shared.http import ApiError, parse_json, validate_body
+from shared.openapi_bodies import form_body, json_body
 from shared.settings import Settings
 from shared.token_auth import StaticToken, TokenGuard, bearer_of
 
@@ -61,7 +62,8 @@ class DeliveryOut(BaseModel):
     last_status_code: int | None
     last_response: str | None
     in_doubt: bool
-    external_id: str | None
+    external_id: str | None  # Slack's message ts, the email's Message-ID
+    external_channel: str | None = None  # the Slack channel id it landed in
     created_at: datetime
     sent_at: datetime | None
     attempt_log: list[AttemptOut]
@@ -259,14 +261,14 @@ def build_router(
         await refresh_false_positive_ratio(sessions)
         return await alert(alert_id)
 
-    @api.post("/v1/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+    @api.post("/v1/alerts/{alert_id}/acknowledge", response_model=AlertOut, openapi_extra=json_body(ActorIn))
     async def acknowledge(alert_id: AlertId, request: Request) -> AlertOut:
         body = validate_body(ActorIn, parse_json(await request.body()))
         return await _act(
             alert_id, lambda s: actions.acknowledge(s, alert_id, body.actor, "api", clock.now())
         )
 
-    @api.post("/v1/alerts/{alert_id}/snooze", response_model=AlertOut)
+    @api.post("/v1/alerts/{alert_id}/snooze", response_model=AlertOut, openapi_extra=json_body(SnoozeIn))
     async def snooze(alert_id: AlertId, request: Request) -> AlertOut:
         body = validate_body(SnoozeIn, parse_json(await request.body()))
         now = clock.now()
@@ -276,7 +278,7 @@ def build_router(
             lambda s: actions.snooze(s, alert_id, body.actor, "api", now, until=until, reason=body.reason),
         )
 
-    @api.post("/v1/alerts/{alert_id}/resolve", response_model=AlertOut)
+    @api.post("/v1/alerts/{alert_id}/resolve", response_model=AlertOut, openapi_extra=json_body(ResolveIn))
     async def resolve(alert_id: AlertId, request: Request) -> AlertOut:
         body = validate_body(ResolveIn, parse_json(await request.body()))
         return await _act(
@@ -284,7 +286,7 @@ def build_router(
             lambda s: actions.resolve_manually(s, alert_id, body.actor, "api", clock.now(), body.reason),
         )
 
-    @api.post("/v1/alerts/{alert_id}/feedback", response_model=AlertOut)
+    @api.post("/v1/alerts/{alert_id}/feedback", response_model=AlertOut, openapi_extra=json_body(FeedbackIn))
     async def feedback(alert_id: AlertId, request: Request) -> AlertOut:
         body = validate_body(FeedbackIn, parse_json(await request.body()))
         return await _act(
@@ -339,7 +341,8 @@ def build_router(
         async with engine.connect() as conn:
             return _prefs_out(key, await store.get_preferences(conn, key))
 
-    @api.put("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut)
+    @api.put("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut,
+             openapi_extra=json_body(PreferencesIn))
     async def put_preferences(recipient: Recipient, request: Request) -> PreferencesOut:
         key = _recipient(recipient)
         body = validate_body(PreferencesIn, parse_json(await request.body()))
@@ -395,7 +398,8 @@ def build_link_router(
         claims, alert, name = found
         return page(confirm_page(claims.action, alert, name, claims.recipient))
 
-    @router.post("/v1/alert-links/{token}", response_class=HTMLResponse, include_in_schema=False)
+    @router.post("/v1/alert-links/{token}", response_class=HTMLResponse, include_in_schema=False,
+                 openapi_extra=form_body(("actor",), "The alert link's confirmation form."))
     async def act(token: Annotated[str, Path(max_length=2000)], request: Request) -> HTMLResponse:
         found = await claims_and_alert(token)
         if isinstance(found, HTMLResponse):

@@ -16,6 +16,7 @@ from services.alerts.consumer import AlertsHandler
 from services.alerts.dispatcher import Dispatcher
 from services.alerts.links import LinkSigner
 from services.alerts.scheduler import Scheduler
+from services.alerts.slack_app import build_slack_router
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
 from shared.token_auth import TokenGuard
@@ -69,6 +70,9 @@ def create_app(
                 build_router(parts.engine, parts.sessions, parts.settings, routing, the_clock),
                 build_link_router(parts.engine, parts.sessions, runtime.links, the_clock),
                 build_book_router(parts.engine, TokenGuard(parts.engine, [alerts_api_token(parts.settings)])),
+                build_slack_router(
+                    parts.engine, parts.sessions, parts.settings, the_clock, runtime.dispatcher.wake
+                ),
             ],
             loops=[consumer, runtime.dispatcher, runtime.scheduler],
             kafka_ready=lambda: consumer.running,

@@ -51,6 +51,7 @@ from services.alerts.routing import (
     plan_notices,
     resolve_segment,
 )
+from services.alerts.slack_edits import queue_edits
 from shared.account_facts import AccountFacts, merge_traits
 from shared.consumer import ConsumedEvent, HandlerResult
 from shared.events import EventType, RiskSignalPayload, Severity, SignalKind, SignalStatus, TraitsPayload
@@ -308,6 +309,11 @@ class _Batch:
             await self._notify(
                 session, alert, signal, signal_id, decision, facts, segment, prefs
             )
+        if decision.action is Action.UPDATE and self.capabilities.slack_api:
+            # The first message shows every reason as it stands: edit it in place.
+            self.queued += await queue_edits(
+                session, alert["id"], cause=f"signal:{signal_id}", now=self.now
+            )
 
     async def _cleared(
         self,
@@ -348,6 +354,11 @@ class _Batch:
             else:
                 await resolve(session, current, self.now, reason="cleared", actor="signal")
                 self.lifecycle[(kind, "resolved", "signal")] += 1
+        changed = current is not None and own is not None and decision.action is not Action.IGNORE
+        if changed and current is not None and self.capabilities.slack_api:
+            self.queued += await queue_edits(
+                session, current["id"], cause=f"signal:{signal_id}", now=self.now
+            )
         await store.set_signal_outcome(
             session, signal_id, current["id"] if current else None, f"{decision.action}:{decision.reason}"
         )

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import structlog
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts import store
@@ -48,6 +50,7 @@ from services.alerts.messages import (
     DigestLine,
     ReasonLine,
     account_url,
+    activity_line,
     build_email,
     message_id,
     render_email,
@@ -73,6 +76,7 @@ from services.alerts.senders import (
     SlackRoutes,
     SlackWebhookSender,
     Transport,
+    slack_web_client,
 )
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity
@@ -142,6 +146,9 @@ class Dispatcher:
         self._last_send: dict[str, datetime] = {}
         self._loop = PollingLoop()
         self._client: httpx.AsyncClient | None = None
+        self._slack_session: aiohttp.ClientSession | None = None
+        self._slack: AsyncWebClient | None = None
+        self._interactive = secret_value(settings.slack_signing_secret) is not None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.running = False
 
@@ -149,11 +156,24 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self._timeout, headers={"User-Agent": "churnwatch-alerts"})
+        token = secret_value(self._settings.slack_bot_token)
+        if token is not None:
+            self._slack_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            # A rate-limit wait inside one attempt must leave the lease room for a history
+            # check and two sends; a longer `Retry-After` goes back to the outbox.
+            max_wait = self._lease.total_seconds() - 3 * self._timeout
+            self._slack = slack_web_client(
+                self._slack_session, self._settings.slack_api_base_url, token, self._timeout, max_wait
+            )
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._slack_session is not None:
+            await self._slack_session.close()
+            self._slack_session = None
+            self._slack = None
 
     def wake(self) -> None:
         """New deliveries were committed: look now instead of at the next poll."""
@@ -287,6 +307,20 @@ class Dispatcher:
                 last_response=f"not sent: {cancel}",
             )
             return
+        if claim.row["purpose"] == Purpose.EDIT and context.get("parent") is None:
+            if context.get("first_status") == "sending":
+                # Being posted right now, perhaps rendered before this change: edit it after.
+                await self._record(claim, "retry", "first_message_in_flight", status="pending",
+                                   next_attempt_at=self._clock.now() + timedelta(seconds=2))
+                return
+            await self._record(
+                claim,
+                "cancelled",
+                "no_message_to_edit",
+                status="cancelled",
+                last_response="not sent: the first message is not out (it will show the alert as it is)",
+            )
+            return
         if key is None:
             await self._send(claim, context)
             return
@@ -360,6 +394,17 @@ class Dispatcher:
         recorded = await self._record(
             claim, decision.outcome, decision.reason, attempt_in_doubt=outcome.in_doubt, **values
         )
+        if recorded and decision.status == "failed":
+            # A route that cannot work (a wrong token, a channel the bot is not in): retrying
+            # would not fix it, so ops must; counted in churnwatch_alerts_deliveries_total.
+            log.error(
+                "delivery_failed_permanently",
+                delivery_id=claim.id,
+                channel=claim.channel,
+                recipient=claim.row["recipient"],
+                reason=decision.reason,
+                response=response[:300],
+            )
         if recorded:
             log.info(
                 "delivery_attempted",
@@ -428,6 +473,16 @@ class Dispatcher:
                         context["occurrence"] = (await store.load_signal_rows(session, [signal_id])).get(
                             signal_id
                         )
+                    if row["purpose"] == Purpose.EDIT:
+                        context["parent"] = await store.thread_parent(
+                            session, alert["id"], "slack", row["recipient"]
+                        )
+                        if context["parent"] is None:
+                            context["first_status"] = await store.first_slack_status(
+                                session, alert["id"], row["recipient"]
+                            )
+                    if row["channel"] == "slack":
+                        context["action"] = await store.latest_action(session, alert["id"])
                     if row["purpose"] in (Purpose.UPDATE, Purpose.REMINDER):
                         if row["channel"] == "slack":
                             context["parent"] = await store.thread_parent(
@@ -471,15 +526,24 @@ class Dispatcher:
             )
         assert self._client is not None, "start() the dispatcher first"
         if route.transport is Transport.WEBHOOK:
+            if row["purpose"] == Purpose.EDIT:
+                return Outcome(Verdict.FAILED, "not_supported", None, "an incoming webhook cannot edit")
             if claim.in_doubt:
                 IN_DOUBT.labels("slack", "resent").inc()
             body = self._slack_body(row, context, resent=resent)
             return await SlackWebhookSender(self._client, self._timeout).send(route, body)
 
-        token = secret_value(self._settings.slack_bot_token)
-        assert token is not None
-        api = SlackApiSender(self._client, self._settings.slack_api_url, token, self._timeout)
+        assert self._slack is not None
+        api = SlackApiSender(self._slack)
         parent = context.get("parent")
+        if row["purpose"] == Purpose.EDIT:
+            assert parent is not None
+            # chat.update is idempotent: an in-doubt edit is simply made again.
+            return await api.update(
+                parent["external_channel"] or row["recipient"],
+                parent["external_id"],
+                self._slack_body(row, context, resent=False),
+            )
         thread_ts = parent["external_id"] if parent else None
         channel = (parent["external_channel"] if parent and parent["external_channel"] else None) or row[
             "recipient"
@@ -532,7 +596,8 @@ class Dispatcher:
         reasons = worst_first(Reason.of(r) for r in context.get("reasons") or [])
         # A follow-up is about the occurrence that made the alert worse; any other message is
         # about the alert as it is: named after its worst reason.
-        if occurrence is not None and (row["purpose"] == Purpose.UPDATE or not reasons):
+        purpose = Purpose.ALERT if row["purpose"] == Purpose.EDIT else Purpose(row["purpose"])
+        if occurrence is not None and (purpose == Purpose.UPDATE or not reasons):
             about, occurred_at = occurrence["signal"], occurrence["occurred_at"]
         elif reasons and reasons[0].signal is not None:
             about, occurred_at = reasons[0].signal, reasons[0].last_signal_at
@@ -563,7 +628,7 @@ class Dispatcher:
                 self._config.links.account, self._settings.public_url, alert["account_id"]
             ),
             next_step=next_step(self._config, signal.signal_type),
-            purpose=Purpose(row["purpose"]),
+            purpose=purpose,
             occurrences=alert["occurrences"],
             # Event time, like the latest occurrence's: "seen since" must not mix in processing time.
             first_seen_at=alert["occurred_at"],
@@ -577,6 +642,9 @@ class Dispatcher:
                 ReasonLine(r.severity, r.signal_type, r.summary, clearing=r.clearing_since is not None)
                 for r in reasons
             ),
+            interactive=self._interactive and row["channel"] == "slack" and self._slack is not None,
+            activity=activity_line(context.get("action")),
+            mrr=facts.mrr,
         )
 
     def _digest(self, rows: list[dict[str, Any]]) -> tuple[str, list[DigestAccount]]:
@@ -636,6 +704,8 @@ def _cancel_reason(row: dict[str, Any], alert: dict[str, Any] | None) -> str | N
         return None
     if alert is None:
         return "the alert is gone"
+    if row["purpose"] == Purpose.EDIT:
+        return None  # an edit shows whatever the alert became, resolved included
     if alert["state"] == "resolved":
         return "the alert was resolved before this was sent"
     if alert["state"] in ("acknowledged", "snoozed") and row["purpose"] != Purpose.UPDATE:

@@ -83,6 +83,11 @@ class AlertView:
     # Every reason active in the alert, worst first (the first is the one `signal` is about
     # unless this is a follow-up about another); listed when there are several.
     reasons: tuple[ReasonLine, ...] = ()
+    # The Slack app is set up (bot token and signing secret): buttons call back
+    # /v1/slack/interactions instead of opening signed links.
+    interactive: bool = False
+    activity: str | None = None  # who last did what to the alert, and when
+    mrr: float | None = None  # the account's monthly recurring revenue, in its billing currency
 
     @property
     def account_label(self) -> str:
@@ -204,8 +209,22 @@ def _hidden_evidence(key: str) -> bool:
 
 
 # Evidence keys whose plain label would read wrong, and keys whose values name signal types.
-EVIDENCE_LABELS = {"also": "Also raised", "survey_type": "Survey", "excerpt": "Quote"}
+EVIDENCE_LABELS = {
+    "also": "Also raised",
+    "survey_type": "Survey",
+    "excerpt": "Quote",
+    "top_contributions": "Why",  # churn_risk: the model's largest contributions, in words
+    "usage_ratio": "Usage against its usual level",
+    "events_per_week": "Events a week",
+    "baseline_events_per_week": "Usual events a week",
+    "ticket_ratio": "Tickets against the usual rate",
+    "share": "Share",
+}
 SIGNAL_TYPE_LISTS = frozenset({"also"})
+# Fractions: 0.72 reads "72%".
+PERCENT_EVIDENCE = frozenset({"churn_probability", "alert_threshold", "usage_ratio", "share"})
+TIMES_EVIDENCE = frozenset({"ticket_ratio"})  # multiples: 3.2 reads "3.2 times"
+SENTENCE_LISTS = frozenset({"top_contributions"})  # items with commas of their own: "; " between
 
 
 def evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
@@ -228,6 +247,10 @@ def _evidence_words(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if key in PERCENT_EVIDENCE:
+            return f"{value:.0%}"
+        if key in TIMES_EVIDENCE:
+            return f"{value:,.1f} times"
         return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -239,7 +262,7 @@ def _evidence_words(key: str, value: Any) -> str:
         items = [_evidence_words(key, item) for item in value if item is not None and item != ""]
         if key in SIGNAL_TYPE_LISTS:
             items = [item.replace("_", " ") for item in items]
-        return ", ".join(items)
+        return ("; " if key in SENTENCE_LISTS else ", ").join(items)
     if isinstance(value, dict):
         pairs = [(str(k), v) for k, v in value.items() if v is not None]
         return "; ".join(f"{k.replace('_', ' ')}: {_evidence_words(k, v)}" for k, v in pairs)
@@ -265,7 +288,14 @@ def _facts_line(view: AlertView) -> str:
     parts = [kind, f"severity {signal.severity.value}", signal.signal_type.replace("_", " ")]
     if signal.segment:
         parts.append(f"segment {signal.segment}")
+    if view.mrr is not None:
+        parts.append(f"MRR {mrr_words(view.mrr)}")
     return " · ".join(parts)
+
+
+def mrr_words(mrr: float) -> str:
+    """'1,250' or '1.2M': the billing currency is the account's own, so no symbol is guessed."""
+    return f"{mrr / 1e6:,.1f}M" if mrr >= 1e6 else f"{mrr:,.0f}"
 
 
 def _history_line(view: AlertView) -> str:
@@ -309,9 +339,11 @@ def render_slack(view: AlertView) -> dict[str, Any]:
         what += f"\n_{slack_escape(_one_line(view.note))}_"
     fields = [
         f"*Severity*\n{signal.severity.value}",
-        f"*Signal*\n{slack_escape(signal.signal_type)}",
+        f"*Signal*\n{slack_escape(signal.signal_type.replace('_', ' '))}",
         f"*Kind*\n{signal.kind.value}",
     ]
+    if view.mrr is not None:
+        fields.insert(0, f"*MRR*\n{mrr_words(view.mrr)}")
     if signal.score is not None:
         fields.append(f"*Health score*\n{signal.score:.0f}")
     if signal.band is not None:
@@ -357,8 +389,12 @@ def render_slack(view: AlertView) -> dict[str, Any]:
     if view.resent:
         context.append(RESENT_NOTE)
     blocks.append({"type": "context", "elements": [_mrkdwn(c, SLACK_FIELD_MAX) for c in context]})
+    if view.activity:
+        blocks.append({"type": "context", "elements": [_mrkdwn(view.activity, SLACK_FIELD_MAX)]})
     buttons = [_button("Open account", view.account_url, "open")]
-    if view.links is not None:
+    if view.interactive:
+        buttons += interactive_controls(view)
+    elif view.links is not None:
         buttons += [
             _button("Acknowledge", view.links.acknowledge, "acknowledge", "primary"),
             _button("Snooze…", view.links.snooze, "snooze"),
@@ -387,6 +423,78 @@ def render_slack(view: AlertView) -> dict[str, Any]:
         ),
         "blocks": blocks[:SLACK_BLOCKS_MAX],
     }
+
+
+SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("1 day", "1d"), ("1 week", "1w"))
+_ACTIVITY = {
+    "acknowledge": "Acknowledged",
+    "snooze": "Snoozed",
+    "resolve": "Resolved",
+    "feedback": "Marked",
+}
+
+
+def interactive_controls(view: AlertView) -> list[dict[str, Any]]:
+    """The Slack app's buttons (action ids read by services/alerts/slack_requests.py); the
+    alert id travels in each `value` and in the actions block's id."""
+    alert = str(view.alert_id)
+    if view.state == "resolved":
+        return []
+    controls: list[dict[str, Any]] = []
+    if view.state != "acknowledged":
+        controls.append(_action_button("Acknowledge", "acknowledge", alert, "primary"))
+    controls.append(
+        {
+            "type": "static_select",
+            "action_id": "churnwatch-snooze",
+            "placeholder": {"type": "plain_text", "text": "Snooze…"},
+            "options": [
+                {"text": {"type": "plain_text", "text": label}, "value": f"{alert}:{value}"}
+                for label, value in SNOOZE_CHOICES
+            ],
+        }
+    )
+    resolve = _action_button("Resolve", "resolve", alert)
+    resolve["confirm"] = {
+        "title": {"type": "plain_text", "text": "Resolve this alert?"},
+        "text": {"type": "plain_text", "text": "It closes until a new signal opens another."},
+        "confirm": {"type": "plain_text", "text": "Resolve"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+    controls += [resolve, _action_button("Not useful", "not_useful", alert)]
+    return controls
+
+
+def _action_button(text: str, action: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:SLACK_BUTTON_TEXT_MAX]},
+        "action_id": f"churnwatch-{action}",
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def activity_line(action: dict[str, Any] | None) -> str | None:
+    """'Acknowledged by <@U0ANNA> at 2026-11-20 10:04 UTC' from the alert's latest action row."""
+    if action is None or action["action"] not in _ACTIVITY:
+        return None
+    actor = str(action["actor"])
+    when = f"{action['at']:%Y-%m-%d %H:%M} UTC"
+    if action.get("via") == "clock" or actor == "signal":
+        # Nobody did it: the signals cleared (the only thing the clock or a signal does here).
+        return f"Resolved at {when}: every reason cleared" if action["action"] == "resolve" else None
+    who = f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else slack_escape(actor)
+    details = action.get("details") or {}
+    what = _ACTIVITY[action["action"]]
+    if action["action"] == "snooze" and details.get("until"):
+        until = datetime.fromisoformat(str(details["until"]))
+        what += f" until {until:%Y-%m-%d %H:%M} UTC"
+    elif action["action"] == "feedback":
+        what += " useful" if details.get("useful") else " not useful"
+    return f"{what} by {who} at {when}"
 
 
 def _button(text: str, url: str, action: str, style: str | None = None) -> dict[str, Any] | None:

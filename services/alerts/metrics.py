@@ -93,3 +93,9 @@ LOST_LEASES = Counter(
     "Attempts that finished after their lease expired and another claim took the delivery over.",
     ["channel"],
 )
+SLACK_REQUESTS = Counter(
+    "churnwatch_alerts_slack_requests_total",
+    "Requests from Slack to the Slack app's endpoints (interactions, commands), by outcome: ok, or why "
+    "refused (unsigned, bad_signature, stale_request, bad_timestamp, slack_app_off).",
+    ["endpoint", "outcome"],
+)

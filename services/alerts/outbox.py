@@ -7,7 +7,7 @@ second scheduler) cannot queue the same message twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +22,9 @@ class Purpose(StrEnum):
     REMINDER = "reminder"  # its snooze ended and it still holds
     ESCALATION = "escalation"  # unacknowledged past the escalation delay: to the escalation contacts
     DIGEST = "digest"  # one recipient's daily summary
+    # The first Slack message edited in place (chat.update): a reason joined or cleared, or
+    # someone acted on the alert. Web API only; rendered from the alert as it is when sent.
+    EDIT = "edit"
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,26 @@ def deliveries_for(
                 )
             )
     return rows
+
+
+def edits_for(
+    alert_id: int, recipients: Mapping[str, str | None], *, cause: str, now: datetime
+) -> list[NewDelivery]:
+    """One in-place edit of the alert's first Slack message per address it went to. Edits are
+    idempotent (each shows the alert as it is when sent), so `cause` and the time only keep
+    the keys of separate changes apart."""
+    tag = f"{now.timestamp():.6f}:{cause}"
+    return [
+        NewDelivery(
+            delivery_key=f"alert:{alert_id}:{Purpose.EDIT.value}:{tag}:slack:{recipient}",
+            purpose=Purpose.EDIT,
+            channel="slack",
+            recipient=recipient,
+            next_attempt_at=now,
+            created_at=now,
+            alert_id=alert_id,
+            mention=recipients[recipient],
+            details={"cause": cause, "due_at": now.isoformat()},
+        )
+        for recipient in sorted(recipients)
+    ]

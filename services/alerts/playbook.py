@@ -34,6 +34,8 @@ BUILT_IN: dict[str, str] = {
     "usage_near_plan_limit": "Expansion opportunity: review their usage trend and propose the next plan "
     "before they hit the limit.",
     "promoter_response": "Thank them and ask for a reference, review or case study.",
+    "churn_risk": "The churn model puts this account among those that churn: read why below, call your "
+    "champion this week and agree a plan on the behaviours that weigh most.",
 }
 DEFAULT = "Review the account's health and the evidence below, then decide on an outreach."
 

@@ -39,6 +39,7 @@ from services.alerts.routing import (
     resolve_segment,
     route_digest,
 )
+from services.alerts.slack_edits import queue_edits
 from services.alerts.timing import latest_digest_moment
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity, SignalKind
@@ -166,6 +167,10 @@ class Scheduler:
                     now,
                     {"snoozed_until": row["snoozed_until"].isoformat()},
                 )
+                if self._capabilities.slack_api:
+                    await queue_edits(
+                        session, row["id"], cause="clock:snooze_ended", now=now, posted_only=True
+                    )
         for row in rows:
             ALERTS_LIFECYCLE.labels(row["signal_type"], "snooze_ended", "clock").inc()
         return len(rows)
@@ -192,10 +197,13 @@ class Scheduler:
                 if alert_over or not columns:
                     await resolve(session, row, now, reason="cleared", actor="signal", via="clock")
                     resolved.append(row)
-                    continue
-                for signal_type in sorted(over):
-                    await store.clear_reasons(session, row["id"], now, signal_type)
-                await store.update_alert(session, row["id"], updated_at=now, **columns)
+                else:
+                    for signal_type in sorted(over):
+                        await store.clear_reasons(session, row["id"], now, signal_type)
+                    await store.update_alert(session, row["id"], updated_at=now, **columns)
+                if self._capabilities.slack_api:
+                    # After the resolve, which cancels what was still waiting to be sent.
+                    await queue_edits(session, row["id"], cause="clock:cleared", now=now, posted_only=True)
         for row in resolved:
             ALERTS_LIFECYCLE.labels(row["signal_type"], "resolved", "clock").inc()
         return len(resolved)

@@ -13,15 +13,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any
 
+import aiohttp
 import aiosmtplib
 import httpx
 import orjson
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from services.alerts.config import RoutingConfig, secret_value
 from services.alerts.delivery_policy import (
@@ -121,12 +130,50 @@ class Lookup:
     detail: str = ""
 
 
+class LeaseBoundRateLimitHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's rate-limit retry (it sleeps what `Retry-After` asks, then sends again), but
+    only for a wait that fits in the delivery's lease: a longer one ends the attempt as a retry,
+    and the outbox's pacing holds that channel's next sends past it (across processes)."""
+
+    def __init__(self, max_wait_seconds: float) -> None:
+        super().__init__(max_retry_count=1)
+        self.max_wait_seconds = max_wait_seconds
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        values = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        wait = parse_retry_after(values[0] if values else None, utcnow())
+        # slack_sdk adds up to a second of jitter to the wait.
+        return wait is not None and wait + 1 <= self.max_wait_seconds
+
+
+def slack_web_client(
+    session: aiohttp.ClientSession, base_url: str, token: str, timeout: float, max_wait_seconds: float
+) -> AsyncWebClient:
+    # No connection-error retry handler: a request cut off after it left may have posted, and
+    # only the dispatcher (which checks the channel's history first) may send it again.
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=max(int(timeout), 1),
+        session=session,
+        retry_handlers=[LeaseBoundRateLimitHandler(max_wait_seconds)],
+    )
+
+
 class SlackApiSender:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, token: str, timeout: float) -> None:
+    """chat.postMessage, chat.update and the look-ups behind them, through slack_sdk."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
-        self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._timeout = timeout
 
     async def send(
         self,
@@ -137,25 +184,55 @@ class SlackApiSender:
         thread_ts: str | None = None,
         broadcast: bool = False,
     ) -> Outcome:
-        payload: dict[str, Any] = {
-            "channel": channel,
-            **body,
-            "unfurl_links": False,
-            "unfurl_media": False,
-            "metadata": {"event_type": METADATA_EVENT, "event_payload": {"delivery_key": delivery_key}},
-        }
+        # Slack documents message metadata (chat.postMessage `metadata`, read back with
+        # conversations.history `include_all_metadata`) as the place for an app's own structured
+        # data on a message; it is not shown to people, unlike a marker in the text, so the
+        # delivery key there is what `find` looks for after a crash.
+        extra: dict[str, Any] = {}
         if thread_ts:
-            payload["thread_ts"] = thread_ts
-            payload["reply_broadcast"] = broadcast
-        try:
-            response = await asyncio.wait_for(
-                self._client.post(f"{self._base}/chat.postMessage", json=payload, headers=self._headers),
-                self._timeout,
+            extra = {"thread_ts": thread_ts, "reply_broadcast": broadcast}
+        return await self._outcome(
+            self._client.chat_postMessage(
+                channel=channel,
+                text=str(body.get("text", "")),
+                blocks=body.get("blocks"),
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"delivery_key": delivery_key}},
+                **extra,
             )
-        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        )
+
+    async def update(self, channel: str, ts: str, body: dict[str, Any]) -> Outcome:
+        """Edit a posted message in place (idempotent: the same edit twice shows the same)."""
+        outcome = await self._outcome(
+            self._client.chat_update(
+                channel=channel, ts=ts, text=str(body.get("text", "")), blocks=body.get("blocks")
+            )
+        )
+        if outcome.verdict is Verdict.SENT:
+            return replace(outcome, external_id=outcome.external_id or ts,
+                           external_channel=outcome.external_channel or channel)
+        return outcome
+
+    async def _outcome(self, call: Awaitable[AsyncSlackResponse]) -> Outcome:
+        try:
+            response = await call
+        except SlackApiError as exc:
+            # Usually an AsyncSlackResponse; an unreadable body comes with aiohttp's own response.
+            answer = exc.response
+            status = int(getattr(answer, "status_code", None) or getattr(answer, "status", 0) or 0)
+            raw = getattr(answer, "data", None)
+            retry_after = parse_retry_after(
+                _header(getattr(answer, "headers", None), "retry-after"), utcnow()
+            )
+            data = raw if isinstance(raw, dict) else None
+            text = orjson.dumps(data).decode() if data is not None else str(exc)
+            return classify_slack_api(status, data, text, retry_after)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return network_error(exc)
-        retry_after = parse_retry_after(response.headers.get("retry-after"), utcnow())
-        return classify_slack_api(response.status_code, _json(response), response.text, retry_after)
+        data = response.data if isinstance(response.data, dict) else None
+        return classify_slack_api(response.status_code, data, orjson.dumps(data).decode() if data else "")
 
     async def channel_id(self, address: str) -> str | None:
         """A channel id for history look-ups: ids as they are, a member's DM via conversations.open,
@@ -163,19 +240,19 @@ class SlackApiSender:
         if is_channel_id(address):
             return address
         if is_member_id(address):
-            body = await self._call("conversations.open", {"users": address})
-            channel = body.get("channel") if body and body.get("ok") else None
+            body = await self._call(self._client.conversations_open(users=address))
+            channel = body.get("channel") if body else None
             return str(channel["id"]) if isinstance(channel, dict) and channel.get("id") else None
         # A channel name ("#cs-acme"): look it up (needs the channels:read / groups:read scopes).
         name = address.removeprefix("#")
-        params: dict[str, Any] = {
-            "types": "public_channel,private_channel",
-            "exclude_archived": True,
-            "limit": 1000,
-        }
+        cursor: str | None = None
         for _ in range(HISTORY_PAGES_MAX):
-            body = await self._call("conversations.list", params)
-            if not body or not body.get("ok"):
+            body = await self._call(
+                self._client.conversations_list(
+                    types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+                )
+            )
+            if not body:
                 return None
             for channel in body.get("channels") or []:
                 if isinstance(channel, dict) and channel.get("name") == name and channel.get("id"):
@@ -183,7 +260,6 @@ class SlackApiSender:
             cursor = (body.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
-            params["cursor"] = cursor
         return None
 
     async def find(
@@ -191,18 +267,22 @@ class SlackApiSender:
     ) -> Lookup:
         """Whether a message with this delivery key's metadata is in the channel (or thread)."""
         method = "conversations.replies" if thread_ts else "conversations.history"
-        params: dict[str, Any] = {
-            "channel": channel_id,
-            "oldest": f"{oldest.timestamp() - 60:.6f}",
-            "include_all_metadata": True,
-            "limit": 200,
-        }
-        if thread_ts:
-            params["ts"] = thread_ts
+        since = f"{oldest.timestamp() - 60:.6f}"
+        cursor: str | None = None
         for _ in range(HISTORY_PAGES_MAX):
-            body = await self._call(method, params)
-            if not body or not body.get("ok"):
-                return Lookup(Found.UNKNOWN, detail=f"{method}: {(body or {}).get('error', 'no answer')}")
+            if thread_ts:
+                call = self._client.conversations_replies(
+                    channel=channel_id, ts=thread_ts, oldest=since, include_all_metadata=True,
+                    limit=200, cursor=cursor,
+                )
+            else:
+                call = self._client.conversations_history(
+                    channel=channel_id, oldest=since, include_all_metadata=True, limit=200, cursor=cursor
+                )
+            errors: list[str] = []
+            body = await self._call(call, errors)
+            if not body:
+                return Lookup(Found.UNKNOWN, detail=f"{method}: {errors[0] if errors else 'no answer'}")
             for message in body.get("messages") or []:
                 meta = message.get("metadata") or {}
                 if (
@@ -213,25 +293,30 @@ class SlackApiSender:
             cursor = (body.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return Lookup(Found.NO)
-            params["cursor"] = cursor
         return Lookup(Found.UNKNOWN, detail="history too long to search")
 
-    async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    async def _call(
+        self, call: Awaitable[AsyncSlackResponse], errors: list[str] | None = None
+    ) -> dict[str, Any] | None:
         try:
-            response = await asyncio.wait_for(
-                self._client.post(f"{self._base}/{method}", json=params, headers=self._headers), self._timeout
-            )
-        except (httpx.HTTPError, OSError, TimeoutError):
+            response = await call
+        except SlackApiError as exc:
+            if errors is not None:
+                data = exc.response.data
+                errors.append(str(data.get("error")) if isinstance(data, dict) else "unreadable answer")
             return None
-        return _json(response)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if errors is not None:
+                errors.append(type(exc).__name__)
+            return None
+        return response.data if isinstance(response.data, dict) else None
 
 
-def _json(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value[0] if isinstance(value, list) else value)
+    return None
 
 
 class EmailSender:

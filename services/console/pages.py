@@ -27,6 +27,7 @@ from services.console.upstream import Upstream, UpstreamUnavailable
 from services.console.users import authenticate, normalise_email
 from services.console.views import BANDS, account_view, book_rows
 from shared.http import ApiError, read_body_limited
+from shared.openapi_bodies import form_body
 from shared.settings import Settings
 
 SESSION_COOKIE = "cw_session"
@@ -125,7 +126,8 @@ def build_pages_router(console: Console) -> APIRouter:
         message = "Your session has ended: sign in again." if expired else None
         return console.sign_in_form(safe_next(next), message=message)
 
-    @router.post("/sign-in")
+    @router.post("/sign-in", openapi_extra=form_body(("email", "password", "csrf", "next"),
+                                                      "The sign-in form."))
     async def sign_in(request: Request) -> Response:
         try:
             fields = await console.form(request)
@@ -157,7 +159,7 @@ def build_pages_router(console: Console) -> APIRouter:
         response.delete_cookie(SIGN_IN_COOKIE, path="/sign-in")
         return response
 
-    @router.post("/sign-out")
+    @router.post("/sign-out", openapi_extra=form_body(("csrf",), "The sign-out form."))
     async def sign_out(request: Request) -> Response:
         session = await console.session_of(request)
         if session is None:

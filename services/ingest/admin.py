@@ -25,6 +25,7 @@ from shared.http import (
     require_bearer,
     validate_body,
 )
+from shared.openapi_bodies import json_body
 from shared.settings import Settings
 
 MAX_ADMIN_BODY_BYTES = 16_000
@@ -77,7 +78,8 @@ def _ticket_mappings_router(settings: Settings, engine: AsyncEngine) -> APIRoute
         require_admin(settings, request)
         return {"ticket_mappings": [_mapping_json(m) for m in await list_mappings(engine)]}
 
-    @router.put("/{kind}/{key}")
+    @router.put("/{kind}/{key}", openapi_extra=json_body(
+        MappingTarget, "The account this help-desk organisation or requester maps to."))
     async def put(request: Request, kind: str, key: str) -> dict[str, str]:
         require_admin(settings, request)
         mapping_kind, normalised = _mapping_key(kind, key)
@@ -101,7 +103,8 @@ def _ticket_mappings_router(settings: Settings, engine: AsyncEngine) -> APIRoute
 def _write_keys_router(settings: Settings, engine: AsyncEngine) -> APIRouter:
     router = APIRouter(prefix="/write-keys")
 
-    @router.post("", status_code=201)
+    @router.post("", status_code=201, openapi_extra=json_body(
+        NewWriteKey, "The source the new write key sends events as."))
     async def create(request: Request) -> dict[str, Any]:
         require_admin(settings, request)
         body = validate_body(NewWriteKey,

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import structlog
 from fastapi import APIRouter, Request
 
+from services.ingest import request_bodies
 from services.ingest.attribution import attribute, explicit_accounts, users_to_look_up
 from services.ingest.budget import MemoryBudget, worst_case_size
 from services.ingest.metrics import (
@@ -371,9 +372,10 @@ def build_router(api: IngestApi, admin: APIRouter) -> APIRouter:
 
     for message_type in SINGLE_MESSAGE_TYPES:
         router.add_api_route(f"/{message_type}", single_message_route(message_type),
-                             methods=["POST"], name=message_type)
+                             methods=["POST"], name=message_type,
+                             openapi_extra=request_bodies.segment_single(message_type))
 
-    @router.post("/batch")
+    @router.post("/batch", openapi_extra=request_bodies.SEGMENT_BATCH)
     async def batch(request: Request) -> dict[str, bool]:
         return await receive(request, lambda body: validate_batch(body.json, api.limits, body.size,
                                                                body.may_hold_nul))

@@ -93,6 +93,15 @@ MESSAGE_ADAPTER: TypeAdapter[SegmentMessage] = TypeAdapter(SegmentMessage)
 SUPPORTED_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
 
+class SegmentBatch(BaseModel):
+    """The `/v1/batch` body as the API documents it; requests are validated item by item in
+    services.ingest.validation (one 400 naming every bad item), through the same message models."""
+
+    batch: list[SegmentMessage]
+    sent_at: datetime | None = Field(default=None, alias="sentAt")
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
 def derive_message_id(raw: dict[str, Any]) -> str:
     """An idempotency key from a message's content (minus transport fields), so a client that
     retries the same message gets the same key and the event is not counted twice.

@@ -36,6 +36,27 @@ class ValidatedMessage(NamedTuple):  # one per event: a tuple is the cheapest to
 # MESSAGE_ADAPTER's, so the same messages come out.
 _BATCH_VALIDATOR = TypeAdapter(list[SegmentMessage]).validator
 _TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+# orjson encodes at most 254 levels of nesting, and an envelope holds a message's fields one
+# level deeper than the message: a message must encode with two levels to spare (as it does
+# inside a batch body), or its envelope could not be written and the request would fail late.
+MAX_NESTING = 252
+TOO_DEEP = f"is nested too deeply: at most {MAX_NESTING} levels of objects and arrays"
+
+
+def _encoded_size(raw: dict[str, Any]) -> int | None:
+    """The message's size as JSON, or None when it nests deeper than MAX_NESTING."""
+    try:
+        return len(orjson.dumps([[raw]])) - 4
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _encodes(body: Any) -> bool:
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 def _validate_item(raw: Any, field: str, forced_type: str | None, limits: Limits,
@@ -49,7 +70,10 @@ def _validate_item(raw: Any, field: str, forced_type: str | None, limits: Limits
         errors.append({"field": f"{field}.type" if field else "type",
                        "message": f"must be one of {', '.join(SUPPORTED_TYPES)}"})
         return None
-    size = len(orjson.dumps(raw)) if measure else 0
+    size = _encoded_size(raw) if measure else 0
+    if size is None:
+        errors.append({"field": field or "body", "message": TOO_DEEP})
+        return None
     if size > limits.max_event_bytes:
         errors.append({"field": field or "body",
                        "message": f"event is {size} bytes; the limit is {limits.max_event_bytes}"})
@@ -140,11 +164,17 @@ def _validate_batch_items(body: Any, limits: Limits, body_bytes: int | None
     shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
     measure = body_bytes is None or body_bytes > limits.max_event_bytes
     if shared_context:
+        # An item's own context wins; one that is not an object is left for its model to refuse.
         batch = [{**raw, "context": {**shared_context, **(raw.get("context") or {})}}
-                 if isinstance(raw, dict) else raw for raw in batch]
+                 if isinstance(raw, dict) and isinstance(raw.get("context") or {}, dict) else raw
+                 for raw in batch]
+    # A small body is not measured item by item, so its nesting is checked whole (items sit two
+    # levels into it); one too deep is measured item by item below, which names the item.
+    measure = measure or not _encodes(body)
     if all(isinstance(raw, dict) and raw.get("type") in SUPPORTED_TYPES
            and (raw.get("userId") or raw.get("anonymousId"))
-           and (not measure or len(orjson.dumps(raw)) <= limits.max_event_bytes) for raw in batch):
+           and (not measure or (_encoded_size(raw) or limits.max_event_bytes + 1) <= limits.max_event_bytes)
+           for raw in batch):
         # The common case, a batch that passes the checks `_validate_item` makes before its
         # model: validated in one call. Any error, and the per-item path below runs to name
         # every problem exactly as it always does.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -72,7 +73,10 @@ class AccountHealthOut(BaseModel):
     segment: str | None
     score: float = Field(description="shown score: a CSM's override if one is in force, else computed")
     band: Band
-    computed_score: float | None = Field(description="the scorecard's own score, always computed")
+    computed_score: float | None = Field(
+        description="the computed score (the live churn-risk model's when model_version is set, else the "
+        "scorecard's), whatever an override shows"
+    )
     computed_band: Band | None
     override: OverrideOut | None
     trend: list[Trend]
@@ -91,6 +95,9 @@ class AccountHealthOut(BaseModel):
         description="events that arrived beyond the lateness bound (applied best-effort)"
     )
     scorecard_version: str | None
+    model_version: int | None = Field(
+        default=None, description="the churn-risk model version the score is from; None: the scorecard"
+    )
     override_audit: list[AuditOut]
 
 
@@ -109,6 +116,7 @@ class ChangeOut(BaseModel):
     factors: list[Factor] = Field(description="the three measures pulling the score down most, in words")
     contributions: list[dict[str, Any]] = Field(description="each measure's points before and after")
     replayed: bool
+    model_version: int | None = Field(default=None, description="the churn-risk model; None: the scorecard")
     recorded_at: datetime
 
 
@@ -226,7 +234,7 @@ def _portfolio_account(row: dict[str, Any]) -> PortfolioAccount:
 
 
 def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublisher,
-                 card: Scorecard) -> APIRouter:
+                 card: Scorecard, model_status: Callable[[], dict[str, Any]] | None = None) -> APIRouter:
     router = APIRouter()
     legacy = StaticToken("CHURNWATCH_SCORING_OVERRIDE_TOKEN", settings.scoring_override_token,
                          frozenset({Scope.WRITE_OVERRIDES}))
@@ -260,8 +268,14 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
                 )
             audit = await store.override_audit(conn, account_id)
         # The words are read from the stored state: the same model the score came from.
-        shown = health(scorer.decode(account_id, bytes(row["state"])).live, card)
-        factors = shown.factors if shown is not None else []
+        decoded = scorer.decode(account_id, bytes(row["state"]))
+        if row["model_version"] is not None:
+            factors = decoded.model_factors()
+            top = [f.detail for f in factors if f.contribution < 0][:3]
+        else:
+            shown = health(decoded.live, card)
+            factors = shown.factors if shown is not None else []
+            top = [f.detail for f in factors if f.value is not None and f.value < 100][:3]
         override = row["override"]
         return AccountHealthOut(
             account_id=account_id,
@@ -273,7 +287,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             computed_band=Band(row["computed_band"]) if row["computed_band"] else None,
             override=OverrideOut.model_validate(override) if override else None,
             trend=trend,
-            top_factors=[f.detail for f in factors if f.value is not None and f.value < 100][:3],
+            top_factors=top,
             factors=factors,
             open_signals=row["signals"],
             churned=row["churned"],
@@ -284,6 +298,7 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
             events_applied=row["events_applied"],
             late_events=row["late_events"],
             scorecard_version=row["scorecard_version"],
+            model_version=row["model_version"],
             override_audit=[AuditOut.model_validate(a) for a in audit],
         )
 
@@ -493,6 +508,13 @@ def build_router(engine: AsyncEngine, settings: Settings, publisher: EventPublis
         async with engine.connect() as conn:
             rows = await store.renewals_not_green(conn, first, last, limit)
         return RenewalsOut(from_date=first, to_date=last, accounts=[_portfolio_account(r) for r in rows])
+
+    if model_status is not None:
+
+        @readers.get("/v1/scoring/model")
+        async def serving_model() -> dict[str, Any]:
+            """Which churn-risk model this instance serves with (or the scorecard), and any refused."""
+            return model_status()
 
     router.include_router(readers)
     return router

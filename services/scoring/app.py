@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.scoring.api import build_router
 from services.scoring.config import load_scorecard
 from services.scoring.consumer import ScoringHandler, snapshot_every
+from services.scoring.model_watch import ModelWatch
 from services.scoring.overrides import override_topic
 from services.scoring.topics import input_topics, prepare_topics
 from shared.events import EventType
@@ -25,8 +26,9 @@ def _wire(parts: ServiceParts) -> Wiring:
     settings = parts.settings
     # Validated now: a bad scorecard stops the service at start with the file and field named.
     card = load_scorecard(settings.scoring_scorecard_path)
+    models = ModelWatch(parts.engine, settings.scoring_model_poll_seconds)
     handler = ScoringHandler(
-        card, settings.scoring_lateness_seconds, snapshot_every(settings.scoring_snapshot_every_days)
+        card, settings.scoring_lateness_seconds, snapshot_every(settings.scoring_snapshot_every_days), models
     )
     consumer = parts.consumer(
         GROUP_ID,
@@ -49,6 +51,8 @@ def _wire(parts: ServiceParts) -> Wiring:
 
     async def on_start() -> None:
         await prepare_topics(settings)
+        # The active model before the first batch: refused ones are logged, the scorecard serves.
+        await models.refresh()
         # Scoring holds every owned account's model in memory (many small lists and dicts) and
         # allocates a few per event: with the default thresholds the collector re-walks that
         # heap every few thousand events (about a quarter of the CPU, measured). Its objects
@@ -57,8 +61,8 @@ def _wire(parts: ServiceParts) -> Wiring:
         gc.set_threshold(*GC_THRESHOLDS)
 
     return Wiring(
-        routers=[build_router(parts.engine, settings, parts.publisher, card)],
-        loops=[consumer],
+        routers=[build_router(parts.engine, settings, parts.publisher, card, models.status)],
+        loops=[consumer, models],
         kafka_ready=lambda: consumer.running,
         on_start=on_start,
     )

@@ -22,10 +22,10 @@ import heapq
 import time
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -37,7 +37,9 @@ from services.scoring.config import Scorecard
 from services.scoring.engine import AccountEngine, Cause, Change
 from services.scoring.model import DAY, Competitors, UnusableEvent, moment, to_entry
 from services.scoring.peers import PeerTable
+from services.scoring.risk import serving
 from services.scoring.risk import store as risk_store
+from services.scoring.risk.features import Snapshot
 from services.scoring.risk.weekly import WEEK
 from services.scoring.scorecard import effective
 from shared.consumer import ConsumedEvent, HandlerResult
@@ -100,20 +102,76 @@ class Scorer:
         self.lateness = lateness
         self.snapshot_every = snapshot_every
         self.competitors = Competitors(card.competitors)
+        self.live_model: serving.LiveModel | None = None  # None: the scorecard serves
 
     def new_engine(self, account_id: str, peers: PeerTable | None = None) -> AccountEngine:
-        return AccountEngine(account_id, self.card, self.lateness, self.snapshot_every, peers)
+        engine = AccountEngine(account_id, self.card, self.lateness, self.snapshot_every, peers)
+        engine.model_from = self.live_model.since if self.live_model is not None else None
+        return engine
 
     def decode(self, account_id: str, state: bytes, peers: PeerTable | None = None) -> AccountEngine:
-        return AccountEngine.decode(
+        engine = AccountEngine.decode(
             account_id, read_state(state), self.card, self.lateness, self.snapshot_every, peers
         )
+        engine.model_from = self.live_model.since if self.live_model is not None else None
+        return engine
+
+    def use_model(self, live: serving.LiveModel | None, engines: Iterable[AccountEngine]) -> None:
+        """Serve with `live` from now on (None: the scorecard), for new and held engines alike."""
+        self.live_model = live
+        for engine in engines:
+            engine.model_from = live.since if live is not None else None
+
+    def score_with_model(self, engines: Iterable[AccountEngine]) -> int:
+        """Evaluate every model score the engines asked for, in one predict_proba call, and the
+        explanations of those that changed in one more; returns how many were scored."""
+        live = self.live_model
+        asked: list[tuple[AccountEngine, Snapshot]] = []
+        for engine in engines:
+            snapshots, engine.outputs.model_due = engine.outputs.model_due, []
+            if live is not None:
+                asked += [(engine, snap) for snap in snapshots]
+        if live is None or not asked:
+            return 0
+        scored = serving.score_all(live, [snap for _, snap in asked])
+        # Which scores change something (a history row, churn_risk), walking each account's in
+        # time order from its record as `apply_model` will; only those are explained.
+        last: dict[str, serving.Record | None] = {}
+        wanted: list[int] = []
+        previous_rows: list[list[float] | None] = []
+        threshold, min_change = live.artifact.threshold, self.card.history_min_change
+        for i, ((engine, _), found) in enumerate(zip(asked, scored, strict=True)):
+            record = last.get(engine.account_id, engine.model_record)
+            step = serving.step(record, found, live.version, threshold, min_change)
+            if step.changed or step.toggled:
+                wanted.append(i)
+                previous_rows.append(record.row if record is not None else None)
+            last[engine.account_id] = serving.Record(
+                live.version, found.at, found.probability, found.score, found.band,
+                found.score if step.changed or record is None else record.recorded_score,
+                found.band if step.changed or record is None else record.recorded_band,
+                serving.kept_row(found.row) if step.changed or record is None else record.row,
+                [], step.risk_on, 0,
+            )
+        explained = dict(
+            zip(wanted, serving.explain_all(live, [scored[i] for i in wanted], previous_rows), strict=True)
+        )
+        for i, ((engine, _), found) in enumerate(zip(asked, scored, strict=True)):
+            engine.apply_model(live, found, explained.get(i))
+        return len(scored)
 
     def row(self, engine: AccountEngine, partition: int) -> store.AccountRow:
         live = engine.live
         # The factors in words are read from the state when someone asks (the API), not
         # written on every batch.
         shown = effective(live, self.card) if live.score is not None else None
+        computed = (live.score, live.band)
+        model_version = None
+        model_shown = engine.model_now()
+        if model_shown is not None and engine.model_record is not None:
+            shown = model_shown
+            computed = (engine.model_record.score, engine.model_record.band)
+            model_version = engine.model_record.version
         facts = live.facts
         override = None
         if live.override is not None:
@@ -136,8 +194,8 @@ class Scorer:
             segment=live.segment,
             score=shown[0] if shown else None,
             band=shown[1] if shown else None,
-            computed_score=live.score,
-            computed_band=live.band,
+            computed_score=computed[0],
+            computed_band=computed[1],
             override=override,
             signals=engine.told(),
             renewal_date=facts.renewal_date if isinstance(facts.renewal_date, date) else None,
@@ -148,6 +206,7 @@ class Scorer:
             events_applied=live.events,
             late_events=live.late,
             scorecard_version=self.card.version,
+            model_version=model_version,
         )
 
     @staticmethod
@@ -200,6 +259,7 @@ class Scorer:
             ],
             "contributions": change.contributions,
             "replayed": replayed,
+            "model_version": change.model_version,
         }
 
     def health_event(self, account_id: str, change: Change, id_prefix: str) -> Envelope:
@@ -239,9 +299,23 @@ def snapshot_every(days: float) -> float | None:
     return days * DAY if days > 0 else None
 
 
+class ModelSource(Protocol):
+    """Where the handler finds the model to serve with (the model watch): None, the scorecard."""
+
+    @property
+    def current(self) -> serving.LiveModel | None: ...
+
+
 class ScoringHandler:
-    def __init__(self, card: Scorecard, lateness: float, snapshot_every: float | None = WEEK) -> None:
+    def __init__(
+        self,
+        card: Scorecard,
+        lateness: float,
+        snapshot_every: float | None = WEEK,
+        models: ModelSource | None = None,
+    ) -> None:
         self.scorer = Scorer(card, lateness, snapshot_every)
+        self.models = models
         self.lateness = lateness
         self.partitions: dict[int, PartitionState] = {}
 
@@ -261,6 +335,11 @@ class ScoringHandler:
 
     async def __call__(self, session: AsyncSession, events: Sequence[ConsumedEvent]) -> HandlerResult:
         result = HandlerResult()
+        live = self.models.current if self.models is not None else None
+        if live is not self.scorer.live_model:
+            # Between batches only: a batch is scored by one model throughout.
+            self.scorer.use_model(live, (e for p in self.partitions.values() for e in p.accounts.values()))
+            log.info("scoring_model_serving", version=live.version if live else None)
         numbers = sorted({c.partition for c in events})
         locked = await store.lock_partitions(session, numbers)
         for number in numbers:
@@ -297,6 +376,10 @@ class ScoringHandler:
             if partition.max_event_at is None or entry.t > partition.max_event_at:
                 partition.max_event_at = entry.t
         ticked = self._fire_timers(numbers, touched)
+        started = time.perf_counter()
+        model_scored = self.scorer.score_with_model(engine for _, engine in touched.values())
+        if model_scored:
+            metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
 
         history: list[dict[str, Any]] = []
         rows: list[store.AccountRow] = []
@@ -328,6 +411,7 @@ class ScoringHandler:
                 metrics.UNATTRIBUTED_EVENTS.labels(topic).inc(count)
             metrics.LATE_EVENTS.inc(late)
             metrics.TIMERS_FIRED.inc(ticked)
+            metrics.MODEL_SCORES.inc(model_scored)
             for change in history:
                 metrics.SCORE_CHANGES.labels(change["band"]).inc()
             for output in result.outputs:

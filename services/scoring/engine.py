@@ -55,9 +55,18 @@ from services.scoring.model import (
     tick,
 )
 from services.scoring.peers import PeerTable
-from services.scoring.risk.features import snapshot
+from services.scoring.risk import serving
+from services.scoring.risk.features import Snapshot, snapshot
 from services.scoring.risk.weekly import WEEK, TakenSnapshot, next_moment
-from services.scoring.scorecard import effective, evaluate, factors, plan_of, segment_for, top_measure
+from services.scoring.scorecard import (
+    effective,
+    evaluate,
+    factors,
+    plan_of,
+    raw_band,
+    segment_for,
+    top_measure,
+)
 from shared.events import Factor, RiskSignalPayload
 
 # Every loop over time is bounded: a gap between entries longer than MAX_TICKED_GAP_DAYS fires
@@ -69,6 +78,8 @@ MAX_TICKED_GAP_DAYS = 2_000
 GAP_EDGE_DAYS = 1_000
 MAX_PENDING = 256  # beyond this many re-orderable entries an account settles early
 STATE_VERSION = 2
+# With a model live these follow its band, through churn_risk: the scorecard's would contradict it.
+MODEL_REPLACES = frozenset({"entered_red", "band_dropped", "score_drop"})
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class Change:
     factors: list[Factor]
     contributions: list[dict[str, Any]]
     override: bool
+    model_version: int | None = None  # the churn-risk model that produced the score, None: scorecard
 
 
 @dataclass
@@ -101,6 +113,7 @@ class Outputs:
     signals: list[tuple[Cause, RiskSignalPayload]] = field(default_factory=list)
     snapshots: list[TakenSnapshot] = field(default_factory=list)
     outcomes: list[tuple[str, float]] = field(default_factory=list)  # ("churned"|"renewed", at)
+    model_due: list[Snapshot] = field(default_factory=list)  # moments the live model is to score
 
 
 def tick_offset(account_id: str) -> float:
@@ -142,6 +155,11 @@ class AccountEngine:
         self._candidate_len = 0
         self.outputs = Outputs()
         self.late_events = 0  # arrivals beyond the lateness bound since load (for metrics)
+        # The live model's calibrate cut (set by the scorer; None: no model live): daily ticks at
+        # or after it ask the model for a score (`outputs.model_due`), evaluated per batch.
+        self.model_from: float | None = None
+        self.model_since: float | None = None  # the first moment a model was asked: it governs since
+        self.model_record: serving.Record | None = None
         self.duplicates = 0
 
     # --- persistence ------------------------------------------------------------------------
@@ -162,6 +180,8 @@ class AccountEngine:
             self.timers,
             [k.replace(mine, ":~:", 1) for k in self.silent],
             self.snapshot_until,
+            self.model_since,
+            self.model_record.encode() if self.model_record is not None else None,
         ]
 
     @classmethod
@@ -202,6 +222,9 @@ class AccountEngine:
         if snapshot_until is None and live.clock is not None and snapshot_every is not None:
             snapshot_until = next_moment(live.clock, snapshot_every) - snapshot_every
         engine.snapshot_until = snapshot_until
+        if len(raw) > 12:
+            engine.model_since = raw[11]
+            engine.model_record = serving.Record.decode(raw[12]) if raw[12] is not None else None
         engine._outcomes_told = (live.churned_at, live.renewed_at)
         return engine
 
@@ -268,6 +291,108 @@ class AccountEngine:
     def _tick(self, at: float) -> None:
         if self._insert(tick(at)):
             self._observe(Cause(f"tick:{self.account_id}:{int(at)}", "tick", at))
+        if self.model_from is not None and at >= self.model_from and not self.live.churned:
+            if self.model_since is None:
+                self.model_since = at
+            self.outputs.model_due.append(snapshot(self.live, at))
+
+    def _risk_told(self) -> bool:
+        return "churn_risk" not in self.card.signals.disabled
+
+    def governed(self, at: float) -> bool:
+        """Whether the shown health at `at` is the model's (else the scorecard's)."""
+        return self.model_from is not None and self.model_since is not None and at >= self.model_since
+
+    def shown_model(self) -> tuple[float, str] | None:
+        """The model's score and band as shown: a CSM's override wins, as over the scorecard."""
+        record = self.model_record
+        if record is None or self.model_from is None:
+            return None
+        override = self.live.override
+        if override is not None:
+            kind, value = override[1], override[2]
+            if kind == "score":
+                return float(value), raw_band(float(value), self.card.bands)
+            if kind == "band":
+                return record.score, str(value)
+        return record.score, record.band
+
+    def model_now(self) -> tuple[float, str] | None:
+        """The model's shown score and band if the model governs the account now, else None."""
+        clock = self.live.clock
+        return self.shown_model() if clock is not None and self.governed(clock) else None
+
+    def model_factors(self) -> list[Factor]:
+        record = self.model_record
+        return [] if record is None else model_factors(record.parts, record.probability)
+
+    def apply_model(
+        self, live: serving.LiveModel, scored: serving.Scored, explained: serving.Explained | None
+    ) -> None:
+        """One model score of this account, in time order: the record, a history change when it
+        moved, and churn_risk raised or cleared (with hysteresis)."""
+        last = self.model_record
+        threshold = live.artifact.threshold
+        found = serving.step(last, scored, live.version, threshold, self.card.history_min_change)
+        parts = explained.parts if explained is not None else (last.parts if last is not None else [])
+        episode = (last.episode if last is not None else 0) + (1 if found.toggled and found.risk_on else 0)
+        record = serving.Record(
+            live.version, scored.at, scored.probability, scored.score, scored.band,
+            scored.score if found.changed else last.recorded_score if last is not None else scored.score,
+            scored.band if found.changed else last.recorded_band if last is not None else scored.band,
+            serving.kept_row(scored.row) if found.changed or last is None else last.row,
+            parts if found.changed else last.parts if last is not None else parts,
+            found.risk_on, episode,
+        )
+        before = self.shown_model()
+        if before is None and self.recorded is not None:
+            before = (self.recorded[0], self.recorded[1])
+        self.model_record = record
+        if not (found.changed or found.toggled):
+            return
+        cause = Cause(f"risk:{self.account_id}:{int(scored.at)}", "risk_model", scored.at)
+        shown = self.shown_model()
+        assert shown is not None
+        shown_factors = self.model_factors()
+        previous = (before[0], before[1]) if before is not None else (None, None)
+        if explained is not None and not found.changed:
+            # churn_risk cleared without a recorded change: its evidence is this score's own
+            shown_factors = model_factors(explained.parts, scored.probability)
+        if found.changed:
+            earlier = {c: v for c, v, _ in last.parts} if last is not None else {}
+            now = {c: v for c, v, _ in record.parts}
+            self.outputs.changes.append(
+                Change(
+                    cause=cause,
+                    previous_score=previous[0],
+                    previous_band=previous[1],
+                    score=shown[0],
+                    band=shown[1],
+                    computed_score=scored.score,
+                    segment=self.live.segment or "",
+                    factors=shown_factors,
+                    contributions=[
+                        {"measure": c, "before": earlier.get(c), "after": now.get(c)}
+                        for c in dict.fromkeys([*now, *earlier])
+                    ],
+                    override=self.live.override is not None,
+                    model_version=live.version,
+                )
+            )
+        if found.toggled and self._risk_told():
+            key = f"churn_risk:{self.account_id}:{record.episode}"
+            if found.risk_on:
+                payload = signals.churn_risk(
+                    key, self.live, self.account_id, shown, previous, shown_factors,
+                    scored.probability, live.artifact.threshold, live.version,
+                )
+                self.emitted["churn_risk"] = [key]
+            else:
+                payload = signals.cleared(
+                    "churn_risk", key, self.live, self.account_id, shown, previous, shown_factors
+                )
+                self.emitted.pop("churn_risk", None)
+            self.outputs.signals.append((cause, payload))
 
     def advance(self, watermark: float) -> None:
         """Fire the timers the partition's watermark has passed."""
@@ -420,12 +545,24 @@ class AccountEngine:
                 self.outputs.outcomes.append(("renewed", live.renewed_at))
             self._outcomes_told = outcomes
         held = signals.current(live, self.account_id, card)
+        governed = self.governed(cause.at)
+        if governed:
+            held = {t: keys for t, keys in held.items() if t not in MODEL_REPLACES}
+            record = self.model_record
+            if record is not None and record.risk_on and not live.churned and self._risk_told():
+                held["churn_risk"] = [f"churn_risk:{self.account_id}:{record.episode}"]
         emitted = self.emitted
         recorded = self.recorded
         score, band = effective(live, card)
         changed = False
         top = None
-        if score is not None and band is not None:
+        if governed:
+            # The model's scores are recorded when it scores (`apply_model`), not per event.
+            # (until the batch's model scores are applied, an account's first shows the scorecard's)
+            model_shown = self.shown_model()
+            if model_shown is not None:
+                score, band = model_shown
+        elif score is not None and band is not None:
             top = top_measure(live, card)
             override_id = live.override[0] if live.override else None
             changed = (
@@ -438,7 +575,9 @@ class AccountEngine:
             )
         if not changed and held == emitted:
             return
-        shown_factors = factors(live, card) if score is not None else []
+        shown_factors = (
+            self.model_factors() if governed else factors(live, card) if score is not None else []
+        )
         previous = (recorded[0], recorded[1]) if recorded is not None else (None, None)
         if changed:
             assert score is not None and band is not None and live.score is not None
@@ -535,6 +674,22 @@ class AccountEngine:
     @property
     def last_event_at(self) -> float | None:
         return self.live.clock
+
+
+def model_factors(parts: list[tuple[str, float, str]], probability: float) -> list[Factor]:
+    """A model score's explanation as the factors the APIs and events carry."""
+    total = sum(abs(c) for _, c, _ in parts) or 1.0
+    return [
+        Factor(
+            measure=column,
+            # the score this account would have were this column typical
+            value=serving.score_of(min(max(probability - c, 0.0), 1.0)),
+            weight=round(abs(c) / total, 4),
+            contribution=round(-100 * c, 2),
+            detail=words,
+        )
+        for column, c, words in parts
+    ]
 
 
 def cause_time(cause: Cause) -> str:

@@ -1,6 +1,6 @@
 """Scoring-specific metrics (the shared consumer counts events and batch latency)."""
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 UNATTRIBUTED_EVENTS = Counter(
     "churnwatch_scoring_unattributed_events_total",
@@ -32,4 +32,21 @@ PARTITION_LOADS = Counter(
 ACCOUNTS_IN_MEMORY = Gauge(
     "churnwatch_scoring_accounts_in_memory",
     "Accounts of the owned partitions held in this process.",
+)
+MODEL_VERSION = Gauge(
+    "churnwatch_scoring_model_version",
+    "The churn-risk model version live scoring serves with; 0 while the scorecard serves.",
+)
+MODEL_REFUSED = Counter(
+    "churnwatch_scoring_model_refused_total",
+    "Activated model versions refused at load (another feature schema, bytes not as recorded).",
+    ["version"],
+)
+MODEL_SCORES = Counter(
+    "churnwatch_scoring_model_scores_total",
+    "Account moments scored by the live churn-risk model (daily ticks of event time).",
+)
+MODEL_SECONDS = Histogram(
+    "churnwatch_scoring_model_batch_seconds",
+    "Time a batch spends evaluating the live model (one predict_proba across its accounts, explanations).",
 )

@@ -13,6 +13,11 @@ those partitions until it commits, then reloads them):
      hold now, marked `evidence.replayed` (nothing about the past: no alert for history), plus
      one health-score event per account whose shown score or band changed; through the
      scoring outbox, so nothing leaves unless the replay committed.
+
+With a churn-risk model active, history is re-scored with it causally, as live scoring scores:
+a daily tick at event time t is scored by the model only if t is at or after the model's
+calibrate cut (`fitted_until`), the moments before by the scorecard. A model this code cannot
+load is named in the report and the scorecard re-scores everything.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from services.scoring import signals, store
 from services.scoring.config import Scorecard
 from services.scoring.consumer import Scorer, output_id, read_peers, read_state, snapshot_every, write_state
 from services.scoring.engine import AccountEngine, Cause
-from services.scoring.model import UnusableEvent, to_entry
+from services.scoring.model import UnusableEvent, moment, to_entry
+from services.scoring.model_watch import load_version
 from services.scoring.peers import PeerTable
 from services.scoring.risk import store as risk_store
+from services.scoring.risk.artifact import ArtifactMismatch
+from services.scoring.risk.serving import LiveModel
 from services.scoring.scorecard import effective, factors
 from services.scoring.topics import input_topics
 from shared.consumer import consumer_offsets, drain_outbox, stage_outputs
@@ -63,6 +71,8 @@ class ReplayReport:
     raised: list[str] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
     snapshots: int = 0  # risk snapshots (re)written
+    model: str = "scorecard"  # what re-scored: "model vN (from <cut>)" or the scorecard
+    model_scores: int = 0
     dry_run: bool = False
 
     def lines(self) -> list[str]:
@@ -73,6 +83,7 @@ class ReplayReport:
             f"accounts re-scored {self.accounts}: shown score changed {self.score_changed}, "
             f"band changed {self.band_changed}",
             f"risk snapshots written {self.snapshots}",
+            f"scored with {self.model}: {self.model_scores} model scores",
             f"signals raised now {len(self.raised)}: {', '.join(self.raised[:20])}",
             f"signals cleared now {len(self.cleared)}: {', '.join(self.cleared[:20])}",
         ]
@@ -154,6 +165,7 @@ class Replayer:
             locked = await store.lock_partitions(session, numbers)
             ends = await self._committed_offsets(session, numbers)
             events, report.unusable = await read_events(self.settings, ends, account_id)
+            self.scorer.live_model, report.model = await self._active_model(session)
             report.events_read = len(events)
             # A whole partition rebuilds its peers from its events; one account is placed
             # against its partition's current peers (the others are not re-read).
@@ -161,6 +173,7 @@ class Replayer:
                 n: PeerTable() if account_id is None else read_peers(n, locked[n].peers) for n in numbers
             }
             engines = self._fold(events, numbers, report, peers)
+            report.model_scores = self.scorer.score_with_model(engines.values())
             stored = await self._stored(session, list(engines))
             risk = risk_store.RiskRows.empty()
             outputs, history, rows = self._reconcile(engines, stored, report, risk)
@@ -189,6 +202,17 @@ class Replayer:
                 },
             )
         return report
+
+    async def _active_model(self, session: AsyncSession) -> tuple[LiveModel | None, str]:
+        conn = await session.connection()
+        version = await risk_store.active_version(conn)
+        if version is None:
+            return None, "scorecard"
+        try:
+            live = await load_version(conn, version)
+        except ArtifactMismatch as exc:
+            return None, f"scorecard (model v{version} refused: {exc})"
+        return live, f"model v{version} (from {moment(live.since).isoformat()})"
 
     async def _committed_offsets(
         self, session: AsyncSession, numbers: Sequence[int]
@@ -282,7 +306,8 @@ class Replayer:
         outputs: list[Envelope] = []
         history: list[dict[str, Any]] = []
         rows: list[store.AccountRow] = []
-        prefix = f"replay:{self.card.version}:"
+        live_model = self.scorer.live_model
+        prefix = f"replay:{self.card.version}:" + (f"m{live_model.version}:" if live_model else "")
         for account, engine in engines.items():
             taken = engine.take_outputs()
             changes = taken.changes  # the past's signals are not told again
@@ -291,11 +316,14 @@ class Replayer:
             rows.append(self.scorer.row(engine, self._partition[account]))
             live = engine.live
             before = stored.get(account, {"told": {}, "score": None, "band": None})
-            shown = effective(live, self.card)
-            if live.clock is None or shown[0] is None:
+            model_shown = engine.model_now()
+            shown: tuple[float | None, str | None] = (
+                model_shown if model_shown is not None else effective(live, self.card)
+            )
+            if live.clock is None or shown[0] is None or shown[1] is None:
                 continue
             cause = Cause(f"{prefix}{account}", "replay", live.clock)
-            shown_factors = factors(live, self.card)
+            shown_factors = engine.model_factors() if model_shown is not None else factors(live, self.card)
             previous = (before["score"], before["band"])
             if shown[0] != before["score"]:
                 report.score_changed += 1

@@ -19,6 +19,7 @@ RISK_TYPES = (
     "payment_issue",
     "renewal_at_risk",
     "onboarding_behind",
+    "churn_risk",  # raised by the live churn-risk model (risk/serving.py), not by the scorecard's rules
 )
 EXPANSION_TYPES = ("seats_nearly_full", "usage_near_plan_limit", "promoter_response")
 SIGNAL_TYPES = RISK_TYPES + EXPANSION_TYPES

@@ -275,6 +275,44 @@ def raised(
     )
 
 
+def churn_risk(
+    key: str,
+    model: Model,
+    account_id: str,
+    shown: tuple[float | None, str | None],
+    previous: tuple[float | None, str | None],
+    factors: list[Factor],
+    probability: float,
+    threshold: float,
+    model_version: int,
+) -> RiskSignalPayload:
+    """The live model's probability reached its alert threshold: the evidence is its largest
+    contributions in words."""
+    top = [f.detail for f in factors if f.contribution < 0] or [f.detail for f in factors]
+    return RiskSignalPayload(
+        signal_type="churn_risk",
+        kind=SignalKind.RISK,
+        status=SignalStatus.RAISED,
+        severity=Severity.HIGH,
+        dedupe_key=key,
+        summary=f"churn risk {probability:.0%} (alert threshold {threshold:.0%})"
+        + (f": {top[0]}" if top else ""),
+        score=shown[0],
+        previous_score=previous[0],
+        band=shown[1],
+        previous_band=previous[1],
+        segment=model.segment,
+        factors=factors,
+        evidence={
+            "churn_probability": round(probability, 4),
+            "alert_threshold": round(threshold, 4),
+            "top_contributions": top,
+            "model_version": model_version,
+            "at": _iso(model.clock),
+        },
+    )
+
+
 def cleared(
     signal_type: str,
     last_key: str,

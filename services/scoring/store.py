@@ -59,6 +59,7 @@ account_health = Table(
     Column("events_applied", BigInteger, nullable=False),
     Column("late_events", BigInteger, nullable=False),
     Column("scorecard_version", Text),
+    Column("model_version", BigInteger),  # the churn-risk model the shown score is from; None: scorecard
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_account_health_partition", "partition"),
     Index("ix_account_health_band_score", "band", "score"),
@@ -82,6 +83,7 @@ score_changes = Table(
     Column("factors", JSONB, nullable=False),
     Column("contributions", JSONB, nullable=False),
     Column("replayed", Boolean, nullable=False),
+    Column("model_version", BigInteger),  # the churn-risk model that produced the score; None: scorecard
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_score_changes_account", "account_id", "id"),
     Index("ix_score_changes_account_time", "account_id", "occurred_at"),
@@ -142,6 +144,7 @@ class AccountRow:
     events_applied: int
     late_events: int
     scorecard_version: str
+    model_version: int | None = None
 
 
 # --- the consumer's side --------------------------------------------------------------------
@@ -204,14 +207,15 @@ async def load_accounts(session: AsyncSession, account_ids: Sequence[str]) -> li
 _UPSERT = text("""
 INSERT INTO account_health (account_id, partition, state, account_name, segment, score, band,
     computed_score, computed_band, override, signals, renewal_date, mrr, churned,
-    last_event_at, next_due_at, events_applied, late_events, scorecard_version, updated_at)
-SELECT a, p, s, n, seg, sc, b, cs, cb, o::jsonb, sig::jsonb, rd, m, ch, le, nd, ea, la, v, now()
+    last_event_at, next_due_at, events_applied, late_events, scorecard_version, model_version, updated_at)
+SELECT a, p, s, n, seg, sc, b, cs, cb, o::jsonb, sig::jsonb, rd, m, ch, le, nd, ea, la, v, mv, now()
 FROM unnest(CAST(:a AS text[]), CAST(:p AS int[]), CAST(:s AS bytea[]), CAST(:n AS text[]),
             CAST(:seg AS text[]), CAST(:sc AS float8[]), CAST(:b AS text[]), CAST(:cs AS float8[]),
             CAST(:cb AS text[]), CAST(:o AS text[]), CAST(:sig AS text[]),
             CAST(:rd AS date[]), CAST(:m AS float8[]), CAST(:ch AS bool[]), CAST(:le AS timestamptz[]),
-            CAST(:nd AS timestamptz[]), CAST(:ea AS int8[]), CAST(:la AS int8[]), CAST(:v AS text[]))
-     AS t(a, p, s, n, seg, sc, b, cs, cb, o, sig, rd, m, ch, le, nd, ea, la, v)
+            CAST(:nd AS timestamptz[]), CAST(:ea AS int8[]), CAST(:la AS int8[]), CAST(:v AS text[]),
+            CAST(:mv AS int8[]))
+     AS t(a, p, s, n, seg, sc, b, cs, cb, o, sig, rd, m, ch, le, nd, ea, la, v, mv)
 ON CONFLICT (account_id) DO UPDATE SET partition = excluded.partition, state = excluded.state,
     account_name = excluded.account_name, segment = excluded.segment, score = excluded.score,
     band = excluded.band, computed_score = excluded.computed_score,
@@ -220,7 +224,8 @@ ON CONFLICT (account_id) DO UPDATE SET partition = excluded.partition, state = e
     renewal_date = excluded.renewal_date, mrr = excluded.mrr, churned = excluded.churned,
     last_event_at = excluded.last_event_at, next_due_at = excluded.next_due_at,
     events_applied = excluded.events_applied, late_events = excluded.late_events,
-    scorecard_version = excluded.scorecard_version, updated_at = now()
+    scorecard_version = excluded.scorecard_version, model_version = excluded.model_version,
+    updated_at = now()
 """)
 
 
@@ -254,19 +259,20 @@ async def save_accounts(session: AsyncSession, rows: Sequence[AccountRow]) -> No
             "ea": [r.events_applied for r in rows],
             "la": [r.late_events for r in rows],
             "v": [r.scorecard_version for r in rows],
+            "mv": [r.model_version for r in rows],
         },
     )
 
 
 _RECORD_CHANGES = text("""
 INSERT INTO score_changes (account_id, event_id, cause_type, occurred_at, previous_score, score,
-    previous_band, band, computed_score, segment, override, factors, contributions, replayed)
-SELECT a, e, c, o, ps, s, pb, b, cs, seg, ov, f::jsonb, ct::jsonb, r
+    previous_band, band, computed_score, segment, override, factors, contributions, replayed, model_version)
+SELECT a, e, c, o, ps, s, pb, b, cs, seg, ov, f::jsonb, ct::jsonb, r, mv
 FROM unnest(CAST(:a AS text[]), CAST(:e AS text[]), CAST(:c AS text[]), CAST(:o AS timestamptz[]),
             CAST(:ps AS float8[]), CAST(:s AS float8[]), CAST(:pb AS text[]), CAST(:b AS text[]),
             CAST(:cs AS float8[]), CAST(:seg AS text[]), CAST(:ov AS bool[]), CAST(:f AS text[]),
-            CAST(:ct AS text[]), CAST(:r AS bool[]))
-     AS t(a, e, c, o, ps, s, pb, b, cs, seg, ov, f, ct, r)
+            CAST(:ct AS text[]), CAST(:r AS bool[]), CAST(:mv AS int8[]))
+     AS t(a, e, c, o, ps, s, pb, b, cs, seg, ov, f, ct, r, mv)
 """)
 
 
@@ -276,7 +282,8 @@ async def record_changes(session: AsyncSession, changes: list[dict[str, Any]]) -
         return
     columns = {"a": "account_id", "e": "event_id", "c": "cause_type", "o": "occurred_at",
                "ps": "previous_score", "s": "score", "pb": "previous_band", "b": "band",
-               "cs": "computed_score", "seg": "segment", "ov": "override", "r": "replayed"}
+               "cs": "computed_score", "seg": "segment", "ov": "override", "r": "replayed",
+               "mv": "model_version"}
     values: dict[str, Any] = {k: [change[c] for change in changes] for k, c in columns.items()}
     values["f"] = [orjson.dumps(change["factors"]).decode() for change in changes]
     values["ct"] = [orjson.dumps(change["contributions"]).decode() for change in changes]

@@ -22,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.surveys import campaign_store, contact_store, store, ticket_store
 from services.surveys.attribution import normalize_email
 from services.surveys.contacts import ZENDESK_USER_ID_TRAIT, contact_from_traits
-from services.surveys.definitions import Status, new_definition_id, validate_definition
+from services.surveys.definitions import DefinitionIn, Status, new_definition_id, validate_definition
 from services.surveys.metrics import UNSUBSCRIBES
 from services.surveys.recording import ResponseRecorder, envelopes_for
 from services.surveys.revisions import StoredResponse
 from services.surveys.ticket_csat import TicketCsat, TicketOutcome
 from shared.account_facts import merge_traits
 from shared.http import ApiError, parse_json, read_body_limited, require_bearer, validate_body
+from shared.openapi_bodies import json_body
 from shared.publisher import PublishFailed
 from shared.settings import Settings
 
@@ -101,7 +102,7 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
     def unknown(definition_id: str) -> ApiError:
         return ApiError(404, "unknown_survey", f"no survey with id {definition_id!r}")
 
-    @router.post("/surveys", status_code=201)
+    @router.post("/surveys", status_code=201, openapi_extra=json_body(DefinitionIn))
     async def create_survey(request: Request) -> dict[str, Any]:
         body = validate_definition(await body_of(request), tier_names)
         async with engine.begin() as conn:
@@ -123,7 +124,7 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
             raise unknown(definition_id)
         return definition.as_json()
 
-    @router.put("/surveys/{definition_id}")
+    @router.put("/surveys/{definition_id}", openapi_extra=json_body(DefinitionIn))
     async def replace_survey(request: Request, definition_id: str) -> dict[str, Any]:
         body = validate_definition(await body_of(request), tier_names)
         async with engine.begin() as conn:
@@ -150,7 +151,7 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
             raise unknown(definition_id)
         return archived.as_json()
 
-    @router.put("/contacts/{user_id}")
+    @router.put("/contacts/{user_id}", openapi_extra=json_body(ContactIn))
     async def put_contact(request: Request, user_id: str) -> dict[str, Any]:
         """An explicit mapping: this user, with this email, answers for these accounts.
         Unmapped responses it makes mappable are mapped and published at once."""
@@ -231,7 +232,7 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
              "account_id": k.ticket.account_id, "solved_at": k.ticket.solved_at.isoformat(),
              "kept_at": k.kept_at.isoformat()} for k in kept]}
 
-    @router.post("/unsubscribes")
+    @router.post("/unsubscribes", openapi_extra=json_body(UnsubscribeIn))
     async def unsubscribe(request: Request) -> dict[str, Any]:
         """Record an unsubscribe a CSM was asked for by mail or phone."""
         body = validate_body(UnsubscribeIn, await body_of(request))

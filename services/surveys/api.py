@@ -29,6 +29,7 @@ from shared.api_tokens import Scope
 from shared.door import may_hold_nul
 from shared.events import SurveyType, utcnow
 from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
+from shared.openapi_bodies import json_body
 from shared.settings import Settings, event_time_window
 from shared.token_auth import TokenGuard
 from shared.write_keys import key_from_headers, source_for_key
@@ -179,7 +180,8 @@ def build_router(api: SurveysApi) -> APIRouter:
     # Scores and comments by account: a read:surveys token (responses come in with write keys).
     reads_surveys = Depends(TokenGuard(api.engine).requires(Scope.READ_SURVEYS))
 
-    @router.post("/responses", response_model=SubmissionOut)
+    @router.post("/responses", response_model=SubmissionOut, openapi_extra=json_body(
+        SurveyResponseIn, "A survey response, sent with a write key; the same response_id amends it."))
     async def submit_response(request: Request) -> SubmissionOut:
         """Record a survey response; the same response_id again amends it."""
         incoming, source = await api.read_submission(request)

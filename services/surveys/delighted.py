@@ -25,6 +25,7 @@ from services.surveys.revisions import Channel, IncomingResponse
 from services.surveys.webhook_results import Ignored, Unsubscribed, WebhookResult
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
 from shared.http import field_errors, invalid_request, validate_body
+from shared.openapi_bodies import schema_of, with_properties
 
 SOURCE = "delighted"
 RESPONSE_EVENTS = ("survey_response.created", "survey_response.updated")
@@ -79,6 +80,13 @@ def _property(properties: dict[str, Any], name: str) -> str | None:
 class DelightedWebhook:
     event_type: str
     result: WebhookResult
+
+
+def body_schema() -> dict[str, Any]:
+    """The delivery's JSON schema (for OpenAPI), from the models `parse` validates it with:
+    a response event's data, or another event's (an unsubscribe's person)."""
+    return with_properties(schema_of(_Event), {"event_data": {"anyOf": [
+        schema_of(_Response), {"type": "object"}]}})
 
 
 def parse(body: Any) -> DelightedWebhook:

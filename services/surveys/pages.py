@@ -32,6 +32,7 @@ from services.surveys.recording import ResponseRecorder, count
 from services.surveys.rendering import COMMENT_MAX, render_message, render_page, scale
 from services.surveys.revisions import Channel, IncomingResponse
 from shared.http import ApiError, read_body_limited
+from shared.openapi_bodies import form_body
 from shared.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -189,7 +190,8 @@ def build_pages_router(pages: Pages) -> APIRouter:
             f"We will stop sending surveys to {target.email}.",
             form_action=f"/s/unsubscribe/{quote(token, safe='')}", form_button="Unsubscribe"))
 
-    @router.post("/unsubscribe/{token}")
+    @router.post("/unsubscribe/{token}", openapi_extra=form_body(
+        ("List-Unsubscribe",), "The unsubscribe form, or a mail client's one-click unsubscribe (RFC 8058)."))
     async def unsubscribe(token: str, request: Request) -> Response:
         target = await pages.unsubscribe_target(token)
         if isinstance(target, HTMLResponse):
@@ -232,7 +234,7 @@ def build_pages_router(pages: Pages) -> APIRouter:
             selected = None
         return pages.form(token, invitation, definition, selected=selected)
 
-    @router.post("/{token}")
+    @router.post("/{token}", openapi_extra=form_body(("score", "comment"), "The survey's answer form."))
     async def submit(token: str, request: Request) -> Response:
         found = pages.invitation_id(token)
         if isinstance(found, HTMLResponse):

@@ -24,6 +24,7 @@ from services.surveys.revisions import Channel, IncomingResponse
 from services.surveys.webhook_results import Ignored, WebhookResult
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
 from shared.http import field_errors, invalid_request, validate_body
+from shared.openapi_bodies import schema_of, with_properties
 
 SOURCE = "typeform"
 SCALE_FIELDS = ("nps", "opinion_scale", "rating")
@@ -74,6 +75,11 @@ def _type_named_by(ref: str | None) -> SurveyType | None:
     words = set(re.split(r"[^a-z0-9]+", (ref or "").lower()))
     named = [t for name, t in TYPES_BY_NAME.items() if name in words]
     return named[0] if len(named) == 1 else None
+
+
+def body_schema() -> dict[str, Any]:
+    """The delivery's JSON schema (for OpenAPI), from the models `parse` validates it with."""
+    return with_properties(schema_of(_Event), {"form_response": schema_of(_FormResponse)})
 
 
 def parse(body: Any) -> WebhookResult:

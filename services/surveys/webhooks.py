@@ -30,6 +30,7 @@ from services.surveys.signatures import (
 from services.surveys.webhook_results import Ignored, Unsubscribed, WebhookResult
 from shared.door import may_hold_nul
 from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
+from shared.openapi_bodies import request_body
 from shared.settings import Settings, event_time_window
 from shared.webhook_signatures import SignatureError
 
@@ -82,7 +83,8 @@ def build_webhook_router(settings: Settings, engine: AsyncEngine, recorder: Resp
             REJECTIONS.labels(exc.code).inc()
             raise
 
-    @router.post("/delighted")
+    @router.post("/delighted", openapi_extra=request_body(
+        delighted.body_schema(), "A Delighted webhook delivery (signed: X-Delighted-Webhook-Signature)."))
     async def delighted_webhook(request: Request) -> dict[str, Any]:
         """Delighted `survey_response.created` / `.updated` (and `.unsubscribed`)."""
         secret = secret_of(settings.delighted_webhook_secret, "Delighted",
@@ -91,7 +93,8 @@ def build_webhook_router(settings: Settings, engine: AsyncEngine, recorder: Resp
         return await guarded("delighted", lambda body: verify_delighted(secret, body, signature),
                              lambda body: delighted.parse(body).result, request)
 
-    @router.post("/typeform")
+    @router.post("/typeform", openapi_extra=request_body(
+        typeform.body_schema(), "A Typeform webhook delivery (signed: Typeform-Signature)."))
     async def typeform_webhook(request: Request) -> dict[str, Any]:
         """Typeform `form_response` with NPS / opinion-scale answers and hidden fields."""
         secret = secret_of(settings.typeform_webhook_secret, "Typeform",

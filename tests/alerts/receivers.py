@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email
 import email.policy
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import orjson
 import uvicorn
@@ -34,7 +36,10 @@ from starlette.routing import Route
 
 from deploy.local.processes import free_port
 
-SlackAnswer = Literal["ok", "invalid_payload", "channel_not_found", "server_error", "rate_limited"]
+SlackAnswer = Literal[
+    "ok", "invalid_payload", "channel_not_found", "server_error", "rate_limited", "invalid_auth",
+    "message_not_found",
+]
 
 # What Slack answers, per the Slack docs: incoming webhooks in the status and a text body,
 # the Web API with HTTP 200 and {"ok": false, "error": ...} except for 429 and 5xx.
@@ -50,6 +55,8 @@ _API_ERRORS: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {
     "channel_not_found": (200, {"ok": False, "error": "channel_not_found"}, {}),
     "server_error": (500, {"ok": False, "error": "internal_error"}, {}),
     "rate_limited": (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}),
+    "invalid_auth": (200, {"ok": False, "error": "invalid_auth"}, {}),
+    "message_not_found": (200, {"ok": False, "error": "message_not_found"}, {}),
 }
 
 
@@ -91,9 +98,21 @@ class SlackMessage:
     broadcast: bool
     at: float
 
+    edits: int = 0  # chat.update calls that changed it
+
     @property
     def delivery_key(self) -> str | None:
         return ((self.metadata or {}).get("event_payload") or {}).get("delivery_key")
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One Web API request: its method, when it arrived and the HTTP status answered."""
+
+    method: str
+    at: float
+    status: int
+    error: str | None
 
 
 class _QuietServer(uvicorn.Server):
@@ -105,7 +124,8 @@ class _QuietServer(uvicorn.Server):
 
 class SlackReceiver:
     """A Slack stand-in: incoming webhooks at `url`, and the Web API methods Churnwatch uses
-    (chat.postMessage, conversations.history/replies/open) at `api_url`, with bot `token`.
+    (chat.postMessage, chat.update, conversations.history/replies/open/list) at `api_url`, with
+    bot `token`; a wrong token is answered `invalid_auth`, as Slack does.
 
     `answer()` scripts the next answers; `hold()` makes the next message wait (before or after
     it lands in the channel) until `release()`, for crash tests.
@@ -118,6 +138,7 @@ class SlackReceiver:
         self.posts: list[SlackPost] = []
         self.messages: list[SlackMessage] = []
         self.api_calls: list[tuple[str, dict[str, Any]]] = []
+        self.api_log: list[ApiCall] = []
         self._script: deque[SlackAnswer] = deque()
         self._channels: dict[str, str] = {}  # name -> id
         self._hold: Literal["before", "after"] | None = None
@@ -151,7 +172,8 @@ class SlackReceiver:
         return f"http://127.0.0.1:{self.port}/api"
 
     def answer(self, answer: SlackAnswer, times: int = 1) -> None:
-        """Answer the next `times` message requests with `answer` (then `ok` again)."""
+        """Answer the next `times` message requests (chat.postMessage, chat.update, webhook posts)
+        with `answer` (then `ok` again)."""
         self._script.extend([answer] * times)
 
     def hold(self, when: Literal["before", "after"]) -> None:
@@ -232,15 +254,41 @@ class SlackReceiver:
         self.messages.append(message)
         return message
 
+    def calls(self, method: str) -> list[ApiCall]:
+        return [c for c in self.api_log if c.method == method]
+
+    def message(self, channel: str, ts: str) -> SlackMessage | None:
+        return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
     async def _api(self, request: Request) -> Response:
+        response = await self._api_answer(request)
+        body = orjson.loads(bytes(response.body)) if isinstance(response, JSONResponse) else {}
+        self.api_log.append(
+            ApiCall(request.path_params["method"], time.monotonic(), response.status_code, body.get("error"))
+        )
+        return response
+
+    async def _api_answer(self, request: Request) -> Response:
         method = request.path_params["method"]
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        authorization = request.headers.get("authorization")
+        if authorization is None:
             return JSONResponse({"ok": False, "error": "not_authed"})
+        if authorization != f"Bearer {self.token}":
+            return JSONResponse({"ok": False, "error": "invalid_auth"})
         raw = await request.body()
-        params: dict[str, Any] = orjson.loads(raw) if raw else dict(request.query_params)
+        params: dict[str, Any] = dict(request.query_params)
+        if raw and request.headers.get("content-type", "").startswith("application/json"):
+            params.update(orjson.loads(raw))
+        elif raw:
+            params.update(parse_qsl(raw.decode()))
+        for key in ("blocks", "metadata"):
+            if isinstance(params.get(key), str):
+                params[key] = orjson.loads(params[key])
         self.api_calls.append((method, params))
         if method == "chat.postMessage":
             return await self._post_message(params)
+        if method == "chat.update":
+            return self._update(params)
         if method == "conversations.list":
             return JSONResponse(
                 {
@@ -282,6 +330,38 @@ class SlackReceiver:
                 }
             )
         return JSONResponse({"ok": False, "error": "unknown_method"})
+
+    def _update(self, params: dict[str, Any]) -> Response:
+        answer = self._script.popleft() if self._script else "ok"
+        if answer != "ok":
+            status, body, headers = _API_ERRORS[answer]
+            return JSONResponse(body, status_code=status, headers=headers)
+        channel = self.channel_id(str(params.get("channel", "")))
+        found = self.message(channel, str(params.get("ts", "")))
+        if found is None:
+            return JSONResponse({"ok": False, "error": "message_not_found"})
+        edited = dataclasses.replace(
+            found,
+            text=str(params.get("text", found.text)),
+            blocks=list(params.get("blocks") or found.blocks),
+            edits=found.edits + 1,
+        )
+        self.messages[self.messages.index(found)] = edited
+        return JSONResponse({"ok": True, "channel": channel, "ts": found.ts, "text": edited.text})
+
+    def delete(self, message: SlackMessage) -> None:
+        """Someone deleted the message in Slack: a later chat.update finds nothing."""
+        self.messages = [m for m in self.messages if (m.channel, m.ts) != (message.channel, message.ts)]
+
+    async def wait_for_edits(self, message: SlackMessage, count: int, timeout: float = 20.0) -> SlackMessage:
+        def edited() -> bool:
+            now = self.message(message.channel, message.ts)
+            return now is not None and now.edits >= count
+
+        await wait_until(edited, timeout, f"{count} edits of Slack message {message.ts}")
+        found = self.message(message.channel, message.ts)
+        assert found is not None
+        return found
 
     async def _post_message(self, params: dict[str, Any]) -> Response:
         answer = self._script.popleft() if self._script else "ok"

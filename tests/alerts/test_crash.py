@@ -64,7 +64,7 @@ async def test_sigkill_mid_send_loses_nothing_and_posts_nothing_twice(
 ) -> None:
     settings: Settings = infra.fresh_settings(
         slack_bot_token=slack.token,
-        slack_api_url=slack.api_url,
+        slack_api_base_url=slack.api_url,
         smtp_port=smtp.port,
         alerts_api_token=API_TOKEN,
         delivery_timeout_seconds=5.0,

@@ -83,7 +83,7 @@ async def test_permanent_slack_errors_are_recorded_and_counted(
 ) -> None:
     settings = infra.fresh_settings(
         slack_bot_token=slack.token,
-        slack_api_url=slack.api_url,
+        slack_api_base_url=slack.api_url,
         smtp_port=smtp.port,
         slack_min_interval_seconds=0,
         delivery_poll_seconds=0.1,

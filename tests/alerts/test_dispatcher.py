@@ -64,7 +64,7 @@ async def web_api(
 ) -> AsyncIterator[tuple[Dispatcher, async_sessionmaker[AsyncSession]]]:
     settings = infra.fresh_settings(
         slack_bot_token=slack.token,
-        slack_api_url=slack.api_url,
+        slack_api_base_url=slack.api_url,
         delivery_max_attempts=3,
         slack_min_interval_seconds=1,
     )

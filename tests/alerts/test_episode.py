@@ -193,7 +193,7 @@ async def test_the_bad_week_is_one_slack_message_and_one_email_naming_every_reas
 async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse(
     infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, clock: ManualClock
 ) -> None:
-    settings = settings_for(infra, smtp, slack_bot_token=slack.token, slack_api_url=slack.api_url)
+    settings = settings_for(infra, smtp, slack_bot_token=slack.token, slack_api_base_url=slack.api_url)
     quiet, detractor, competitor, renewal = bad_week()
     async with running(settings, CONFIG, clock) as service:
         # Quiet for ten days: told once, after the group wait.
@@ -205,13 +205,26 @@ async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse
         [first_mail] = await smtp.wait_for_accepted(1)
         assert first.text.startswith("<@U0JANE> Acme Corp product usage down 62%")
 
-        # A competitor named: not worse, so no message; in place, and in tomorrow's digest.
+        # A competitor named: not worse, so no new message: the first one is edited in place
+        # (chat.update), and it is in tomorrow's digest.
         clock.advance(hours=1)
         await service.publish(competitor)
         [alert] = await service.wait("acme", lambda a: len(a[0]["reasons"]) == 2)
         assert [r["signal_type"] for r in alert["reasons"]] == ["competitor_mentioned", "usage_decline"]
         assert alert["updated_at"] == clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert len(alert["deliveries"]) == 2
+        edited = await slack.wait_for_edits(first, 1)
+        # Named after its worst reason now: both medium, the competitor raised last.
+        assert edited.text == (
+            "<@U0JANE> Acme Corp competitor Globex named in a survey comment: "
+            f"“{COMMENT}” (and 1 more reason)"
+        )
+        listed = next(b["text"]["text"] for b in edited.blocks if "Reasons, worst first" in str(b))
+        assert listed.splitlines()[1:] == [f"• {REASON_LINES[i]}" for i in (2, 3)]
+        [alert] = await service.wait("acme", lambda a: len(sent(a[0], "edit")) == 1)
+        assert sorted((d["purpose"], d["channel"]) for d in alert["deliveries"]) == [
+            ("alert", "email"), ("alert", "slack"), ("edit", "slack"),
+        ]
+        assert len(slack.messages) == 1 and len(smtp.received) == 1
 
         # The champion's NPS 2: worse, so a reply in the first message's thread and a threaded email.
         await service.publish(detractor)
@@ -235,7 +248,10 @@ async def test_a_new_reason_updates_the_alert_in_place_and_pings_only_when_worse
             "competitor_mentioned",
             "usage_decline",
         ]
-        assert sorted(d["purpose"] for d in alert["deliveries"]) == ["alert", "alert", "update", "update"]
+        # Each change edited the first message too (Slack only); the rise also replied in its thread.
+        assert sorted(d["purpose"] for d in alert["deliveries"]) == [
+            "alert", "alert", "edit", "edit", "edit", "update", "update",
+        ]
 
         # The detractor clears: after the hysteresis the alert is about what still holds.
         await service.publish(

@@ -72,7 +72,7 @@ def clock() -> ManualClock:
 def web_api_settings(infra: Infra, slack: SlackReceiver, smtp: SmtpReceiver, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "slack_bot_token": slack.token,
-        "slack_api_url": slack.api_url,
+        "slack_api_base_url": slack.api_url,
         "smtp_port": smtp.port,
         "alerts_api_token": API_TOKEN,
         "alerts_public_url": "http://alerts.test",
@@ -160,7 +160,9 @@ async def test_routing_by_owner_and_segment_and_team_preferences(
         leads = [m for m in smtp.accepted if m.rcpt_tos == ["lead@example.com"]]
         assert [m.subject for m in leads] == ["[Churnwatch] Initech champion left"]
         [acme] = await service.wait("acme", lambda a: len(a[0]["reasons"]) == 2)
-        assert len(acme["deliveries"]) == 2  # the first message to Jane's channel and inbox only
+        # The first message to Jane's channel and inbox, and that Slack message edited to list
+        # the new reason (the bot token's chat.update): no new message.
+        assert sorted(d["purpose"] for d in acme["deliveries"]) == ["alert", "alert", "edit"]
 
         # Next morning at 09:00 UTC: the digest for Sam, and Jane's with what joined her alert.
         clock.set(T0.replace(day=21, hour=9, minute=0))

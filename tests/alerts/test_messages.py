@@ -370,3 +370,12 @@ def test_an_alert_with_several_reasons_lists_them_all_in_words_worst_first() -> 
     single = replace(view(), reasons=reasons[:1])
     assert "Reasons, worst first" not in all_text(render_slack(single)["blocks"])
     assert "more reason" not in headline(single)
+
+
+def test_the_accounts_mrr_is_in_the_slack_fields_and_the_email_facts_line() -> None:
+    with_mrr = replace(view(), mrr=1_250.0)
+    assert "*MRR*\n1,250" in all_text(render_slack(with_mrr)["blocks"])
+    content = render_email(with_mrr)
+    for part in (content.text, content.html):
+        assert "Churn risk · severity high · entered red · segment enterprise · MRR 1,250" in part
+    assert "MRR" not in render_email(view()).text  # unknown revenue is left out, not shown as 0

@@ -19,7 +19,8 @@ def artifact() -> Artifact:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, width))
     y = (x[:, 0] + rng.normal(size=200) > 0).astype(float)
-    return Artifact(schema, "logistic_regression", 0.4, 30.0, LogisticRegression().fit(x, y))
+    reference = tuple(float(v) for v in np.median(x, axis=0))
+    return Artifact(schema, "logistic_regression", 0.4, 30.0, LogisticRegression().fit(x, y), reference)
 
 
 def snap(usage: float) -> Snapshot:

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 
+from services.ingest import request_bodies
 from services.ingest.api import IngestApi, OutgoingEvent
 from services.ingest.helpdesk import generic, intercom, zendesk
 from services.ingest.helpdesk.mapping import lookup_keys, parse_mappings_setting, resolve_account
@@ -138,7 +139,7 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
     router = APIRouter(prefix="/v1")
     settings = webhooks.settings
 
-    @router.post("/tickets")
+    @router.post("/tickets", openapi_extra=request_bodies.WRITE_KEY_TICKET)
     async def tickets(request: Request) -> dict[str, Any]:
         """The generic format with a write key instead of a signature."""
         with counting_rejections(), database_outage_as_503():
@@ -177,5 +178,6 @@ def build_helpdesk_router(webhooks: HelpdeskWebhooks) -> APIRouter:
 
     for vendor in VENDORS:
         router.add_api_route(vendor.path, vendor_route(vendor), methods=["POST"],
+                             openapi_extra=request_bodies.WEBHOOK_BODIES[vendor.path],
                              name=f"{vendor.source}_webhook")
     return router

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.inspection import permutation_importance
 
-from services.scoring.model import moment
+from services.scoring.model import DAY, moment
 from services.scoring.risk.artifact import Artifact
 from services.scoring.risk.backtest import Moment
 from services.scoring.risk.calibration import Fit, Observation, TooFewOutcomes
@@ -130,7 +130,10 @@ def calibrate(
     )
     chosen = fitted.measured[fitted.chosen]
     assert chosen.threshold is not None
-    artifact = Artifact(schema, fitted.chosen, chosen.threshold, horizon_days, fitted.estimator)
+    # The explanations' reference: each column's median over the rows the model was fitted on.
+    training = [o.row for o in labelled if o.at + horizon_days * DAY <= fitted.validation_from]
+    reference = tuple(float(v) for v in np.median(np.asarray(training, dtype=float), axis=0))
+    artifact = Artifact(schema, fitted.chosen, chosen.threshold, horizon_days, fitted.estimator, reference)
     summary = {
         **summary,
         "observed_until": moment(observed_until).isoformat(),
