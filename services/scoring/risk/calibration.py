@@ -129,7 +129,8 @@ SETTINGS: dict[str, tuple[dict[str, Any], ...]] = {
 INNER_SHARE = 0.3  # the later share of the training snapshot times that judges the settings
 
 
-def _make(family: str, settings: dict[str, Any], seed: int) -> Any:
+def make_estimator(family: str, settings: dict[str, Any], seed: int) -> Any:
+    """An unfitted candidate of `family` (a key of SETTINGS) with `settings`."""
     if family == "logistic_regression":
         return make_pipeline(StandardScaler(), LogisticRegression(C=settings["C"], max_iter=2_000))
     return HistGradientBoostingClassifier(
@@ -164,7 +165,7 @@ def _choose(
     best: dict[str, float] = {}
     for family, tries in SETTINGS.items():
         for settings in tries:
-            auc = _auc(_make(family, settings, seed).fit(x_fit, y_fit), x_judge, y_judge)
+            auc = _auc(make_estimator(family, settings, seed).fit(x_fit, y_fit), x_judge, y_judge)
             if family not in best or auc > best[family]:
                 best[family], chosen[family] = auc, settings
     return chosen, best
@@ -200,7 +201,7 @@ def fit(
     measured: dict[str, Measured] = {}
     fitted: dict[str, Any] = {}
     for name in SETTINGS:
-        estimator = _make(name, settings[name], seed).fit(x_train, y_train)
+        estimator = make_estimator(name, settings[name], seed).fit(x_train, y_train)
         fitted[name] = estimator
         measured[name] = measure(estimator.predict_proba(x_valid)[:, 1], y_valid, True, target_precision)
     # The family too is chosen on the inner split; without one, logistic regression (the
