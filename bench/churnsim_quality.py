@@ -32,7 +32,7 @@ from services.scoring.risk.evaluation import evaluate
 from shared.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
-DEFAULT_DATASETS = ("dev_socialnet7", "dev_crm5", "final_crm6")
+DEFAULT_DATASETS = ("dev_socialnet7_large", "dev_socialnet7", "dev_crm5", "final_crm6")
 
 
 def run_dataset(name: str, horizon_days: float, path: Path = DATA) -> dict[str, Any]:
@@ -54,13 +54,15 @@ def run_dataset(name: str, horizon_days: float, path: Path = DATA) -> dict[str, 
         by_account, weekly(first, end), card, competitors, lambda account: partition_of(account, partitions)
     )
     folded = time.monotonic() - started
-    _, summary = evaluate(moments, end, horizon_days=horizon_days)
+    fitted, summary = evaluate(moments, end, horizon_days=horizon_days)
     return {
         "dataset": name,
         "held_out": dataset.held_out,
         "accounts": len(by_account),
         "messages": len(messages),
         "weekly_moments": len(moments),
+        "fitted_settings": fitted.settings,
+        "inner_split_roc_auc": fitted.inner_roc_auc,
         "seconds_to_fold": round(folded, 1),
         "seconds_total": round(time.monotonic() - started, 1),
         **summary,
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
     parser.add_argument("--horizon-days", type=float, default=30.0)
+    parser.add_argument("--result", default="churnsim_quality",
+                        help="bench/results/<name>.json (datasets run side by side write apart)")
     args = parser.parse_args(argv)
     results = []
     for name in args.datasets.split(","):
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             f"alerts {result['alerts_of_chosen_model']}"
         )
     path = write_result(
-        "churnsim_quality", {"command": command_line(), "machine": machine(), "datasets": results}
+        args.result, {"command": command_line(), "machine": machine(), "datasets": results}
     )
     print(f"written to {path}")
     return 0

@@ -42,7 +42,7 @@ from services.scoring.engine import AccountEngine, Cause
 from services.scoring.model import to_entry
 from services.scoring.risk import store as risk_store
 from services.scoring.risk.artifact import Artifact, sha256
-from services.scoring.risk.calibration import _candidates
+from services.scoring.risk.calibration import SETTINGS, make_estimator
 from services.scoring.risk.features import FIXED, FeatureSchema
 from services.scoring.risk.serving import LiveModel
 from services.scoring.risk.weekly import TakenSnapshot
@@ -111,7 +111,7 @@ def fitted(kind: str, snapshots: list[TakenSnapshot]) -> Artifact:
     rows = np.asarray([schema.row(s) for s in snaps], dtype=float)
     usage = rows[:, FIXED.index("usage_28d")]
     labels = (usage < np.quantile(usage, 0.2)).astype(float)
-    estimator = _candidates(0)[kind]().fit(rows, labels)
+    estimator = make_estimator(kind, SETTINGS[kind][0], 0).fit(rows, labels)
     reference = tuple(float(v) for v in np.median(rows, axis=0))
     return Artifact(schema, kind, 0.5, 30.0, estimator, reference)
 

@@ -45,6 +45,9 @@ USER_FORGET = 90 * DAY  # a user unseen this long leaves the sample
 MAX_FEATURES = 24
 MAX_USAGE_NAMES = 32  # per-event-name counters kept (the busiest), for the churn-risk features
 USAGE_BY_NAME_HALF_LIFE = 28 * DAY
+# The same names over about a quarter: churn follows a fall against the account's own longer
+# level (Fighting Churn With Data, ch. 3 and 7, measures rates over months, not weeks).
+USAGE_BY_NAME_LONG_HALF_LIFE = 91 * DAY
 MAX_CLOSED_TICKETS = 10  # remembered only so a late, older update cannot reopen them
 MAX_OPEN_TICKETS = 40
 MAX_ITEMS = 5  # detractor / promoter / competitor items kept per account
@@ -313,6 +316,7 @@ class Model:
         "u_base",
         "u_recent",
         "usage_by_name",
+        "usage_by_name_long",
         "users",
         "values",
     )
@@ -332,6 +336,7 @@ class Model:
         self.features: dict[str, float] = {}  # event name (lower) -> last used
         # event name (lower) -> decayed counter: what the account does, not only how much
         self.usage_by_name: dict[str, list[float]] = {}
+        self.usage_by_name_long: dict[str, list[float]] = {}  # the same names, 91-day half-life
         self.milestone_at: float | None = None
         self.champion_seen: float | None = None
         self.champion_previous: str | None = None
@@ -428,6 +433,7 @@ class Model:
         "evaluated_at",
         "usage_by_name",
         "peer",
+        "usage_by_name_long",
     )
 
     def encode(self) -> list[Any]:
@@ -462,6 +468,7 @@ class Model:
         clone.users = list(self.users)
         clone.features = dict(self.features)
         clone.usage_by_name = dict(self.usage_by_name)
+        clone.usage_by_name_long = dict(self.usage_by_name_long)
         clone.milestone_at = self.milestone_at
         clone.champion_seen = self.champion_seen
         clone.champion_previous = self.champion_previous
@@ -536,7 +543,7 @@ def _usage(model: Model, t: float, data: list[Any], card: Scorecard) -> None:
             model.champion_seen = t
     if name:
         lowered = name.lower()
-        _count_by_name(model.usage_by_name, lowered, t)
+        _count_by_name(model.usage_by_name, model.usage_by_name_long, lowered, t)
         if (
             card.milestones
             and lowered in _lowered(card.milestones)
@@ -551,11 +558,16 @@ def _usage(model: Model, t: float, data: list[Any], card: Scorecard) -> None:
                 del features[min(features, key=lambda f: (features[f], f))]
 
 
-def _count_by_name(counters: dict[str, list[float]], name: str, t: float) -> None:
+def _count_by_name(
+    counters: dict[str, list[float]], long_counters: dict[str, list[float]], name: str, t: float
+) -> None:
     counters[name] = bump(counters.get(name), t, USAGE_BY_NAME_HALF_LIFE)
+    long_counters[name] = bump(long_counters.get(name), t, USAGE_BY_NAME_LONG_HALF_LIFE)
     if len(counters) > MAX_USAGE_NAMES:
-        # The quietest name leaves; ties by name, so every replay keeps the same ones.
-        del counters[min(counters, key=lambda n: (decayed(counters[n], t, USAGE_BY_NAME_HALF_LIFE), n))]
+        # The quietest name leaves (both counters); ties by name, so every replay keeps the same ones.
+        quietest = min(counters, key=lambda n: (decayed(counters[n], t, USAGE_BY_NAME_HALF_LIFE), n))
+        del counters[quietest]
+        long_counters.pop(quietest, None)
 
 
 _LOWERED: dict[int, frozenset[str]] = {}

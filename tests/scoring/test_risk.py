@@ -78,8 +78,11 @@ def test_the_schema_pools_unknown_names_into_other() -> None:
     by_name = {"login": np.log1p(3.0), "x": np.log1p(1.0), "y": np.log1p(2.0)}
     snap = Snapshot(0.0, tuple(0.0 for _ in FIXED), by_name)
     row = schema.row(snap)
-    assert len(row) == len(schema.columns) == len(FIXED) + 2
-    assert row[-2] == pytest.approx(np.log1p(3.0)) and row[-1] == pytest.approx(np.log1p(3.0))
+    # fixed, login, other, login's month against its quarter, login's share of the month
+    assert len(row) == len(schema.columns) == len(FIXED) + 4
+    login, other, _, share = row[len(FIXED):]
+    assert login == pytest.approx(np.log1p(3.0)) and other == pytest.approx(np.log1p(3.0))
+    assert share == pytest.approx(3.0 / 6.0)
 
 
 def test_the_threshold_is_the_lowest_that_keeps_the_target_precision() -> None:

@@ -13,6 +13,7 @@ from services.scoring.consumer import Scorer, write_state
 from services.scoring.engine import AccountEngine
 from services.scoring.risk import serving
 from services.scoring.risk.artifact import ArtifactMismatch, load, sha256
+from services.scoring.risk.features import FEATURES_VERSION, FeatureSchema
 from services.scoring.risk.serving import LiveModel
 from tests.scoring.events import DEFAULT_CARD, T0, daily_usage, feed, group
 from tests.scoring.risk_models import USAGE_28D, usage_model
@@ -167,3 +168,13 @@ def test_an_engine_scored_in_many_batches_ends_as_one_scored_at_once() -> None:
     path += model_path(engine)
     assert path == expected
     assert engine.model_record == at_once.model_record and engine.emitted == at_once.emitted
+
+
+def test_every_column_of_a_fitted_schema_has_its_own_words() -> None:
+    schema = FeatureSchema(FEATURES_VERSION, ("message", "unfriend"))
+    for column in schema.columns:
+        text = serving.words(column, 0.5, 0.2, None, 0.1)
+        assert "_" not in text.split(":")[0], (column, text)  # a label, not the raw column name
+    assert serving.words("share:unfriend", 0.3, 0.1, None, 0.1).startswith(
+        "unfriend events' share of the month's usage: 0.3"
+    )

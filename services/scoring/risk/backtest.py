@@ -7,6 +7,7 @@ are the ones the live service had then. Pure: the caller brings the events.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -65,13 +66,34 @@ def fold_accounts(
 ) -> list[Moment]:
     """Every account's weekly moments, folded as live scoring folds its partitions: all events
     in event-time order, daily ticks fired by each partition's watermark, and the peers of the
-    scorecard's `peer_usage` shared by the accounts of a partition (`partition_of`)."""
+    scorecard's `peer_usage` shared by the accounts of a partition (`partition_of`).
+
+    Only the live models are read: each engine's outputs (history rows, signals, its own
+    snapshots) are dropped as they come, so the memory, and the garbage collector's work over
+    it, stays that of the models, not of every change a five-month replay produces."""
+    # The caller's events (a million objects) outlive the fold: left out of the collector's
+    # full passes, which would otherwise walk them again and again as the models grow.
+    gc.freeze()
+    try:
+        return _fold(events_by_account, moments, card, competitors, partition_of)
+    finally:
+        gc.unfreeze()
+
+
+def _fold(
+    events_by_account: Mapping[str, Iterable[Envelope]],
+    moments: list[float],
+    card: Scorecard,
+    competitors: Competitors,
+    partition_of: Callable[[str], int],
+) -> list[Moment]:
     events = sorted(
         (e for stream in events_by_account.values() for e in stream),
         key=lambda e: (e.occurred_at, e.event_id),
     )
     tables: dict[int, PeerTable] = {}
     engines: dict[str, AccountEngine] = {}
+    partition_by_account: dict[str, int] = {}
     due: dict[int, list[tuple[float, str]]] = {}
     usage: dict[str, deque[float]] = {}
     taken: dict[str, list[tuple[Snapshot, float | None, int]]] = {}
@@ -83,6 +105,7 @@ def fold_accounts(
             if engine.live.churned:
                 continue
             engine.advance(at)
+            engine.take_outputs()
             recent = usage[account_id]
             while recent and recent[0] <= at - 28 * DAY:
                 recent.popleft()
@@ -101,16 +124,22 @@ def fold_accounts(
             moment_at = next(pending, None)
         account_id = event.account_id
         assert account_id is not None
-        number = partition_of(account_id)
         engine = engines.get(account_id)
         if engine is None:
+            number = partition_by_account[account_id] = partition_of(account_id)
             table = tables.get(number)
             if table is None:
                 table = tables[number] = PeerTable()
-            engine = engines[account_id] = AccountEngine(account_id, card, lateness=0.0, peers=table)
+            # Its own weekly snapshots are not read (`take` reads the same grid): none taken.
+            engine = engines[account_id] = AccountEngine(
+                account_id, card, lateness=0.0, snapshot_every=None, peers=table
+            )
             usage[account_id] = deque()
             taken[account_id] = []
+        else:
+            number = partition_by_account[account_id]
         engine.add(entry, Cause(event.event_id, event.type.value, entry.t, event.user_id))
+        engine.take_outputs()
         if entry.kind == USAGE:
             usage[account_id].append(entry.t)
         # The partition's watermark (lateness 0: the latest event time) fires its timers.
@@ -123,6 +152,7 @@ def fold_accounts(
             waiting = engines[waiting_id]
             if waiting.next_due() == at:
                 waiting.advance(entry.t)
+                waiting.take_outputs()
                 following = waiting.next_due()
                 if following is not None:
                     heapq.heappush(heap, (following, waiting_id))

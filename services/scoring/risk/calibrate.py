@@ -73,7 +73,11 @@ class Calibration:
 
 
 def schema_of(columns: Sequence[str]) -> FeatureSchema:
-    names = [c.removeprefix("events:") for c in columns[len(FIXED) :] if c != f"events:{OTHER_EVENTS}"]
+    names = [
+        c.removeprefix("events:")
+        for c in columns[len(FIXED) :]
+        if c.startswith("events:") and c != f"events:{OTHER_EVENTS}"
+    ]
     return FeatureSchema(FEATURES_VERSION, tuple(names))
 
 

@@ -4,15 +4,18 @@ Every feature is read from the live `Model`, so a replay of the same events give
 vector. Two kinds:
   * fixed features (`FIXED`), the same for every customer base: activity levels and trends,
     recency, breadth, users against seats, tenure, renewal, tickets, surveys, payment;
-  * per event name, the 28-day decayed count of the account's busiest names
-    (`Model.usage_by_name`): which behaviours come before churn differs per product, so the
-    names become columns only when a model is fitted (`FeatureSchema`).
+  * per event name, the 28-day and 91-day decayed counts of the account's busiest names
+    (`Model.usage_by_name`, `usage_by_name_long`): which behaviours come before churn differs
+    per product, so the names become columns only when a model is fitted (`FeatureSchema`),
+    each as its level, its month against its quarter, and its share of the account's usage
+    (ratio metrics, as *Fighting Churn With Data* builds them: what an account does, apart
+    from how much).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from services.scoring.model import (
@@ -21,6 +24,7 @@ from services.scoring.model import (
     TICKET_RECENT_HALF_LIFE,
     USAGE_BASELINE_HALF_LIFE,
     USAGE_BY_NAME_HALF_LIFE,
+    USAGE_BY_NAME_LONG_HALF_LIFE,
     USAGE_RECENT_HALF_LIFE,
     Model,
     active_users,
@@ -28,7 +32,7 @@ from services.scoring.model import (
 )
 from shared.account_facts import PaymentStatus
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 NEVER_DAYS = 365.0  # recency and renewal distances are capped here ("never" or "far away")
 OTHER_EVENTS = "other"
 
@@ -54,6 +58,11 @@ FIXED = (
     "csat",
     "has_csat",
     "payment_problem",
+    "usage_91d",  # every named event's 91-day decayed count, log1p
+    "usage_month_vs_quarter",  # log of the 28-day per-day rate against the 91-day one
+    "events_per_active_user_28d",  # log1p
+    "peer_percentile",  # the usage level's place among the segment's peers (0.5 when none)
+    "has_peer_percentile",
 )
 
 
@@ -64,6 +73,7 @@ class Snapshot:
     at: float
     fixed: tuple[float, ...]
     by_name: dict[str, float]  # event name -> log1p of its 28-day decayed count
+    by_name_long: dict[str, float] = field(default_factory=dict)  # -> log1p of its 91-day count
 
 
 def snapshot(model: Model, at: float) -> Snapshot:
@@ -89,6 +99,13 @@ def snapshot(model: Model, at: float) -> Snapshot:
         if status not in ("solved", "closed"):
             open_count += 1
             severe += priority in ("high", "urgent") or bool(escalated)
+    month_total = sum(decayed(c, at, USAGE_BY_NAME_HALF_LIFE) for c in model.usage_by_name.values())
+    long_counts = {
+        name: decayed(counter, at, USAGE_BY_NAME_LONG_HALF_LIFE)
+        for name, counter in model.usage_by_name_long.items()
+    }
+    quarter_total = sum(long_counts.values())
+    peer = model.peer
     nps = model.surveys.get("nps")
     csat = model.surveys.get("csat")
     fixed = (
@@ -115,12 +132,26 @@ def snapshot(model: Model, at: float) -> Snapshot:
         float(csat[1]) if csat else 0.0,
         1.0 if csat else 0.0,
         1.0 if facts.payment_status in (PaymentStatus.FAILED, PaymentStatus.PAST_DUE) else 0.0,
+        math.log1p(quarter_total),
+        _rate_ratio(month_total, quarter_total),
+        math.log1p(baseline / users) if users else 0.0,
+        float(peer[0]) if peer else 0.5,
+        1.0 if peer else 0.0,
     )
     by_name = {
         name: math.log1p(decayed(counter, at, USAGE_BY_NAME_HALF_LIFE))
         for name, counter in model.usage_by_name.items()
     }
-    return Snapshot(at, fixed, by_name)
+    return Snapshot(at, fixed, by_name, {name: math.log1p(v) for name, v in long_counts.items()})
+
+
+def _rate_ratio(month: float, quarter: float) -> float:
+    """Log of the per-day rate of a 28-day half-life count against a 91-day one: 0 for a steady
+    stream, negative when the last weeks are quieter than the quarter."""
+    if quarter <= 0:
+        return 0.0
+    per_day = month / USAGE_BY_NAME_HALF_LIFE, quarter / USAGE_BY_NAME_LONG_HALF_LIFE
+    return math.log((per_day[0] + 1e-6) / (per_day[1] + 1e-6))
 
 
 def _day_start(day: date) -> float:
@@ -129,20 +160,33 @@ def _day_start(day: date) -> float:
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """The columns a fitted model reads: the fixed features, then the chosen event names, then
-    "other" (every other name's activity, summed before the log)."""
+    """The columns a fitted model reads: the fixed features, then per chosen event name its
+    28-day level, then "other" (every other name's activity, summed before the log), then per
+    chosen name its month against its quarter and its share of the month's usage."""
 
     version: int
     event_names: tuple[str, ...]
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (*FIXED, *(f"events:{n}" for n in self.event_names), f"events:{OTHER_EVENTS}")
+        return (
+            *FIXED,
+            *(f"events:{n}" for n in self.event_names),
+            f"events:{OTHER_EVENTS}",
+            *(f"month_vs_quarter:{n}" for n in self.event_names),
+            *(f"share:{n}" for n in self.event_names),
+        )
 
     def row(self, snap: Snapshot) -> list[float]:
         chosen = [snap.by_name.get(name, 0.0) for name in self.event_names]
         other = sum(math.expm1(v) for n, v in snap.by_name.items() if n not in self.event_names)
-        return [*snap.fixed, *chosen, math.log1p(other)]
+        month_total = sum(math.expm1(v) for v in snap.by_name.values())
+        trends = [
+            _rate_ratio(math.expm1(snap.by_name.get(n, 0.0)), math.expm1(snap.by_name_long.get(n, 0.0)))
+            for n in self.event_names
+        ]
+        shares = [math.expm1(v) / month_total if month_total > 0 else 0.0 for v in chosen]
+        return [*snap.fixed, *chosen, math.log1p(other), *trends, *shares]
 
     @classmethod
     def from_snapshots(cls, snaps: list[Snapshot], max_names: int = 20) -> FeatureSchema:

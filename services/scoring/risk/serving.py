@@ -144,6 +144,11 @@ LABELS: dict[str, tuple[str, bool]] = {
     "csat": ("latest CSAT answer", False),
     "has_csat": ("has answered CSAT", False),
     "payment_problem": ("payment failed or past due", False),
+    "usage_91d": ("events in the last quarter (decayed)", True),
+    "usage_month_vs_quarter": ("this month's usage against the quarter's (log of the daily rates)", False),
+    "events_per_active_user_28d": ("events per active user in 28 days", True),
+    "peer_percentile": ("usage rank among the segment's peers (0 quietest, 1 busiest)", False),
+    "has_peer_percentile": ("has enough segment peers to compare with", False),
 }
 
 
@@ -152,6 +157,11 @@ def _shown(column: str, value: float) -> tuple[str, float, bool]:
         name = column.removeprefix("events:")
         label = "events of other types" if name == "other" else f"{name} events"
         return f"{label} in 28 days (decayed)", math.expm1(value), True
+    if column.startswith("month_vs_quarter:"):
+        name = column.removeprefix("month_vs_quarter:")
+        return f"{name} events this month against the quarter (log of the daily rates)", value, False
+    if column.startswith("share:"):
+        return f"{column.removeprefix('share:')} events' share of the month's usage", value, False
     label, counted = LABELS.get(column, (column.replace("_", " "), False))
     return label, math.expm1(value) if counted else value, counted
 

@@ -41,6 +41,7 @@ class TakenSnapshot:
         return {
             "fixed": dict(zip(FIXED, self.snapshot.fixed, strict=True)),
             "events": dict(sorted(self.snapshot.by_name.items())),
+            "events_long": dict(sorted(self.snapshot.by_name_long.items())),
         }
 
 
@@ -59,4 +60,5 @@ def from_stored(at: float, version: int, features: dict[str, Any]) -> Snapshot:
     if missing:
         raise SchemaMismatch(f"snapshot lacks fixed features {missing}")
     return Snapshot(at, tuple(float(fixed[name]) for name in FIXED),
-                    {str(k): float(v) for k, v in features["events"].items()})
+                    {str(k): float(v) for k, v in features["events"].items()},
+                    {str(k): float(v) for k, v in features.get("events_long", {}).items()})
