@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, update
 from services.scoring.app import create_app
 from services.scoring.config import load_scorecard
 from services.scoring.replay import Replayer
+from services.scoring.risk.features import FEATURES_VERSION
 from services.scoring.risk.store import risk_outcomes, risk_snapshots
 from services.scoring.risk.weekly import WEEK, next_moment
 from shared.db import create_engine, session_factory
@@ -68,7 +69,7 @@ async def test_live_scoring_writes_weekly_snapshots_and_a_replay_reproduces_them
         expected = [m for m in grid if account != "acct-0" or m <= churned_at.timestamp()]
         assert sorted(moments) == expected, account
     sample = live[("acct-1", grid[-1])]
-    assert sample[0] == 1 and sample[1]["fixed"]["usage_28d"] > 0 and sample[2] is not None
+    assert sample[0] == FEATURES_VERSION and sample[1]["fixed"]["usage_28d"] > 0 and sample[2] is not None
     assert "report built" in sample[1]["events"]
     assert outcomes == {("acct-0", "churned", churned_at.timestamp())}
 
