@@ -334,16 +334,7 @@ class AccountEngine:
         last = self.model_record
         threshold = live.artifact.threshold
         found = serving.step(last, scored, live.version, threshold, self.card.history_min_change)
-        parts = explained.parts if explained is not None else (last.parts if last is not None else [])
-        episode = (last.episode if last is not None else 0) + (1 if found.toggled and found.risk_on else 0)
-        record = serving.Record(
-            live.version, scored.at, scored.probability, scored.score, scored.band,
-            scored.score if found.changed else last.recorded_score if last is not None else scored.score,
-            scored.band if found.changed else last.recorded_band if last is not None else scored.band,
-            serving.kept_row(scored.row) if found.changed or last is None else last.row,
-            parts if found.changed else last.parts if last is not None else parts,
-            found.risk_on, episode,
-        )
+        record = serving.Record.after(last, scored, found, live.version, explained)
         before = self.shown_model()
         if before is None and self.recorded is not None:
             before = (self.recorded[0], self.recorded[1])
@@ -553,16 +544,13 @@ class AccountEngine:
                 held["churn_risk"] = [f"churn_risk:{self.account_id}:{record.episode}"]
         emitted = self.emitted
         recorded = self.recorded
-        score, band = effective(live, card)
         changed = False
         top = None
-        if governed:
-            # The model's scores are recorded when it scores (`apply_model`), not per event.
-            # (until the batch's model scores are applied, an account's first shows the scorecard's)
-            model_shown = self.shown_model()
-            if model_shown is not None:
-                score, band = model_shown
-        elif score is not None and band is not None:
+        # A governed account's scores are recorded when the model scores (`apply_model`), not per
+        # event; until the batch's model scores are applied, its first shows the scorecard's.
+        model_shown = self.shown_model() if governed else None
+        score, band = model_shown if model_shown is not None else effective(live, card)
+        if not governed and score is not None and band is not None:
             top = top_measure(live, card)
             override_id = live.override[0] if live.override else None
             changed = (

@@ -11,7 +11,7 @@ import pytest
 
 from services.scoring.consumer import Scorer, write_state
 from services.scoring.engine import AccountEngine
-from services.scoring.risk import serving
+from services.scoring.risk import serving, wording
 from services.scoring.risk.artifact import ArtifactMismatch, load, sha256
 from services.scoring.risk.features import FEATURES_VERSION, FeatureSchema
 from services.scoring.risk.serving import LiveModel
@@ -67,15 +67,15 @@ def test_contributions_are_p_minus_p_with_the_column_typical(kind: str) -> None:
 
 
 def test_words_compare_with_the_typical_account_and_the_accounts_last_change() -> None:
-    text = serving.words("events:message", float(np.log1p(3)), float(np.log1p(10)), float(np.log1p(8)), 0.06)
+    text = wording.words("events:message", float(np.log1p(3)), float(np.log1p(10)), float(np.log1p(8)), 0.06)
     assert text == (
         "message events in 28 days (decayed): 3, 70% below the typical account's 10 (was 8), "
         "raises the risk 6 points"
     )
-    assert serving.words("payment_problem", 1.0, 0.0, None, 0.2) == (
+    assert wording.words("payment_problem", 1.0, 0.0, None, 0.2) == (
         "payment failed or past due: 1, the typical account's 0, raises the risk 20 points"
     )
-    assert "lowers the risk" in serving.words("usage_28d", 4.0, 3.0, None, -0.1)
+    assert "lowers the risk" in wording.words("usage_28d", 4.0, 3.0, None, -0.1)
 
 
 def test_an_artifact_of_format_2_carries_its_reference_and_a_short_one_is_refused() -> None:
@@ -173,8 +173,8 @@ def test_an_engine_scored_in_many_batches_ends_as_one_scored_at_once() -> None:
 def test_every_column_of_a_fitted_schema_has_its_own_words() -> None:
     schema = FeatureSchema(FEATURES_VERSION, ("message", "unfriend"))
     for column in schema.columns:
-        text = serving.words(column, 0.5, 0.2, None, 0.1)
+        text = wording.words(column, 0.5, 0.2, None, 0.1)
         assert "_" not in text.split(":")[0], (column, text)  # a label, not the raw column name
-    assert serving.words("share:unfriend", 0.3, 0.1, None, 0.1).startswith(
+    assert wording.words("share:unfriend", 0.3, 0.1, None, 0.1).startswith(
         "unfriend events' share of the month's usage: 0.3"
     )
