@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality format clean
+.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality bench-fit format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-scoring-model: install jars
 # features, a model fitted on the earlier weeks, judged on the later ones. BENCH_ARGS="--datasets dev_crm5".
 bench-quality: install
 	$(BIN)/python -m bench.churnsim_quality $(BENCH_ARGS)
+
+# How long calibrate's fit takes on 100,000 accounts x 26 weekly snapshots (synthetic rows).
+bench-fit: install
+	$(BIN)/python -m bench.calibrate_fit_time $(BENCH_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

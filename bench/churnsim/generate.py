@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -175,8 +176,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Stopped with SIGTERM, the run still stops its simulator and its PostgreSQL (by pid).
+    signal.signal(signal.SIGTERM, _interrupt)
     venv = fightchurn_venv()
     # Outside the repository, and readable by the unprivileged server user under root.
     work = Path(tempfile.mkdtemp(prefix="churnsim-"))
