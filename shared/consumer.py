@@ -66,6 +66,7 @@ from shared.metrics import (
     CONSUMER_LAG,
     DEAD_LETTER_LIMIT_STOPS,
     DEAD_LETTERS,
+    EVENT_TIME_FRESHNESS,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
     POISON_ISOLATIONS,
@@ -476,6 +477,9 @@ class DurableConsumer:
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
         self._count_dead_letters(rejected)
+        if fresh:
+            newest = max(event.envelope.occurred_at for event in fresh)
+            EVENT_TIME_FRESHNESS.processed(self._service, self.group_id, newest.timestamp())
         if self._relay is not None and result.outputs:
             self._relay.wake()
         for callback in result.after_commit:
@@ -605,7 +609,7 @@ class DurableConsumer:
         for tp, offset in next_offsets.items():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(
+                CONSUMER_LAG.labels(self._service, self.group_id, tp.topic, str(tp.partition)).set(
                     max(highwater - offset, 0)
                 )
 
