@@ -26,7 +26,7 @@ browser:
 		apt-get install -y --no-install-recommends chromium chromium-driver; fi
 
 # Debian's prometheus package ships promtool: the alerting rules are checked and unit-tested with it
-# (tests/test_prometheus_rules.py). Idempotent, like `browser` (run as root, as CI does).
+# (tests/observability/test_prometheus_rules.py). Idempotent, like `browser` (run as root, as CI does).
 promtool:
 	@if command -v promtool >/dev/null 2>&1; then :; else \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
