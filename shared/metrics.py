@@ -127,6 +127,11 @@ class EventTimeFreshness(Collector):
             if newest_event_time > self._newest.get(key, float("-inf")):
                 self._newest[key] = newest_event_time
 
+    def forget(self, service: str, group: str) -> None:
+        """The consumer owns no partition any more: whatever it read last says nothing now."""
+        with self._lock:
+            self._newest.pop((service, group), None)
+
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "churnwatch_event_time_freshness_seconds",
