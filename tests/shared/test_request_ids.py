@@ -4,14 +4,17 @@ it, and every log line written while the request runs names it (errors included)
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
+from services.console.upstream import Upstream
 from shared.http import create_app
-from shared.request_ids import MAX_LENGTH, accepted
+from shared.request_ids import MAX_LENGTH, accepted, forwarded
+from shared.settings import Settings
 
 log = structlog.get_logger("test.request_ids")
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -91,3 +94,30 @@ async def test_the_id_is_not_left_bound_after_the_request() -> None:
     async with client() as http:
         await http.get("/work", headers={"X-Request-ID": "req-gone"})
     assert "request_id" not in structlog.contextvars.get_contextvars()
+
+
+async def test_the_console_forwards_the_id_to_the_service_it_reads() -> None:
+    """The console's calls to scoring and alerts carry the id of the page request that made them."""
+    seen: list[str | None] = []
+    scoring = create_app("scoring", "stand-in scoring", checks=[])
+
+    @scoring.get("/v1/accounts/{account_id}/health")
+    async def health(account_id: str, request: Request) -> dict[str, str]:
+        seen.append(request.headers.get("X-Request-ID"))
+        return {"account_id": account_id}
+
+    upstream = Upstream(Settings(), transport=httpx.ASGITransport(app=scoring))
+    console = create_app("console", "console", checks=[])
+
+    @console.get("/accounts/{account_id}")
+    async def page(account_id: str) -> dict[str, Any]:
+        return await upstream.health(account_id) or {}
+
+    transport = httpx.ASGITransport(app=console)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+        answered = await http.get("/accounts/acme", headers={"X-Request-ID": "req-console-1"})
+    await upstream.close()
+    assert answered.json() == {"account_id": "acme"}
+    assert seen == ["req-console-1"]
+    # Outside any request, nothing is forwarded.
+    assert forwarded() == {}
