@@ -27,10 +27,13 @@ browser:
 
 # Debian's prometheus package ships promtool: the alerting rules are checked and unit-tested with it
 # (tests/observability/test_prometheus_rules.py). Idempotent, like `browser` (run as root, as CI does).
+# Only the tool is wanted: where systemd runs, the package's server is stopped and disabled again
+# (it would hold port 9090).
 promtool:
 	@if command -v promtool >/dev/null 2>&1; then :; else \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends prometheus; fi
+		apt-get install -y --no-install-recommends prometheus && \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service; fi; fi
 
 run: install jars
 	$(BIN)/python -m deploy.local run
