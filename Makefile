@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality bench-fit format clean
+.PHONY: install jars browser promtool run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality bench-fit format clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --no-install-recommends chromium chromium-driver; fi
 
+# Debian's prometheus package ships promtool: the alerting rules are checked and unit-tested with it
+# (tests/observability/test_prometheus_rules.py). Idempotent, like `browser` (run as root, as CI does).
+# Only the tool is wanted: where systemd runs, the package's server is stopped and disabled again
+# (it would hold port 9090).
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends prometheus && \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service; fi; fi
+
 run: install jars
 	$(BIN)/python -m deploy.local run
 
@@ -36,7 +46,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services deploy simulator bench
 
-test: install jars browser lint
+test: install jars browser promtool lint
 	$(BIN)/pytest
 
 # Figures go to bench/results/*.json with the command that produced them; not part of `make test`.

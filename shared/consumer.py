@@ -66,6 +66,7 @@ from shared.metrics import (
     CONSUMER_LAG,
     DEAD_LETTER_LIMIT_STOPS,
     DEAD_LETTERS,
+    EVENT_TIME_FRESHNESS,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
     POISON_ISOLATIONS,
@@ -476,6 +477,9 @@ class DurableConsumer:
             if count > 0:
                 EVENTS_CONSUMED.labels(self._service, topic, outcome).inc(count)
         self._count_dead_letters(rejected)
+        if fresh:
+            newest = max(event.envelope.occurred_at for event in fresh)
+            EVENT_TIME_FRESHNESS.processed(self._service, self.group_id, newest.timestamp())
         if self._relay is not None and result.outputs:
             self._relay.wake()
         for callback in result.after_commit:
@@ -605,9 +609,15 @@ class DurableConsumer:
         for tp, offset in next_offsets.items():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(
+                CONSUMER_LAG.labels(self._service, self.group_id, tp.topic, str(tp.partition)).set(
                     max(highwater - offset, 0)
                 )
+
+    def _forget_lag(self, revoked: Collection[TopicPartition]) -> None:
+        """Partitions another member may own now: their lag is its to report (a sum over members
+        would count it twice)."""
+        for tp in revoked:
+            CONSUMER_LAG.remove(self._service, self.group_id, tp.topic, str(tp.partition))
 
     def _rewind(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         owned = consumer.assignment()
@@ -651,11 +661,15 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
             if self._owner._aligner is not None:
                 self._owner._aligner.forget(revoked)
             self._owner._dead_letter_limit.forget(revoked)
+            self._owner._forget_lag(revoked)
             if revoked and self._owner._on_revoked is not None:
                 self._owner._on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if not assigned:
+            # An idle member (more members than partitions): no freshness to report, rather
+            # than one that grows for ever and looks like a stuck consumer.
+            EVENT_TIME_FRESHNESS.forget(self._owner._service, self._owner.group_id)
             return
         stored = await self._owner.stored_offsets(assigned)
         if self._owner._aligner is not None:

@@ -6,6 +6,7 @@ so a client (or the engineer reading its logs) sees which field was wrong and wh
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,13 +25,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.door import NUL, NUL_MESSAGE, EventTimeWindow, nul_errors
-from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.metrics import DEPENDENCY_UP, HTTP_LATENCY, HTTP_REQUESTS, record_build_info
+from shared.request_ids import RequestIds
 
 log = structlog.get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 OutageCheck = Callable[[BaseException], "ApiError | None"]
 DEFAULT_RETRY_AFTER = "5"
+DEPENDENCY_CHECK_SECONDS = 2.0
 ESCAPED_NUL = "\\u0000"  # how a NUL in a field's name is shown in an error
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -161,9 +164,26 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail))
 
 
-def ops_router(checks: Sequence[tuple[str, ReadinessCheck]]) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics`."""
+def ops_router(service: str, checks: Sequence[tuple[str, ReadinessCheck]]) -> APIRouter:
+    """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics`.
+
+    Both `/readyz` and `/metrics` run the dependency checks and set `churnwatch_dependency_up`,
+    so every scrape says whether the database (and Kafka) answer, probed or not.
+    """
     router = APIRouter()
+
+    async def answers(check: ReadinessCheck) -> bool:
+        # A dependency that swallows packets must not hold a scrape past Prometheus' timeout.
+        try:
+            return await asyncio.wait_for(check(), timeout=DEPENDENCY_CHECK_SECONDS)
+        except TimeoutError:
+            return False
+
+    async def check_dependencies() -> dict[str, bool]:
+        results = {name: await answers(check) for name, check in checks}
+        for name, up in results.items():
+            DEPENDENCY_UP.labels(service, name).set(1 if up else 0)
+        return results
 
     @router.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -171,7 +191,7 @@ def ops_router(checks: Sequence[tuple[str, ReadinessCheck]]) -> APIRouter:
 
     @router.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        results = {name: await check() for name, check in checks}
+        results = await check_dependencies()
         ready = all(results.values())
         return JSONResponse(
             status_code=200 if ready else 503,
@@ -180,6 +200,7 @@ def ops_router(checks: Sequence[tuple[str, ReadinessCheck]]) -> APIRouter:
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await check_dependencies()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -302,9 +323,12 @@ def create_app(service: str, title: str, checks: Sequence[tuple[str, ReadinessCh
     """`outage`: which escaping exceptions are a dependency outage (503), see ErrorBodies."""
     app = FastAPI(title=title, **kwargs)
     install_error_handlers(app)
-    app.include_router(ops_router(checks))
+    app.include_router(ops_router(service, checks))
+    record_build_info(service)
     # Inside the metrics (added last is outermost), so they count its 503s and 500s.
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(ErrorBodies, outage=outage)
     app.add_middleware(RequestMetrics, service=service)
+    # Outermost: every answer carries the id, and every log line of the request names it.
+    app.add_middleware(RequestIds)
     return app

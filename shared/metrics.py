@@ -6,7 +6,15 @@ channels and reasons. Service-specific metrics live with their service.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+import threading
+import time
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 HTTP_REQUESTS = Counter(
     "churnwatch_http_requests_total",
@@ -57,8 +65,8 @@ BATCH_FAILURES = Counter(
 )
 CONSUMER_LAG = Gauge(
     "churnwatch_consumer_lag",
-    "Messages between the consumer's position and the partition's high watermark.",
-    ["group", "topic", "partition"],
+    "Messages between the consumer's position and the partition's high watermark (as of its last batch).",
+    ["service", "group", "topic", "partition"],
 )
 DEAD_LETTERS = Counter(
     "churnwatch_dead_letters_total",
@@ -82,3 +90,63 @@ ERRORS = Counter(
     "Unexpected errors, by kind.",
     ["service", "kind"],
 )
+DEPENDENCY_UP = Gauge(
+    "churnwatch_dependency_up",
+    "Whether a dependency answered this service's readiness check (1) or not (0), by dependency "
+    "(database, kafka); checked on every scrape and every /readyz.",
+    ["service", "dependency"],
+)
+BUILD_INFO = Info(
+    "churnwatch_build",
+    "The running code: churnwatch's package version and the Python version (value always 1).",
+    ["service"],
+)
+
+
+def record_build_info(service: str) -> None:
+    try:
+        churnwatch_version = version("churnwatch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        churnwatch_version = "unknown"
+    BUILD_INFO.labels(service).info({"version": churnwatch_version,
+                                     "python_version": platform.python_version()})
+
+
+class EventTimeFreshness(Collector):
+    """`churnwatch_event_time_freshness_seconds`: wall clock minus the event time of the newest
+    event each consumer has processed, computed when scraped. Set only on processing, a gauge
+    would freeze at its last value while a consumer is stuck; this one keeps growing."""
+
+    def __init__(self) -> None:
+        self._newest: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()  # scrapes may come from another thread (prometheus_client's server)
+
+    def processed(self, service: str, group: str, newest_event_time: float) -> None:
+        key = (service, group)
+        with self._lock:
+            if newest_event_time > self._newest.get(key, float("-inf")):
+                self._newest[key] = newest_event_time
+
+    def forget(self, service: str, group: str) -> None:
+        """The consumer owns no partition any more: whatever it read last says nothing now."""
+        with self._lock:
+            self._newest.pop((service, group), None)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "churnwatch_event_time_freshness_seconds",
+            "Wall clock minus the event time of the newest event a consumer processed (scores, "
+            "alerts or surveys are this far behind reality), by service and consumer group. Only "
+            "consumers that processed an event since the process started are shown.",
+            labels=["service", "group"],
+        )
+        now = time.time()
+        with self._lock:
+            newest = dict(self._newest)
+        for (service, group), at in sorted(newest.items()):
+            family.add_metric([service, group], now - at)
+        yield family
+
+
+EVENT_TIME_FRESHNESS = EventTimeFreshness()
+REGISTRY.register(EVENT_TIME_FRESHNESS)

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared.request_ids import forwarded
 from shared.settings import Settings
 
 CHUNK = 100  # scoring's most account ids per portfolio request
@@ -42,7 +43,7 @@ class Upstream:
     async def _get(client: httpx.AsyncClient, service: str, path: str,
                    params: Any = None, missing_ok: bool = False) -> Any:
         try:
-            response = await client.get(path, params=params)
+            response = await client.get(path, params=params, headers=forwarded())
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(service, f"unreachable ({type(exc).__name__})") from exc
         if missing_ok and response.status_code == 404:

@@ -221,11 +221,3 @@ def test_zendesk_solved_ticket_gets_a_csat_invitation_that_records_the_answer(cs
     csat = httpx.get(f"{surveys}/v1/insights/csat", params={"account_id": ACCOUNT}, headers=API_AUTH).json()
     assert csat["overall"]["responses"] == 1, csat
 
-
-def test_every_service_answers_health_readiness_and_metrics(stack: Stack) -> None:
-    for name, process in stack.services.items():
-        assert httpx.get(f"{process.base_url}/healthz").json() == {"status": "ok"}
-        ready = httpx.get(f"{process.base_url}/readyz")
-        assert ready.status_code == 200, (name, ready.text)
-        metrics = httpx.get(f"{process.base_url}/metrics").text
-        assert "churnwatch_http_requests_total" in metrics, name

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from services.alerts.app import create_app as alerts_app
@@ -66,6 +67,13 @@ CASES = {
 }
 
 
+async def database_up(http: httpx.AsyncClient, service: str) -> float | None:
+    page = (await http.get("/metrics")).text
+    return next((sample.value for family in text_string_to_metric_families(page) for sample in family.samples
+                 if sample.name == "churnwatch_dependency_up"
+                 and sample.labels == {"service": service, "dependency": "database"}), None)
+
+
 @pytest.mark.parametrize("service", list(CASES))
 async def test_a_database_outage_answers_503_with_retry_after(infra: Infra, service: str) -> None:
     case = CASES[service]
@@ -95,6 +103,8 @@ async def test_a_database_outage_answers_503_with_retry_after(infra: Infra, serv
             ready_while_cut = await http.get("/readyz")
             assert ready_while_cut.status_code == 503
             assert ready_while_cut.json()["checks"]["database"] is False
+            # What ChurnwatchDatabaseUnavailable reads, set by the scrape itself.
+            assert await database_up(http, service) == 0.0
 
             await proxy.open()  # back: each pool reconnects by itself
 
@@ -102,3 +112,4 @@ async def test_a_database_outage_answers_503_with_retry_after(infra: Infra, serv
                 statuses = [(await call.send(http)).status_code for call in case.calls]
                 return all(status < 500 for status in statuses)
             await eventually(recovered, f"{service} answers again once the database is back")
+            assert await database_up(http, service) == 1.0
