@@ -21,15 +21,15 @@ from typing import IO
 from deploy.local.kafka import KafkaBroker
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import cache_dir, stop_pid
-from shared.service import prepare_infrastructure
 from shared.settings import Settings
+from shared.topics import ensure_topics
 
 SERVICES = ("ingest", "scoring", "alerts", "surveys", "console")
 DEV_WRITE_KEY = "cw_dev_local_write_key"
 # An admin API token for local use only (reads of every API, overrides, the console's service token).
 DEV_API_TOKEN = "cwt_dev_local_api_token"
 DEV_SURVEY_LINK_SECRET = "cw_dev_local_survey_link_secret"
-COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34}
+COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34, "migrate": 1}
 DEV_SLACK_PORT = 8090
 DEV_SMTP_PORT = 8025
 
@@ -94,14 +94,20 @@ class LocalStack:
         say("stack", f"PostgreSQL on 127.0.0.1:{self.postgres_port} (data in {self.postgres.data_dir})")
         self.postgres.start()
         env = self.environment()
+        # The migration step, as operators run it: `churnwatch migrate`, before any service starts.
+        say("stack", "churnwatch migrate")
+        migrated = subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env,
+                                  capture_output=True, text=True, check=False)
+        for line in (migrated.stdout + migrated.stderr).splitlines():
+            say("migrate", line)
+        if migrated.returncode != 0:
+            raise RuntimeError("churnwatch migrate failed")
         settings = Settings(
             kafka_bootstrap_servers=env["CHURNWATCH_KAFKA_BOOTSTRAP_SERVERS"],
             database_url=env["CHURNWATCH_DATABASE_URL"],
         )
-        task = asyncio.run(prepare_infrastructure(settings))
-        if task is not None:
-            raise RuntimeError("Kafka answered but topics could not be created")
-        say("stack", "migrations applied, topics ready")
+        asyncio.run(ensure_topics(settings))
+        say("stack", "topics ready")
 
     def start_services(self) -> None:
         env = self.environment()
