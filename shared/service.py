@@ -8,6 +8,7 @@ the database.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -76,6 +77,20 @@ async def _create_topics_eventually(settings: Settings) -> None:
             retries += 1
             log.warning("kafka_not_ready_for_topics", error=str(exc),
                         retry_in=exponential_backoff(retries, 1.0, 30.0))
+
+
+def run_service(service: str, summary: str, create_app: Callable[[Settings], FastAPI],
+                argv: Sequence[str] | None = None) -> None:
+    """`python -m services.<service> [--help]`: parse the command line before anything else, so
+    --help prints usage and exits without reading settings, connecting or serving."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m services.{service}", description=summary,
+        epilog=f"Configured by CHURNWATCH_* environment variables (docs/configuration.md); it listens on "
+               f"CHURNWATCH_HTTP_HOST:CHURNWATCH_{service.upper()}_PORT. The database must be migrated "
+               "first (`churnwatch migrate`). SIGTERM stops it gracefully.")
+    parser.parse_args(argv)
+    settings = get_settings()
+    serve(create_app(settings), service, getattr(settings, f"{service}_port"), settings)
 
 
 def serve(app: FastAPI, service: str, port: int, settings: Settings | None = None) -> None:

@@ -29,7 +29,8 @@ DEV_WRITE_KEY = "cw_dev_local_write_key"
 # An admin API token for local use only (reads of every API, overrides, the console's service token).
 DEV_API_TOKEN = "cwt_dev_local_api_token"
 DEV_SURVEY_LINK_SECRET = "cw_dev_local_survey_link_secret"
-COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34, "migrate": 1}
+COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34,
+           "migrate": 1}
 DEV_SLACK_PORT = 8090
 DEV_SMTP_PORT = 8025
 

@@ -126,7 +126,8 @@ async def test_a_schema_from_a_newer_version_is_refused(settings: Settings) -> N
     try:
         await require_current_schema(engine)  # the fixtures' databases are migrated
         async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0099_from_the_future')"))
+            await conn.execute(text(
+                "INSERT INTO alembic_version (version_num) VALUES ('0099_from_the_future')"))
         with pytest.raises(SchemaNotCurrent, match="newer Churnwatch") as refused:
             await require_current_schema(engine)
         assert "0099_from_the_future" in str(refused.value)
