@@ -5,7 +5,14 @@ BIN    := $(VENV)/bin
 LOCKS  := requirements.lock requirements-dev.lock
 STAMP  := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality format clean
+# kustomize, built once from its Go module into the cache (outside the repository) for the test that
+# renders deploy/k8s/overlays; tests/test_k8s.py finds it there.
+CACHE     := $(or $(CHURNWATCH_CACHE_DIR),$(HOME)/.cache/churnwatch)
+GO        ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := $(CACHE)/bin/kustomize-$(KUSTOMIZE_VERSION)
+
+.PHONY: install jars browser kustomize run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality format clean
 
 $(STAMP): $(LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +33,15 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --no-install-recommends chromium chromium-driver; fi
 
+$(KUSTOMIZE):
+	mkdir -p $(CACHE)/bin $(CACHE)/go
+	cd $(CACHE) && GOPATH=$(CACHE)/go GOBIN=$(CACHE)/go/bin $(GO) install \
+		sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(CACHE)/go/bin/kustomize $(KUSTOMIZE)
+
+kustomize: $(KUSTOMIZE)
+
+# The migration step (`churnwatch migrate`) runs first, inside `deploy.local run`, once PostgreSQL is up.
 run: install jars
 	$(BIN)/python -m deploy.local run
 
@@ -37,7 +53,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services deploy simulator bench
 
-test: install jars browser lint
+test: install jars browser kustomize lint
 	$(BIN)/pytest
 
 # Figures go to bench/results/*.json with the command that produced them; not part of `make test`.
