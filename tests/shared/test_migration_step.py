@@ -61,7 +61,7 @@ def test_the_shipped_heads_are_revisions_of_the_migrations() -> None:
 
 
 def test_churnwatch_migrate_brings_a_blank_database_to_the_heads_once(infra: Infra) -> None:
-    settings = infra.fresh_settings(migrated=False)
+    settings = infra.unmigrated_settings()
     before = churnwatch(settings, "migrate", "--check")
     assert before.returncode == 1
     assert "never migrated" in before.stderr and MIGRATE_COMMAND in before.stderr
@@ -77,7 +77,7 @@ def test_churnwatch_migrate_brings_a_blank_database_to_the_heads_once(infra: Inf
 
 
 def test_a_service_process_refuses_an_unmigrated_database_and_exits_saying_what_to_run(infra: Infra) -> None:
-    settings = infra.fresh_settings(migrated=False)
+    settings = infra.unmigrated_settings()
     env = settings_env(settings)
     env["CHURNWATCH_INGEST_PORT"] = "0"
     # subprocess.run kills the process if it outlives the timeout: nothing is left behind.
@@ -91,7 +91,7 @@ def test_a_service_process_refuses_an_unmigrated_database_and_exits_saying_what_
 
 @pytest.mark.parametrize("service", list(APPS))
 async def test_every_service_refuses_an_unmigrated_database(infra: Infra, service: str) -> None:
-    settings = infra.fresh_settings(migrated=False)
+    settings = infra.unmigrated_settings()
     with pytest.raises(SchemaNotCurrent, match=MIGRATE_COMMAND):
         async with serving(APPS[service](settings)):
             pytest.fail(f"{service} started on an unmigrated database")
@@ -107,7 +107,7 @@ async def test_every_service_refuses_an_unmigrated_database(infra: Infra, servic
 
 
 async def test_an_older_schema_is_refused_until_migrated(infra: Infra) -> None:
-    settings = infra.fresh_settings(migrated=False)
+    settings = infra.unmigrated_settings()
     config = alembic_config(settings.database_url)
     await asyncio.to_thread(command.upgrade, config, "0004_alerts")
     engine = create_engine(settings)

@@ -52,7 +52,7 @@ def test_every_metadata_in_the_tree_is_one_alembic_compares() -> None:
 
 
 async def test_the_migrated_database_is_the_metadata(infra: Infra) -> None:
-    settings = infra.fresh_settings(migrated=False)
+    settings = infra.unmigrated_settings()
     config = alembic_config(settings.database_url)
     # alembic's env.py runs its own event loop, so it must not run on ours.
     await asyncio.to_thread(command.upgrade, config, "heads")

@@ -36,11 +36,18 @@ class Infra:
     kafka: KafkaBroker
     postgres: LocalPostgres
 
-    def fresh_settings(self, migrated: bool = True, **overrides: object) -> Settings:
-        """Settings pointing at a new database and a new set of topics: tests never share state.
-        The database is migrated (as `churnwatch migrate` leaves it) unless `migrated` is False."""
+    def fresh_settings(self, **overrides: object) -> Settings:
+        """Settings pointing at a new database, migrated (as `churnwatch migrate` leaves it), and a
+        new set of topics: tests never share state."""
+        return self._settings(MIGRATED_TEMPLATE, overrides)
+
+    def unmigrated_settings(self, **overrides: object) -> Settings:
+        """Like fresh_settings, on a database with no schema at all (for the migrations' own tests)."""
+        return self._settings(None, overrides)
+
+    def _settings(self, template: str | None, overrides: dict[str, object]) -> Settings:
         name = "t_" + uuid.uuid4().hex[:12]
-        database_url = self.postgres.create_database(name, MIGRATED_TEMPLATE if migrated else None)
+        database_url = self.postgres.create_database(name, template)
         values: dict[str, object] = {
             "kafka_bootstrap_servers": self.kafka.bootstrap_servers,
             "database_url": database_url,
