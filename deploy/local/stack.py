@@ -1,4 +1,4 @@
-"""`make run`: Kafka, PostgreSQL and the four services on this machine, in the foreground.
+"""`make run`: Kafka, PostgreSQL, the migration step and the five services on this machine, in the foreground.
 
 Infrastructure data lives in the cache directory (outside the repository) and survives
 restarts; Ctrl-C (or SIGTERM) stops the services gracefully, then the broker and the
