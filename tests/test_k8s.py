@@ -128,6 +128,8 @@ def test_scoring_and_alerts_scale_on_consumer_lag_up_to_the_partition_count(
     assert set(autoscalers) == {"scoring", "alerts"}
     for name, hpa in autoscalers.items():
         assert hpa["spec"]["scaleTargetRef"]["name"] == name
+        # The autoscaler owns the count: a re-apply must not reset it.
+        assert "replicas" not in of_kind(rendered, "Deployment")[name]["spec"]
         assert hpa["spec"]["maxReplicas"] == partitions  # one consumer per partition at most
         (metric,) = hpa["spec"]["metrics"]
         assert metric["external"]["metric"]["name"] == "churnwatch_consumer_lag"
