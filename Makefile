@@ -2,13 +2,21 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+LOCKS  := requirements.lock requirements-dev.lock
+STAMP  := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install jars browser promtool run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality bench-fit format clean
+# kustomize, built once from its Go module into the cache (outside the repository) for the test that
+# renders deploy/k8s/overlays; tests/test_k8s.py finds it there.
+CACHE     := $(or $(CHURNWATCH_CACHE_DIR),$(HOME)/.cache/churnwatch)
+GO        ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := $(CACHE)/bin/kustomize-$(KUSTOMIZE_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml
+.PHONY: install jars browser promtool kustomize run demo test lint bench bench-ingest bench-scoring bench-scoring-model bench-quality bench-fit format clean
+
+$(STAMP): $(LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
@@ -35,6 +43,15 @@ promtool:
 		apt-get install -y --no-install-recommends prometheus && \
 		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service; fi; fi
 
+$(KUSTOMIZE):
+	mkdir -p $(CACHE)/bin $(CACHE)/go
+	cd $(CACHE) && GOPATH=$(CACHE)/go GOBIN=$(CACHE)/go/bin $(GO) install \
+		sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(CACHE)/go/bin/kustomize $(KUSTOMIZE)
+
+kustomize: $(KUSTOMIZE)
+
+# The migration step (`churnwatch migrate`) runs first, inside `deploy.local run`, once PostgreSQL is up.
 run: install jars
 	$(BIN)/python -m deploy.local run
 
@@ -46,7 +63,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services deploy simulator bench
 
-test: install jars browser promtool lint
+test: install jars browser promtool kustomize lint
 	$(BIN)/pytest
 
 # Figures go to bench/results/*.json with the command that produced them; not part of `make test`.

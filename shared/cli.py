@@ -10,10 +10,13 @@ from __future__ import annotations
 import importlib
 import sys
 
+from shared.schema_version import SchemaNotCurrent
+
 # command -> (module with `main(argv)`, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "local": ("deploy.local.__main__", "run the whole system locally (Kafka, PostgreSQL, services)"),
     # every service
+    "migrate": ("shared.migrate_cli", "apply the schema migrations (run before starting a new version)"),
     "tokens": ("shared.tokens_cli", "create, list and revoke API tokens (scopes for the read APIs)"),
     "users": ("services.console.users_cli", "create, list and disable console users (csm, lead, admin)"),
     # every consumer
@@ -49,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(unknown + _usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[args[0]][0])
-    result: int = module.main(args[1:])
+    try:
+        result: int = module.main(args[1:])
+    except SchemaNotCurrent as problem:
+        print(f"churnwatch {args[0]}: {problem}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -28,8 +28,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, migrate
+from shared.db import create_engine
 from shared.logging import configure_logging
+from shared.operator_db import require_migrated
 from shared.publisher import EventPublisher, RawMessage
 from shared.settings import Settings, get_settings
 from shared.topics import Topics
@@ -231,7 +232,7 @@ def _value_text(value: bytes | None) -> str:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    await migrate(settings)
+    await require_migrated(settings)
     engine = create_engine(settings)
     try:
         letters = await read_dead_letters(settings)

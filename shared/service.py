@@ -8,9 +8,11 @@ the database.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,30 +25,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.api_tokens import Scope, seed_token
 from shared.consumer import BatchHandler, DurableConsumer
-from shared.db import create_engine, is_reachable, migrate, session_factory
+from shared.db import create_engine, is_reachable, session_factory
 from shared.http import create_app
 from shared.logging import configure_logging
 from shared.outage import outage_error
 from shared.publisher import EventPublisher
 from shared.runtime.backoff import exponential_backoff
+from shared.schema_version import check_schema_at_start
 from shared.settings import Settings, get_settings
 from shared.topics import ensure_topics
 from shared.write_keys import seed_key
 
+STARTUP_FAILED = 3  # as `uvicorn` itself exits when the app does not start
 BOOTSTRAP_TOKEN_NAME = "bootstrap (CHURNWATCH_BOOTSTRAP_API_TOKEN)"
 
 log = structlog.get_logger(__name__)
 
 
-async def prepare_infrastructure(settings: Settings) -> asyncio.Task[None] | None:
-    """Schema migrations, then topics. Both idempotent, so every service runs them at start.
+async def prepare_infrastructure(settings: Settings, engine: AsyncEngine) -> asyncio.Task[None] | None:
+    """The schema check, then topics (idempotent, so every service creates any that are missing).
 
-    The database must be there (migrations block). Kafka may not be yet (compose starts
-    everything at once, or the broker is down): then topics are created in the background
-    as soon as it answers, and the returned task (cancel it on shutdown) keeps trying, while
-    the service starts and reports itself not ready.
+    The database must be there and migrated (`churnwatch migrate`, a step of its own): a service
+    refuses, saying what to run, a schema older or newer than its code. Kafka may not be up yet
+    (compose starts everything at once, or the broker is down): then topics are created in the
+    background as soon as it answers, and the returned task (cancel it on shutdown) keeps trying,
+    while the service starts and reports itself not ready.
     """
-    await migrate(settings)
+    await check_schema_at_start(engine)
     try:
         await _create_topics(settings)
         return None
@@ -74,6 +79,20 @@ async def _create_topics_eventually(settings: Settings) -> None:
                         retry_in=exponential_backoff(retries, 1.0, 30.0))
 
 
+def run_service(service: str, summary: str, create_app: Callable[[Settings], FastAPI],
+                argv: Sequence[str] | None = None) -> None:
+    """`python -m services.<service> [--help]`: parse the command line before anything else, so
+    --help prints usage and exits without reading settings, connecting or serving."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m services.{service}", description=summary,
+        epilog=f"Configured by CHURNWATCH_* environment variables (docs/configuration.md); it listens on "
+               f"CHURNWATCH_HTTP_HOST:CHURNWATCH_{service.upper()}_PORT. The database must be migrated "
+               "first (`churnwatch migrate`). SIGTERM stops it gracefully.")
+    parser.parse_args(argv)
+    settings = get_settings()
+    serve(create_app(settings), service, getattr(settings, f"{service}_port"), settings)
+
+
 def serve(app: FastAPI, service: str, port: int, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     configure_logging(settings, service)
@@ -86,7 +105,12 @@ def serve(app: FastAPI, service: str, port: int, settings: Settings | None = Non
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        # The lifespan refused to start (an unmigrated schema, an unreachable database): a
+        # supervisor must see a failure, not a clean exit.
+        sys.exit(STARTUP_FAILED)
 
 
 def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -151,7 +175,7 @@ def service_app(name: str, title: str, settings: Settings,
                 wire: Callable[[ServiceParts], Wiring]) -> FastAPI:
     """The FastAPI app of a service: ops endpoints, readiness, and an ordered start and stop.
 
-    Start: migrations and topics, the bootstrap write key, the producer, then the loops.
+    Start: the schema check and topics, the bootstrap write key, the producer, then the loops.
     Stop (SIGTERM): loops finish and commit their work in flight, then Kafka and the database.
     """
     engine = create_engine(settings)
@@ -168,7 +192,11 @@ def service_app(name: str, title: str, settings: Settings,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        topics_task = await prepare_infrastructure(settings)
+        try:
+            topics_task = await prepare_infrastructure(settings, engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         if wiring.seeds_write_key and settings.bootstrap_write_key is not None:
             await seed_key(engine, settings.bootstrap_write_key.get_secret_value(),
                            settings.bootstrap_write_key_source)

@@ -112,11 +112,12 @@ class LocalPostgres:
     def _create_database(self) -> None:
         self.create_database(self.database)
 
-    def create_database(self, name: str) -> str:
-        """Create `name` if missing; returns its asyncpg URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create `name` if missing (a copy of database `template`, if given); returns its asyncpg URL."""
         exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
         if exists != "1":
-            self._psql(f'CREATE DATABASE "{name}"')
+            copy = f' TEMPLATE "{template}"' if template is not None else ""
+            self._psql(f'CREATE DATABASE "{name}"{copy}')
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:

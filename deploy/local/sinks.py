@@ -154,12 +154,12 @@ class _WebApi:
         return JSONResponse({"ok": False, "error": "unknown_method"})
 
 
-async def serve(slack_port: int, smtp_port: int, record: Path | None) -> None:
+async def serve(slack_port: int, smtp_port: int, record: Path | None, host: str = "127.0.0.1") -> None:
     recorder = Recorder(record)
-    controller = Controller(_SmtpHandler(recorder), hostname="127.0.0.1", port=smtp_port)
+    controller = Controller(_SmtpHandler(recorder), hostname=host, port=smtp_port)
     controller.start()
     try:
-        config = uvicorn.Config(slack_app(recorder), host="127.0.0.1", port=slack_port,
+        config = uvicorn.Config(slack_app(recorder), host=host, port=slack_port,
                                 log_level="warning", access_log=False)
         await uvicorn.Server(config).serve()
     finally:
@@ -167,12 +167,17 @@ async def serve(slack_port: int, smtp_port: int, record: Path | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deploy.local.sinks")
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.local.sinks",
+        description="Local stand-ins for Slack (incoming webhook and Web API) and an SMTP server; "
+                    "prints what they receive.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--slack-port", type=int, default=8090)
     parser.add_argument("--smtp-port", type=int, default=8025)
-    parser.add_argument("--record", type=Path, default=None)
+    parser.add_argument("--record", type=Path, default=None, help="append what arrives here, as JSON lines")
     args = parser.parse_args()
-    asyncio.run(serve(args.slack_port, args.smtp_port, args.record))
+    asyncio.run(serve(args.slack_port, args.smtp_port, args.record, args.host))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`make run`: Kafka, PostgreSQL and the four services on this machine, in the foreground.
+"""`make run`: Kafka, PostgreSQL, the migration step and the five services on this machine, in the foreground.
 
 Infrastructure data lives in the cache directory (outside the repository) and survives
 restarts; Ctrl-C (or SIGTERM) stops the services gracefully, then the broker and the
@@ -21,21 +21,22 @@ from typing import IO
 from deploy.local.kafka import KafkaBroker
 from deploy.local.postgres import LocalPostgres
 from deploy.local.processes import cache_dir, stop_pid
-from shared.service import prepare_infrastructure
 from shared.settings import Settings
+from shared.topics import ensure_topics
 
 SERVICES = ("ingest", "scoring", "alerts", "surveys", "console")
 DEV_WRITE_KEY = "cw_dev_local_write_key"
 # An admin API token for local use only (reads of every API, overrides, the console's service token).
 DEV_API_TOKEN = "cwt_dev_local_api_token"
 DEV_SURVEY_LINK_SECRET = "cw_dev_local_survey_link_secret"
-COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34}
+COLOURS = {"ingest": 36, "scoring": 35, "alerts": 33, "surveys": 32, "console": 31, "stack": 1, "sinks": 34,
+           "migrate": 1}
 DEV_SLACK_PORT = 8090
 DEV_SMTP_PORT = 8025
 
 
 def say(who: str, line: str) -> None:
-    colour = COLOURS.get(who, 0)
+    colour = COLOURS.get(who.split("-")[0], 0)  # scoring-2 is coloured as scoring
     prefix = f"\033[{colour}m{who:>8}\033[0m" if sys.stdout.isatty() else f"{who:>8}"
     print(f"{prefix} | {line}", flush=True)
 
@@ -50,6 +51,9 @@ class LocalStack:
     root: Path = field(default_factory=lambda: cache_dir() / "local")
     kafka_port: int = 9092
     postgres_port: int = 5432
+    # More than one: as many scoring consumers in one group, each with its own HTTP port
+    # (scoring_ports), splitting the partitions between them.
+    scoring_processes: int = 1
 
     def __post_init__(self) -> None:
         self.kafka = KafkaBroker(self.root / "kafka", port=self.kafka_port,
@@ -94,18 +98,33 @@ class LocalStack:
         say("stack", f"PostgreSQL on 127.0.0.1:{self.postgres_port} (data in {self.postgres.data_dir})")
         self.postgres.start()
         env = self.environment()
+        # The migration step, as operators run it: `churnwatch migrate`, before any service starts.
+        say("stack", "churnwatch migrate")
+        migrated = subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env,
+                                  capture_output=True, text=True, check=False)
+        for line in (migrated.stdout + migrated.stderr).splitlines():
+            say("migrate", line)
+        if migrated.returncode != 0:
+            raise RuntimeError("churnwatch migrate failed")
         settings = Settings(
             kafka_bootstrap_servers=env["CHURNWATCH_KAFKA_BOOTSTRAP_SERVERS"],
             database_url=env["CHURNWATCH_DATABASE_URL"],
         )
-        task = asyncio.run(prepare_infrastructure(settings))
-        if task is not None:
-            raise RuntimeError("Kafka answered but topics could not be created")
-        say("stack", "migrations applied, topics ready")
+        asyncio.run(ensure_topics(settings))
+        say("stack", "topics ready")
+
+    def scoring_ports(self, env: dict[str, str]) -> list[int]:
+        """The first scoring process on the scoring port, each further one 100 ports above the last."""
+        first = int(env.get("CHURNWATCH_SCORING_PORT", str(Settings.model_fields["scoring_port"].default)))
+        return [first + 100 * i for i in range(self.scoring_processes)]
 
     def start_services(self) -> None:
         env = self.environment()
         commands = {service: [sys.executable, "-m", f"services.{service}"] for service in SERVICES}
+        extra_env: dict[str, dict[str, str]] = {}
+        for i, port in enumerate(self.scoring_ports(env)[1:], start=2):
+            commands[f"scoring-{i}"] = commands["scoring"]
+            extra_env[f"scoring-{i}"] = {"CHURNWATCH_SCORING_PORT": str(port)}
         if self.use_dev_sinks:
             commands["sinks"] = [sys.executable, "-m", "deploy.local.sinks",
                                  "--slack-port", str(DEV_SLACK_PORT),
@@ -113,7 +132,7 @@ class LocalStack:
         for service, command in commands.items():
             process = subprocess.Popen(
                 command,
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=env | extra_env.get(service, {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
             assert process.stdout is not None
@@ -148,6 +167,8 @@ class LocalStack:
                 port = env.get(f"CHURNWATCH_{service.upper()}_PORT",
                                str(Settings.model_fields[f"{service}_port"].default))
                 say("stack", f"  {service:<8} http://127.0.0.1:{port}   (/healthz /readyz /metrics)")
+            for i, extra_port in enumerate(self.scoring_ports(env)[1:], start=2):
+                say("stack", f"  scoring #{i} http://127.0.0.1:{extra_port}   (the same consumer group)")
             if env["CHURNWATCH_BOOTSTRAP_WRITE_KEY"] == DEV_WRITE_KEY:
                 say("stack", f"  development write key: {DEV_WRITE_KEY}  (set "
                     "CHURNWATCH_BOOTSTRAP_WRITE_KEY for your own)")

@@ -1,6 +1,6 @@
 from services.alerts.app import SERVICE, create_app
-from shared.service import serve
-from shared.settings import get_settings
+from shared.service import run_service
 
-settings = get_settings()
-serve(create_app(settings), SERVICE, settings.alerts_port, settings)
+run_service(SERVICE,
+            "Churnwatch alerts: tells the owning CSM about risk signals, on Slack and by email.",
+            create_app)

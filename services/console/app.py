@@ -12,9 +12,10 @@ from fastapi.staticfiles import StaticFiles
 
 from services.console.pages import Console, build_pages_router
 from services.console.upstream import Upstream
-from shared.db import create_engine, is_reachable, migrate
+from shared.db import create_engine, is_reachable
 from shared.http import create_app as create_http_app
 from shared.outage import outage_error
+from shared.schema_version import check_schema_at_start
 from shared.settings import Settings
 
 SERVICE = "console"
@@ -31,8 +32,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await migrate(settings)
         try:
+            await check_schema_at_start(engine)
             yield
         finally:
             await upstream.close()

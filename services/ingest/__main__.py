@@ -1,6 +1,6 @@
 from services.ingest.app import SERVICE, create_app
-from shared.service import serve
-from shared.settings import get_settings
+from shared.service import run_service
 
-settings = get_settings()
-serve(create_app(settings), SERVICE, settings.ingest_port, settings)
+run_service(SERVICE,
+            "Churnwatch ingest: the Segment-compatible tracking API and help-desk webhooks, into Kafka.",
+            create_app)

@@ -1,6 +1,6 @@
 from services.scoring.app import SERVICE, create_app
-from shared.service import serve
-from shared.settings import get_settings
+from shared.service import run_service
 
-settings = get_settings()
-serve(create_app(settings), SERVICE, settings.scoring_port, settings)
+run_service(SERVICE,
+            "Churnwatch scoring: per-account health on event time; publishes scores and risk signals.",
+            create_app)

@@ -30,8 +30,9 @@ from services.scoring.risk.calibrate import Calibration, calibrate, moments
 from services.scoring.risk.calibration import TooFewOutcomes
 from services.scoring.risk.features import FEATURES_VERSION
 from services.scoring.risk.weekly import SchemaMismatch
-from shared.db import create_engine, migrate
+from shared.db import create_engine
 from shared.logging import configure_logging
+from shared.operator_db import require_migrated
 from shared.settings import get_settings
 
 TOO_FEW = 3
@@ -91,7 +92,7 @@ def registry_row(calibration: Calibration, by: str, now: datetime, observed_unti
 
 async def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    await migrate(settings)
+    await require_migrated(settings)
     engine = create_engine(settings)
     by = args.by or default_user()
     try:

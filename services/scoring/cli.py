@@ -8,8 +8,9 @@ import sys
 
 from services.scoring.config import ScorecardError, load_scorecard
 from services.scoring.replay import Replayer, publish_staged
-from shared.db import create_engine, migrate, session_factory
+from shared.db import create_engine, session_factory
 from shared.logging import configure_logging
+from shared.operator_db import require_migrated
 from shared.settings import get_settings
 
 
@@ -34,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 async def replay(args: argparse.Namespace) -> int:
     settings = get_settings()
     card = load_scorecard(args.scorecard or settings.scoring_scorecard_path)
-    await migrate(settings)
+    await require_migrated(settings)
     engine = create_engine(settings)
     sessions = session_factory(engine)
     try:

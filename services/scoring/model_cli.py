@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from services.scoring.calibrate_cli import default_user
 from services.scoring.risk import store as risk_store
 from services.scoring.risk.artifact import ArtifactMismatch, load
-from shared.db import create_engine, migrate
+from shared.db import create_engine
 from shared.logging import configure_logging
+from shared.operator_db import require_migrated
 from shared.settings import get_settings
 
 
@@ -49,7 +50,7 @@ def previous_version(history: list[dict[str, object]]) -> int | None:
 
 async def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    await migrate(settings)
+    await require_migrated(settings)
     engine = create_engine(settings)
     try:
         if args.command == "list":

@@ -12,10 +12,10 @@ from contextlib import suppress
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.scoring.overrides import override_topic
+from services.scoring.topic_config import set_topic_configs
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -65,14 +65,12 @@ async def prepare_topics(settings: Settings) -> None:
                 f"account id); found {counts}"
             )
         if settings.scoring_input_retention_days > 0:
-            # Kafka is scoring's event store: `churnwatch replay` re-reads what it retains.
-            # (AlterConfigs sets the topic's whole dynamic config; these topics carry no other.)
+            # Kafka is scoring's event store: `churnwatch replay` re-reads what it retains. Only
+            # retention is set, and only where it differs: the topics' other configs (an
+            # operator's min.insync.replicas) stay as they are.
             retention = str(int(settings.scoring_input_retention_days * 86_400_000))
-            await admin.alter_configs(
-                [
-                    ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": retention})
-                    for topic in wanted
-                ]
-            )
+            changed = await set_topic_configs(admin, {topic: {"retention.ms": retention} for topic in wanted})
+            if changed:
+                log.info("topic_configs_set", changed=changed)
     finally:
         await admin.close()

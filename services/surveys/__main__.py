@@ -1,6 +1,6 @@
 from services.surveys.app import SERVICE, create_app
-from shared.service import serve
-from shared.settings import get_settings
+from shared.service import run_service
 
-settings = get_settings()
-serve(create_app(settings), SERVICE, settings.surveys_port, settings)
+run_service(SERVICE,
+            "Churnwatch surveys: NPS/CSAT/CES surveys and responses, published to Kafka.",
+            create_app)

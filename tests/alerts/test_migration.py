@@ -46,7 +46,7 @@ def alert_row(
 
 
 async def test_open_alerts_of_one_account_merge_into_its_oldest_with_every_reason(infra: Infra) -> None:
-    settings = infra.fresh_settings()
+    settings = infra.unmigrated_settings()
     config = alembic_config(settings.database_url)
     await asyncio.to_thread(command.upgrade, config, "0004_alerts")
     engine = create_engine(settings)

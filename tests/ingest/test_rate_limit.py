@@ -41,7 +41,7 @@ async def age_bucket(store: IngestStore, bucket: str, seconds: float) -> None:
 
 @pytest.fixture
 async def store(settings: Settings) -> Any:
-    app = create_app(settings)  # applies the migrations and seeds the test key
+    app = create_app(settings)  # seeds the test key
     async with app.router.lifespan_context(app):
         pass
     store = IngestStore(settings.database_url)

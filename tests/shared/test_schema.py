@@ -15,7 +15,6 @@ import services
 import shared
 from services.schema import METADATA
 from shared.db import alembic_config
-from shared.settings import Settings
 from tests.support.infra import Infra
 
 _INDEXES = text(
@@ -52,7 +51,8 @@ def test_every_metadata_in_the_tree_is_one_alembic_compares() -> None:
     assert len(tables) == len(set(tables)), "a table is defined in two metadata"
 
 
-async def test_the_migrated_database_is_the_metadata(settings: Settings, infra: Infra) -> None:
+async def test_the_migrated_database_is_the_metadata(infra: Infra) -> None:
+    settings = infra.unmigrated_settings()
     config = alembic_config(settings.database_url)
     # alembic's env.py runs its own event loop, so it must not run on ours.
     await asyncio.to_thread(command.upgrade, config, "heads")

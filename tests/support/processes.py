@@ -12,9 +12,7 @@ import httpx
 
 from deploy.local.processes import stop_pid
 from shared.settings import Settings
-from tests.support.infra import settings_env
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.infra import REPO_ROOT, settings_env
 
 
 class ServiceProcess:

@@ -15,8 +15,8 @@ from typing import Any
 
 from deploy.local.processes import free_port, port_open, stop_pid
 from shared.settings import Settings
-from tests.support.infra import Infra
-from tests.support.processes import REPO_ROOT, ServiceProcess
+from tests.support.infra import REPO_ROOT, Infra
+from tests.support.processes import ServiceProcess
 
 SERVICES = ("ingest", "scoring", "alerts", "surveys")
 

@@ -37,7 +37,7 @@ class Observation:
 
     account_id: str
     at: float
-    row: Sequence[float]
+    row: Sequence[float] | Matrix  # a matrix row (a view) keeps a large fit compact
     label: int
     scorecard_score: float | None  # the health score shown then (100 healthy), None if none yet
     activity_28d: float  # events in the 28 days before `at`: the naive baseline
@@ -72,7 +72,7 @@ class Fit:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per family, as chosen
     inner_roc_auc: dict[str, float] = field(default_factory=dict)  # per family, on the inner split
 
-    def risk(self, rows: Sequence[Sequence[float]]) -> NDArray[np.float64]:
+    def risk(self, rows: Sequence[Sequence[float] | Matrix]) -> NDArray[np.float64]:
         return np.asarray(self.estimator.predict_proba(np.asarray(rows, dtype=float))[:, 1], dtype=float)
 
 
