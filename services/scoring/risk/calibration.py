@@ -54,6 +54,10 @@ class Measured:
     threshold: float | None = None
     precision: float | None = None
     recall: float | None = None
+    # A 95% interval of roc_auc, by resampling whole accounts (an account's weekly rows are not
+    # independent): with a few dozen churns two rankings' AUCs can differ by chance alone.
+    roc_auc_low: float | None = None
+    roc_auc_high: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -104,8 +108,42 @@ def threshold_for_precision(risk: Matrix, labels: Matrix, target: float) -> tupl
     return float(ranked[at]), float(precision[at]), float(cumulative[at] / positives)
 
 
-def measure(risk: Matrix, labels: Matrix, probability: bool, target_precision: float) -> Measured:
+BOOTSTRAP_DRAWS = 200
+BOOTSTRAP_MAX_ROWS = 100_000  # beyond, the interval is narrower than the figures' rounding shows
+
+
+def auc_interval(
+    risk: Matrix, labels: Matrix, accounts: Sequence[str], draws: int = BOOTSTRAP_DRAWS, seed: int = 0
+) -> tuple[float, float] | None:
+    """The 2.5th and 97.5th percentiles of roc_auc over `draws` resamples of the accounts (with
+    replacement, each drawn account's rows all taken); None for too many rows or too few churns."""
+    if len(labels) > BOOTSTRAP_MAX_ROWS:
+        return None
+    names, index = np.unique(np.asarray(accounts), return_inverse=True)
+    order = np.argsort(index, kind="stable")
+    rows_of = np.split(order, np.cumsum(np.bincount(index, minlength=len(names)))[:-1])
+    rng = np.random.default_rng(seed)
+    found: list[float] = []
+    for _ in range(draws):
+        picked = np.concatenate([rows_of[i] for i in rng.integers(0, len(names), size=len(names))])
+        drawn = labels[picked]
+        if 0 < drawn.sum() < len(drawn):
+            found.append(float(roc_auc_score(drawn, risk[picked])))
+    if len(found) < draws // 2:
+        return None
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def measure(
+    risk: Matrix,
+    labels: Matrix,
+    probability: bool,
+    target_precision: float,
+    accounts: Sequence[str] | None = None,
+) -> Measured:
     threshold, precision, recall = threshold_for_precision(risk, labels, target_precision)
+    interval = auc_interval(risk, labels, accounts) if accounts is not None else None
     return Measured(
         roc_auc=float(roc_auc_score(labels, risk)),
         pr_auc=float(average_precision_score(labels, risk)),
@@ -113,6 +151,8 @@ def measure(risk: Matrix, labels: Matrix, probability: bool, target_precision: f
         threshold=threshold,
         precision=precision,
         recall=recall,
+        roc_auc_low=interval[0] if interval is not None else None,
+        roc_auc_high=interval[1] if interval is not None else None,
     )
 
 
@@ -225,27 +265,31 @@ def _fit(
     x_valid = np.asarray([o.row for o in validate], dtype=float)
     y_valid = np.asarray([o.label for o in validate], dtype=float)
 
+    accounts = [o.account_id for o in validate]
     settings, inner = _choose(train, horizon_days, min_churns, seed)
     measured: dict[str, Measured] = {}
     fitted: dict[str, Any] = {}
     for name in SETTINGS:
         estimator = make_estimator(name, settings[name], seed).fit(x_train, y_train)
         fitted[name] = estimator
-        measured[name] = measure(estimator.predict_proba(x_valid)[:, 1], y_valid, True, target_precision)
+        measured[name] = measure(
+            estimator.predict_proba(x_valid)[:, 1], y_valid, True, target_precision, accounts
+        )
     # The family too is chosen on the inner split; without one, logistic regression (the
     # steadier of the two on a few dozen churns).
     chosen = max(inner, key=lambda n: inner[n]) if inner else "logistic_regression"
 
     scored = [(o.scorecard_score if o.scorecard_score is not None else 100.0) for o in validate]
-    measured["scorecard"] = measure(-np.asarray(scored), y_valid, False, target_precision)
+    measured["scorecard"] = measure(-np.asarray(scored), y_valid, False, target_precision, accounts)
     measured["naive_activity_28d"] = measure(
-        -np.asarray([o.activity_28d for o in validate], dtype=float), y_valid, False, target_precision
+        -np.asarray([o.activity_28d for o in validate], dtype=float), y_valid, False, target_precision,
+        accounts,
     )
     if validate[0].counts_by_name:
         raw = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2_000))
         raw.fit(np.asarray([o.counts_by_name for o in train], dtype=float), y_train)
         risk = raw.predict_proba(np.asarray([o.counts_by_name for o in validate], dtype=float))[:, 1]
-        measured["logistic_raw_counts"] = measure(risk, y_valid, True, target_precision)
+        measured["logistic_raw_counts"] = measure(risk, y_valid, True, target_precision, accounts)
     return Fit(
         chosen=chosen,
         estimator=fitted[chosen],
