@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from services.alerts import store as alerts_store
+from services.alerts.store import tables as alerts_tables
 from services.console import sessions, users
 from services.ingest import store as ingest_store
 from services.ingest.helpdesk import store as helpdesk_store
@@ -30,7 +30,7 @@ METADATA: tuple[MetaData, ...] = (
     campaign_store.metadata,
     contact_store.metadata,
     ticket_store.metadata,
-    alerts_store.metadata,
+    alerts_tables.metadata,
     users.metadata,
     sessions.metadata,
 )

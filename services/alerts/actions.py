@@ -11,16 +11,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import store
 from services.alerts.consumer import resolve
 from services.alerts.lifecycle import AlertState, snooze_problem
 from services.alerts.metrics import ALERTS_FEEDBACK, ALERTS_LIFECYCLE
 from services.alerts.slack_edits import queue_edits
+from services.alerts.store import alert_records
+from services.alerts.store import feedback as feedback_store
 from shared.http import ApiError
 
 
 async def _alert(session: AsyncSession, alert_id: int) -> dict[str, Any]:
-    alert = await store.lock_alert(session, alert_id)
+    alert = await alert_records.lock_alert(session, alert_id)
     if alert is None:
         raise ApiError(404, "alert_not_found", f"there is no alert {alert_id}")
     return alert
@@ -59,8 +60,8 @@ async def acknowledge(
         "snoozed_until": None,
         "updated_at": now,
     }
-    await store.update_alert(session, alert_id, **changes)
-    await store.insert_action(session, alert_id, "acknowledge", actor, via, now, extra)
+    await alert_records.update_alert(session, alert_id, **changes)
+    await alert_records.insert_action(session, alert_id, "acknowledge", actor, via, now, extra)
     await _show_on_slack(session, alert_id, "acknowledge", now)
     ALERTS_LIFECYCLE.labels(alert["signal_type"], "acknowledged", via).inc()
     return {**alert, **changes}
@@ -89,8 +90,8 @@ async def snooze(
         "snoozed_by": actor,
         "updated_at": now,
     }
-    await store.update_alert(session, alert_id, **changes)
-    await store.insert_action(
+    await alert_records.update_alert(session, alert_id, **changes)
+    await alert_records.insert_action(
         session,
         alert_id,
         "snooze",
@@ -141,8 +142,8 @@ async def feedback(
     comment: str | None,
 ) -> dict[str, Any]:
     alert = await _alert(session, alert_id)
-    await store.upsert_feedback(session, alert_id, actor, alert["signal_type"], useful, comment, now)
-    await store.insert_action(
+    await feedback_store.upsert_feedback(session, alert_id, actor, alert["signal_type"], useful, comment, now)
+    await alert_records.insert_action(
         session, alert_id, "feedback", actor, via, now, {"useful": useful, "comment": comment}
     )
     await _show_on_slack(session, alert_id, "feedback", now)

@@ -20,13 +20,17 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts import actions, store
+from services.alerts import actions
 from services.alerts.clock import Clock
 from services.alerts.config import RoutingConfig, looks_like_email, secret_value
 from services.alerts.links import LinkAction, LinkError, LinkSigner
 from services.alerts.pages import PAGE_HEADERS, confirm_page, error_page, result_page
 from services.alerts.routing import StoredPreferences, effective_preferences
 from services.alerts.scheduler import refresh_false_positive_ratio
+from services.alerts.store import contacts as contact_store
+from services.alerts.store import feedback as feedback_store
+from services.alerts.store import preferences as preference_store
+from services.alerts.store import read_model
 from shared.account_facts import AccountFacts
 from shared.api_tokens import Scope
 from shared.http import ApiError, parse_json, validate_body
@@ -233,14 +237,14 @@ def build_router(
     ) -> AccountAlertsOut:
         """The account's alerts, newest first, each with its occurrences, deliveries, actions and feedback."""
         async with engine.connect() as conn:
-            rows = await store.account_history(conn, account_id, limit)
+            rows = await read_model.account_history(conn, account_id, limit)
         return AccountAlertsOut(account_id=account_id, alerts=[AlertOut.of(r) for r in rows])
 
     @api.get("/v1/alerts/feedback")
     async def feedback_summary() -> dict[str, Any]:
         """Per signal type: verdicts, "not useful" count and the false-positive rate."""
         async with engine.connect() as conn:
-            rows = await store.feedback_summary(conn)
+            rows = await feedback_store.feedback_summary(conn)
         return {
             "signal_types": [
                 {**r, "false_positive_rate": round(r["not_useful"] / r["verdicts"], 4)} for r in rows
@@ -250,7 +254,7 @@ def build_router(
     @api.get("/v1/alerts/{alert_id}", response_model=AlertOut)
     async def alert(alert_id: AlertId) -> AlertOut:
         async with engine.connect() as conn:
-            row = await store.alert_detail(conn, alert_id)
+            row = await read_model.alert_detail(conn, alert_id)
         if row is None:
             raise ApiError(404, "alert_not_found", f"there is no alert {alert_id}")
         return AlertOut.of(row)
@@ -339,7 +343,7 @@ def build_router(
     async def get_preferences(recipient: Recipient) -> PreferencesOut:
         key = _recipient(recipient)
         async with engine.connect() as conn:
-            return _prefs_out(key, await store.get_preferences(conn, key))
+            return _prefs_out(key, await preference_store.get_preferences(conn, key))
 
     @api.put("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut,
              openapi_extra=json_body(PreferencesIn))
@@ -348,14 +352,14 @@ def build_router(
         body = validate_body(PreferencesIn, parse_json(await request.body()))
         prefs = StoredPreferences.model_validate(body.model_dump(exclude={"updated_by"}, exclude_unset=True))
         async with sessions() as session, session.begin():
-            await store.put_preferences(session, key, prefs, body.updated_by, clock.now())
+            await preference_store.put_preferences(session, key, prefs, body.updated_by, clock.now())
         return await get_preferences(recipient)
 
     @api.delete("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut)
     async def delete_preferences(recipient: Recipient) -> PreferencesOut:
         key = _recipient(recipient)
         async with sessions() as session, session.begin():
-            await store.delete_preferences(session, key)
+            await preference_store.delete_preferences(session, key)
         return _prefs_out(key, None)
 
     router.include_router(api)
@@ -382,8 +386,8 @@ def build_link_router(
                 status,
             )
         async with engine.connect() as conn:
-            alert = await store.alert_detail(conn, claims.alert_id)
-            traits = await store.load_traits(conn, [alert["account_id"]]) if alert else {}
+            alert = await read_model.alert_detail(conn, claims.alert_id)
+            traits = await contact_store.load_traits(conn, [alert["account_id"]]) if alert else {}
         if alert is None:
             return page(error_page("Alert not found", "This alert no longer exists."), 404)
         name = AccountFacts.from_traits(traits.get(alert["account_id"], {})).name
@@ -458,7 +462,7 @@ def build_link_router(
             return page(error_page("Nothing to do", exc.message), exc.status)
         await refresh_false_positive_ratio(sessions)
         async with engine.connect() as conn:
-            updated = await store.alert_detail(conn, alert["id"])
+            updated = await read_model.alert_detail(conn, alert["id"])
         return page(result_page(message, updated or alert, name))
 
     return router

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.alerts import store
 from services.alerts.api import alerts_api_token, build_link_router, build_router
 from services.alerts.book_api import build_book_router
 from services.alerts.clock import Clock, SystemClock
@@ -17,6 +16,7 @@ from services.alerts.dispatcher import Dispatcher
 from services.alerts.links import LinkSigner
 from services.alerts.scheduler import Scheduler
 from services.alerts.slack_app import build_slack_router
+from services.alerts.store import link_secret
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
 from shared.token_auth import TokenGuard
@@ -43,7 +43,7 @@ class AlertsRuntime:
         secret = secret_value(settings.alerts_link_secret)
         if secret is None:
             async with self._parts.sessions() as session, session.begin():
-                secret = await store.link_secret(session)
+                secret = await link_secret.link_secret(session)
         self.links.configure(secret)
         await self.dispatcher.start()
 

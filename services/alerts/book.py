@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.config import rank
 from services.alerts.lifecycle import AlertState
-from services.alerts.store import account_contacts, alerts
+from services.alerts.store.tables import account_contacts, alerts
 from shared.events import Severity
 
 

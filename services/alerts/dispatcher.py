@@ -38,7 +38,6 @@ import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts import store
 from services.alerts.clock import Clock
 from services.alerts.config import RoutingConfig, secret_value
 from services.alerts.delivery_policy import Outcome, Verdict, decide
@@ -78,6 +77,11 @@ from services.alerts.senders import (
     Transport,
     slack_web_client,
 )
+from services.alerts.store import alert_records, signal_ledger, slack_threads
+from services.alerts.store import contacts as contact_store
+from services.alerts.store import deliveries as delivery_store
+from services.alerts.store import digests as digest_store
+from services.alerts.store import pacing as pacing_store
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity
 from shared.metrics import ERRORS
@@ -228,12 +232,16 @@ class Dispatcher:
         now = self._clock.now()
         max_attempts = self._settings.delivery_max_attempts
         async with self._sessions() as session, session.begin():
-            exhausted = await store.fail_exhausted(session, now=now, max_attempts=max_attempts)
-            rows = await store.due_deliveries(session, now=now, limit=limit, max_attempts=max_attempts)
+            exhausted = await delivery_store.fail_exhausted(session, now=now, max_attempts=max_attempts)
+            rows = await delivery_store.due_deliveries(
+                session, now=now, limit=limit, max_attempts=max_attempts
+            )
             routes = {
                 r["id"]: self._routes.route(r["recipient"]) if r["channel"] == "slack" else None for r in rows
             }
-            next_free = await store.lock_pacing(session, {r.pacing_key for r in routes.values() if r}, now)
+            next_free = await pacing_store.lock_pacing(
+                session, {r.pacing_key for r in routes.values() if r}, now
+            )
             horizon = now + self._interval * PACING_HORIZON_SLOTS
             claims: list[Claim] = []
             interrupted: list[AttemptRecord] = []
@@ -250,9 +258,9 @@ class Dispatcher:
                 )
                 if row["status"] == "sending":
                     # The previous claim's lease ran out with no result: log that attempt now.
-                    interrupted.append(store.interrupted(row, now))
+                    interrupted.append(delivery_store.interrupted(row, now))
                 attempts = row["attempts"] + 1
-                await store.mark_claimed(
+                await delivery_store.mark_claimed(
                     session,
                     row["id"],
                     attempts=attempts,
@@ -262,8 +270,8 @@ class Dispatcher:
                     pacing_key=route.pacing_key if route else None,
                 )
                 claims.append(Claim(row, attempts, slot, in_doubt, route, now))
-            await store.insert_attempts(session, interrupted)
-            await store.save_pacing(session, {k: v for k, v in next_free.items()})
+            await delivery_store.insert_attempts(session, interrupted)
+            await pacing_store.save_pacing(session, {k: v for k, v in next_free.items()})
         for channel in exhausted:
             DELIVERIES.labels(channel, "failed", "lease_expired").inc()
         return claims
@@ -350,7 +358,7 @@ class Dispatcher:
     async def _send(self, claim: Claim, context: dict[str, Any]) -> None:
         claim.started_at = self._clock.now()
         async with self._sessions() as session, session.begin():
-            started = await store.mark_started(session, claim.id, claim.attempts, claim.started_at)
+            started = await delivery_store.mark_started(session, claim.id, claim.attempts, claim.started_at)
         if not started:
             LOST_LEASES.labels(claim.channel).inc()
             return
@@ -390,7 +398,7 @@ class Dispatcher:
             until = now + timedelta(seconds=outcome.retry_after)
             self._blocked[claim.route.pacing_key] = until
             async with self._sessions() as session, session.begin():
-                await store.push_pacing(session, claim.route.pacing_key, until)
+                await pacing_store.push_pacing(session, claim.route.pacing_key, until)
         recorded = await self._record(
             claim, decision.outcome, decision.reason, attempt_in_doubt=outcome.in_doubt, **values
         )
@@ -443,7 +451,9 @@ class Dispatcher:
             )
         )
         async with self._sessions() as session, session.begin():
-            done = await store.complete_delivery(session, claim.id, claim.attempts, attempt, **values)
+            done = await delivery_store.complete_delivery(
+                session, claim.id, claim.attempts, attempt, **values
+            )
         if not done:
             LOST_LEASES.labels(claim.channel).inc()
             log.warning("delivery_lease_lost", delivery_id=claim.id, attempts=claim.attempts)
@@ -458,44 +468,43 @@ class Dispatcher:
         context: dict[str, Any] = {}
         async with self._sessions() as session:
             if row["alert_id"] is not None:
-                alerts = await store.load_alert_rows(session, [row["alert_id"]])
+                alerts = await alert_records.load_alert_rows(session, [row["alert_id"]])
                 alert = alerts.get(row["alert_id"])
                 context["alert"] = alert
                 if alert is not None:
-                    context["traits"] = (await store.load_traits(session, [alert["account_id"]])).get(
+                    context["traits"] = (await contact_store.load_traits(session, [alert["account_id"]])).get(
                         alert["account_id"], {}
                     )
                     # Rendered from the alert as it stands now: every reason that joined since
                     # this message was queued is in it.
-                    context["reasons"] = await store.load_reasons(session, alert["id"])
+                    context["reasons"] = await alert_records.load_reasons(session, alert["id"])
                     signal_id = (row["details"] or {}).get("signal_id")
                     if signal_id is not None:
-                        context["occurrence"] = (await store.load_signal_rows(session, [signal_id])).get(
-                            signal_id
-                        )
+                        occurrences = await signal_ledger.load_signal_rows(session, [signal_id])
+                        context["occurrence"] = occurrences.get(signal_id)
                     if row["purpose"] == Purpose.EDIT:
-                        context["parent"] = await store.thread_parent(
+                        context["parent"] = await slack_threads.thread_parent(
                             session, alert["id"], "slack", row["recipient"]
                         )
                         if context["parent"] is None:
-                            context["first_status"] = await store.first_slack_status(
+                            context["first_status"] = await slack_threads.first_slack_status(
                                 session, alert["id"], row["recipient"]
                             )
                     if row["channel"] == "slack":
-                        context["action"] = await store.latest_action(session, alert["id"])
+                        context["action"] = await alert_records.latest_action(session, alert["id"])
                     if row["purpose"] in (Purpose.UPDATE, Purpose.REMINDER):
                         if row["channel"] == "slack":
-                            context["parent"] = await store.thread_parent(
+                            context["parent"] = await slack_threads.thread_parent(
                                 session, alert["id"], "slack", row["recipient"]
                             )
                         else:
-                            context["first_message_id"] = await store.first_message_id(
+                            context["first_message_id"] = await slack_threads.first_message_id(
                                 session, alert["id"], row["recipient"]
                             )
             if row["digest_id"] is not None:
-                context["digest"] = await store.digest_contents(session, row["digest_id"])
+                context["digest"] = await digest_store.digest_contents(session, row["digest_id"])
             if claim.in_doubt and row["channel"] == "slack":
-                context["known_channel"] = row["external_channel"] or await store.known_channel_id(
+                context["known_channel"] = row["external_channel"] or await slack_threads.known_channel_id(
                     session, row["recipient"]
                 )
         return context
@@ -681,7 +690,7 @@ class Dispatcher:
 
     async def _refresh_queue_depth(self) -> None:
         async with self._sessions() as session:
-            depth = await store.queue_depth(session)
+            depth = await delivery_store.queue_depth(session)
         for channel in ("slack", "email"):
             DELIVERY_QUEUE.labels(channel).set(depth.get(channel, 0))
 

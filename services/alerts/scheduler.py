@@ -16,7 +16,6 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts import store
 from services.alerts.clock import Clock
 from services.alerts.config import RoutingConfig
 from services.alerts.consumer import capabilities, resolve
@@ -40,6 +39,12 @@ from services.alerts.routing import (
     route_digest,
 )
 from services.alerts.slack_edits import queue_edits
+from services.alerts.store import alert_records
+from services.alerts.store import contacts as contact_store
+from services.alerts.store import deliveries as delivery_store
+from services.alerts.store import digests as digest_store
+from services.alerts.store import feedback as feedback_store
+from services.alerts.store import preferences as preference_store
 from services.alerts.timing import latest_digest_moment
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity, SignalKind
@@ -105,11 +110,11 @@ class Scheduler:
 
     async def _end_snoozes(self, now: datetime) -> int:
         async with self._sessions() as session, session.begin():
-            rows = await store.lock_due_alerts(session, store.snooze_over(now))
+            rows = await alert_records.lock_due_alerts(session, alert_records.snooze_over(now))
             if not rows:
                 return 0
-            traits = await store.load_traits(session, {r["account_id"] for r in rows})
-            prefs = await store.load_preferences(session)
+            traits = await contact_store.load_traits(session, {r["account_id"] for r in rows})
+            prefs = await preference_store.load_preferences(session)
             for row in rows:
                 facts = AccountFacts.from_traits(traits.get(row["account_id"], {}))
                 signal = RiskSignalPayload.model_validate(row["signal"])
@@ -131,7 +136,7 @@ class Scheduler:
                     f"Snoozed by {row['snoozed_by']} until {row['snoozed_until']:%Y-%m-%d %H:%M} UTC "
                     f"({row['snooze_reason']}); the condition still holds."
                 )
-                await store.insert_deliveries(
+                await delivery_store.insert_deliveries(
                     session,
                     deliveries_for(
                         notices,
@@ -145,7 +150,7 @@ class Scheduler:
                 escalation = (
                     segment.escalation if segment and segment.escalation else None
                 ) or self._config.escalation
-                await store.update_alert(
+                await alert_records.update_alert(
                     session,
                     row["id"],
                     state=AlertState.OPEN.value,
@@ -158,7 +163,7 @@ class Scheduler:
                         now, Severity(row["severity"]), SignalKind(row["kind"]), escalation
                     ),
                 )
-                await store.insert_action(
+                await alert_records.insert_action(
                     session,
                     row["id"],
                     "snooze_ended",
@@ -183,9 +188,9 @@ class Scheduler:
         deadline = now - timedelta(minutes=self._config.lifecycle.clear_after_minutes)
         resolved: list[dict[str, Any]] = []
         async with self._sessions() as session, session.begin():
-            rows = await store.lock_due_alerts(session, store.clear_over(deadline))
+            rows = await alert_records.lock_due_alerts(session, alert_records.clear_over(deadline))
             for row in rows:
-                reasons = [Reason.of(r) for r in await store.load_reasons(session, row["id"])]
+                reasons = [Reason.of(r) for r in await alert_records.load_reasons(session, row["id"])]
                 over = {
                     r.signal_type
                     for r in reasons
@@ -199,8 +204,8 @@ class Scheduler:
                     resolved.append(row)
                 else:
                     for signal_type in sorted(over):
-                        await store.clear_reasons(session, row["id"], now, signal_type)
-                    await store.update_alert(session, row["id"], updated_at=now, **columns)
+                        await alert_records.clear_reasons(session, row["id"], now, signal_type)
+                    await alert_records.update_alert(session, row["id"], updated_at=now, **columns)
                 if self._capabilities.slack_api:
                     # After the resolve, which cancels what was still waiting to be sent.
                     await queue_edits(session, row["id"], cause="clock:cleared", now=now, posted_only=True)
@@ -212,11 +217,11 @@ class Scheduler:
 
     async def _escalate(self, now: datetime) -> int:
         async with self._sessions() as session, session.begin():
-            rows = await store.lock_due_alerts(session, store.escalation_over(now))
+            rows = await alert_records.lock_due_alerts(session, alert_records.escalation_over(now))
             if not rows:
                 return 0
-            traits = await store.load_traits(session, {r["account_id"] for r in rows})
-            prefs = await store.load_preferences(session)
+            traits = await contact_store.load_traits(session, {r["account_id"] for r in rows})
+            prefs = await preference_store.load_preferences(session)
             for row in rows:
                 facts = AccountFacts.from_traits(traits.get(row["account_id"], {}))
                 segment = self._config.segment(row["segment"]) or resolve_segment(
@@ -240,7 +245,7 @@ class Scheduler:
                     notices = plan_escalation(
                         escalation.contacts, self._config, prefs, self._capabilities, now
                     )
-                    await store.insert_deliveries(
+                    await delivery_store.insert_deliveries(
                         session,
                         deliveries_for(
                             notices,
@@ -251,7 +256,7 @@ class Scheduler:
                             details={"note": note},
                         ),
                     )
-                    await store.insert_action(
+                    await alert_records.insert_action(
                         session,
                         row["id"],
                         "escalate",
@@ -260,7 +265,7 @@ class Scheduler:
                         now,
                         {"contacts": [n.recipient for n in notices]},
                     )
-                await store.update_alert(session, row["id"], escalated_at=now, updated_at=now)
+                await alert_records.update_alert(session, row["id"], escalated_at=now, updated_at=now)
         for row in rows:
             ALERTS_LIFECYCLE.labels(row["signal_type"], "escalated", "clock").inc()
         return len(rows)
@@ -269,7 +274,7 @@ class Scheduler:
 
     async def _digests(self, now: datetime) -> int:
         async with self._sessions() as session:
-            recipients = await store.pending_digest_recipients(session)
+            recipients = await digest_store.pending_digest_recipients(session)
         made = 0
         held = 0
         for entry in recipients:
@@ -283,7 +288,7 @@ class Scheduler:
             if route is None:
                 # Nowhere to send it: keep the items (they go out once a route exists) and say so.
                 async with self._sessions() as session:
-                    waiting = await store.count_pending_items(session, entry["recipient"], moment)
+                    waiting = await digest_store.count_pending_items(session, entry["recipient"], moment)
                 if waiting and (entry["recipient"], day) not in self._held_reported:
                     self._held_reported.add((entry["recipient"], day))
                     DIGESTS_UNROUTABLE.labels("held").inc()
@@ -293,7 +298,7 @@ class Scheduler:
                 held += waiting
                 continue
             async with self._sessions() as session, session.begin():
-                created = await store.create_digest(
+                created = await digest_store.create_digest(
                     session,
                     recipient=entry["recipient"],
                     digest_date=day,
@@ -311,7 +316,7 @@ class Scheduler:
                 }
                 if route.fallback:
                     details["fallback_for"] = entry["recipient"]
-                await store.insert_deliveries(
+                await delivery_store.insert_deliveries(
                     session,
                     [
                         NewDelivery(
@@ -342,6 +347,6 @@ class Scheduler:
 
 async def refresh_false_positive_ratio(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
-        for row in await store.feedback_summary(session):
+        for row in await feedback_store.feedback_summary(session):
             if row["verdicts"]:
                 FALSE_POSITIVE_RATIO.labels(row["signal_type"]).set(row["not_useful"] / row["verdicts"])

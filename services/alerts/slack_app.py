@@ -21,7 +21,7 @@ from slack_sdk.signature import Clock as SlackClock
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts import actions, store
+from services.alerts import actions
 from services.alerts.book import owned_accounts
 from services.alerts.clock import Clock
 from services.alerts.config import secret_value
@@ -38,6 +38,8 @@ from services.alerts.slack_requests import (
     button_presses,
     slash_command,
 )
+from services.alerts.store import alert_records
+from services.alerts.store import contacts as contact_store
 from shared.http import ApiError
 from shared.openapi_bodies import form_body
 from shared.settings import Settings
@@ -146,7 +148,7 @@ def build_slack_router(
             log.info("slack_action_refused", alert_id=press.alert_id, action=press.kind.value,
                      user=press.user_id, code=exc.code)
             async with sessions() as session, session.begin():
-                if await store.lock_alert(session, press.alert_id) is None:
+                if await alert_records.lock_alert(session, press.alert_id) is None:
                     return False
                 await queue_edits(session, press.alert_id, cause=f"{VIA}:refused", now=now)
             return True
@@ -167,13 +169,13 @@ def build_slack_router(
         if not command.text:
             return JSONResponse(ephemeral(USAGE))
         async with engine.connect() as conn:
-            account = await store.find_account(conn, command.text)
+            account = await contact_store.find_account(conn, command.text)
             if account is None:
                 return JSONResponse(not_found(command.text))
             owned = await owned_accounts(conn, csm_email=None, account_ids=[account["account_id"]], limit=1)
             open_alerts = owned[0]["open_alerts"] if owned else []
             alert = open_alerts[0] if open_alerts else None
-            rows = await store.load_reasons(conn, alert["id"]) if alert else []
+            rows = await alert_records.load_reasons(conn, alert["id"]) if alert else []
             reasons = worst_first(Reason.of(r) for r in rows)
         health, problem = None, None
         try:

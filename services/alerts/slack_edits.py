@@ -8,8 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import store
 from services.alerts.outbox import edits_for
+from services.alerts.store import deliveries as delivery_store
+from services.alerts.store import slack_threads
 
 
 async def queue_edits(
@@ -18,10 +19,11 @@ async def queue_edits(
     """`posted_only`: edit only messages already posted through the Web API (for changes made
     by a person or the clock, which any deployment makes; a first message still to be sent
     will show them anyway)."""
-    recipients = await store.slack_first_recipients(session, alert_id, posted_only=posted_only)
+    recipients = await slack_threads.slack_first_recipients(session, alert_id, posted_only=posted_only)
     if not recipients:
         return 0
     # Each edit renders the alert as it is when sent: a burst of changes (the bad week's four
     # signals) needs only the last one, which keeps chat.update well inside Slack's rate limits.
-    await store.supersede_edits(session, alert_id)
-    return await store.insert_deliveries(session, edits_for(alert_id, recipients, cause=cause, now=now))
+    await slack_threads.supersede_edits(session, alert_id)
+    edits = edits_for(alert_id, recipients, cause=cause, now=now)
+    return await delivery_store.insert_deliveries(session, edits)
