@@ -7,15 +7,15 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.alerts.api import alerts_api_token, build_link_router, build_router
-from services.alerts.book_api import build_book_router
+from services.alerts.api.account_owners import build_book_router
+from services.alerts.api.alerts import alerts_api_token, build_link_router, build_router
 from services.alerts.clock import Clock, SystemClock
-from services.alerts.config import RoutingConfig, load_routing, secret_value
 from services.alerts.consumer import AlertsHandler
-from services.alerts.dispatcher import Dispatcher
+from services.alerts.delivery.dispatcher import Dispatcher
+from services.alerts.lifecycle.scheduler import Scheduler
 from services.alerts.links import LinkSigner
-from services.alerts.scheduler import Scheduler
-from services.alerts.slack_app import build_slack_router
+from services.alerts.routing.config import RoutingConfig, load_routing, secret_value
+from services.alerts.slack.endpoints import build_slack_router
 from services.alerts.store import link_secret
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, looks_like_email, rank, secret_value
-from services.alerts.lifecycle import (
+from services.alerts.delivery.outbox import Purpose, deliveries_for
+from services.alerts.lifecycle.transitions import (
     Action,
     AlertSnapshot,
     AlertState,
@@ -39,9 +39,9 @@ from services.alerts.metrics import (
     ALERTS_UNROUTABLE,
     ALERTS_UPDATED,
 )
-from services.alerts.outbox import Purpose, deliveries_for
-from services.alerts.reasons import Reason, ReasonState, alert_columns, clearing_since, replaced
-from services.alerts.routing import (
+from services.alerts.render.reasons import Reason, ReasonState, alert_columns, clearing_since, replaced
+from services.alerts.routing.config import RoutingConfig, looks_like_email, rank, secret_value
+from services.alerts.routing.plan import (
     AlertFacts,
     Capabilities,
     Notice,
@@ -50,7 +50,7 @@ from services.alerts.routing import (
     plan_notices,
     resolve_segment,
 )
-from services.alerts.slack_edits import queue_edits
+from services.alerts.slack.edits import queue_edits
 from services.alerts.store import alert_records, signal_ledger
 from services.alerts.store import contacts as contact_store
 from services.alerts.store import deliveries as delivery_store

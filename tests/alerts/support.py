@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.app import AlertsRuntime, create_app
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig
+from services.alerts.routing.config import RoutingConfig
 from services.alerts.store import alert_records
 from shared.events import Envelope, EventType, RiskSignalPayload, Severity, TraitsPayload, utcnow
 from shared.publisher import EventPublisher

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts.config import RoutingConfig, parse_routing
-from services.alerts.dispatcher import Dispatcher
+from services.alerts.delivery.dispatcher import Dispatcher
+from services.alerts.lifecycle.scheduler import Scheduler
 from services.alerts.links import LinkSigner
-from services.alerts.scheduler import Scheduler
+from services.alerts.routing.config import RoutingConfig, parse_routing
 from services.alerts.store import digests as digest_store
 from services.alerts.store import signal_ledger
 from services.alerts.store import tables as alert_tables

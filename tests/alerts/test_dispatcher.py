@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.config import RoutingConfig
-from services.alerts.dispatcher import Dispatcher
+from services.alerts.delivery.dispatcher import Dispatcher
+from services.alerts.delivery.outbox import AttemptRecord, NewDelivery, Purpose
 from services.alerts.links import LinkSigner
-from services.alerts.outbox import AttemptRecord, NewDelivery, Purpose
+from services.alerts.routing.config import RoutingConfig
 from services.alerts.store import deliveries as delivery_store
 from services.alerts.store import tables as alert_tables
 from shared.db import create_engine, migrate, session_factory

@@ -12,7 +12,7 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from services.alerts.outbox import NewDelivery, Purpose
+from services.alerts.delivery.outbox import NewDelivery, Purpose
 from services.alerts.store import alert_records
 from services.alerts.store import deliveries as delivery_store
 from services.alerts.store import tables as alert_tables

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts.outbox import AttemptRecord, NewDelivery
+from services.alerts.delivery.outbox import AttemptRecord, NewDelivery
 from services.alerts.store.tables import Row, alert_deliveries, alert_delivery_attempts
 
 ACTIVE = ("pending", "sending")

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.alerts.routing import StoredPreferences
+from services.alerts.routing.plan import StoredPreferences
 from services.alerts.store.tables import Row, recipient_preferences
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts.reasons import listing
+from services.alerts.render.reasons import listing
 from services.alerts.store.tables import (
     Row,
     alert_actions,

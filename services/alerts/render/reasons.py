@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from services.alerts.config import rank
+from services.alerts.routing.config import rank
 from shared.events import Severity
 
 

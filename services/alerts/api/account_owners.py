@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts.book import owned_accounts
+from services.alerts.store.book import owned_accounts
 from shared.api_tokens import Scope
 from shared.token_auth import TokenGuard
 

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.consumer import resolve
-from services.alerts.lifecycle import AlertState, snooze_problem
+from services.alerts.lifecycle.transitions import AlertState, snooze_problem
 from services.alerts.metrics import ALERTS_FEEDBACK, ALERTS_LIFECYCLE
-from services.alerts.slack_edits import queue_edits
+from services.alerts.slack.edits import queue_edits
 from services.alerts.store import alert_records
 from services.alerts.store import feedback as feedback_store
 from shared.http import ApiError

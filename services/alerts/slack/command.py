@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.alerts.messages import ReasonLine, reason_words, slack_escape
-from services.alerts.reasons import Reason
+from services.alerts.render.messages import ReasonLine, reason_words, slack_escape
+from services.alerts.render.reasons import Reason
 
 USAGE = "Usage: `/churnwatch <account id or name>`, e.g. `/churnwatch acme`."
 TOP = 3

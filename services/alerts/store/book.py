@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts.config import rank
-from services.alerts.lifecycle import AlertState
+from services.alerts.lifecycle.transitions import AlertState
+from services.alerts.routing.config import rank
 from services.alerts.store.tables import account_contacts, alerts
 from shared.events import Severity
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from services.alerts.routing import Notice
+from services.alerts.routing.plan import Notice
 
 
 class Purpose(StrEnum):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts.outbox import edits_for
+from services.alerts.delivery.outbox import edits_for
 from services.alerts.store import deliveries as delivery_store
 from services.alerts.store import slack_threads
 

@@ -20,13 +20,13 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts import actions
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, looks_like_email, secret_value
+from services.alerts.lifecycle import actions
+from services.alerts.lifecycle.scheduler import refresh_false_positive_ratio
 from services.alerts.links import LinkAction, LinkError, LinkSigner
-from services.alerts.pages import PAGE_HEADERS, confirm_page, error_page, result_page
-from services.alerts.routing import StoredPreferences, effective_preferences
-from services.alerts.scheduler import refresh_false_positive_ratio
+from services.alerts.render.pages import PAGE_HEADERS, confirm_page, error_page, result_page
+from services.alerts.routing.config import RoutingConfig, looks_like_email, secret_value
+from services.alerts.routing.plan import StoredPreferences, effective_preferences
 from services.alerts.store import contacts as contact_store
 from services.alerts.store import feedback as feedback_store
 from services.alerts.store import preferences as preference_store

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from services.alerts.config import QuietHours
+from services.alerts.routing.config import QuietHours
 
 
 def local(now: datetime, timezone: str) -> datetime:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.alerts.config import (
+from services.alerts.routing.config import (
     Channel,
     Delivery,
     Fallback,
@@ -29,7 +29,7 @@ from services.alerts.config import (
     rank,
     valid_timezone,
 )
-from services.alerts.timing import quiet_until
+from services.alerts.routing.timing import quiet_until
 from shared.account_facts import AccountFacts
 from shared.events import Severity
 

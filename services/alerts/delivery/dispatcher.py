@@ -39,10 +39,27 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, secret_value
-from services.alerts.delivery_policy import Outcome, Verdict, decide
+from services.alerts.delivery.outbox import AttemptRecord, Purpose
+from services.alerts.delivery.policy import Outcome, Verdict, decide
+from services.alerts.delivery.senders import (
+    EmailSender,
+    Found,
+    SlackApiSender,
+    SlackRoute,
+    SlackRoutes,
+    SlackWebhookSender,
+    Transport,
+    slack_web_client,
+)
 from services.alerts.links import LinkAction, LinkSigner
-from services.alerts.messages import (
+from services.alerts.metrics import (
+    DELIVERIES,
+    DELIVERY_LATENCY,
+    DELIVERY_QUEUE,
+    IN_DOUBT,
+    LOST_LEASES,
+)
+from services.alerts.render.messages import (
     ActionLinks,
     AlertView,
     DigestAccount,
@@ -57,26 +74,9 @@ from services.alerts.messages import (
     render_slack,
     render_slack_digest,
 )
-from services.alerts.metrics import (
-    DELIVERIES,
-    DELIVERY_LATENCY,
-    DELIVERY_QUEUE,
-    IN_DOUBT,
-    LOST_LEASES,
-)
-from services.alerts.outbox import AttemptRecord, Purpose
-from services.alerts.playbook import next_step
-from services.alerts.reasons import Reason, worst_first
-from services.alerts.senders import (
-    EmailSender,
-    Found,
-    SlackApiSender,
-    SlackRoute,
-    SlackRoutes,
-    SlackWebhookSender,
-    Transport,
-    slack_web_client,
-)
+from services.alerts.render.playbook import next_step
+from services.alerts.render.reasons import Reason, worst_first
+from services.alerts.routing.config import RoutingConfig, secret_value
 from services.alerts.store import alert_records, signal_ledger, slack_threads
 from services.alerts.store import contacts as contact_store
 from services.alerts.store import deliveries as delivery_store

@@ -3,7 +3,7 @@
 Slack posts both interactions and slash commands as `application/x-www-form-urlencoded`:
 an interaction is one `payload` field holding JSON (`block_actions` for a click in a
 message), a slash command is the command's fields themselves (`command`, `text`, `user_id`...).
-The action ids are the ones services/alerts/messages.py puts on the buttons.
+The action ids are the ones services/alerts/render/messages.py puts on the buttons.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """An alert's life, as pure decisions: what a signal does to it, and what time does to it.
 
 One alert per account and kind (risk, expansion) is open at a time: the account's episode.
-Each signal type raised in it is one of its reasons (`services/alerts/reasons.py`). A signal's
+Each signal type raised in it is one of its reasons (`services/alerts/render/reasons.py`). A signal's
 `dedupe_key` names one occurrence: the consumer drops a key it has seen before any of this
 runs. Then:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from services.alerts.config import Escalation, Lifecycle, rank
+from services.alerts.routing.config import Escalation, Lifecycle, rank
 from shared.events import Severity, SignalKind
 
 MAX_SNOOZE = timedelta(days=90)

@@ -17,8 +17,8 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
-from services.alerts.config import rank
-from services.alerts.outbox import Purpose
+from services.alerts.delivery.outbox import Purpose
+from services.alerts.routing.config import rank
 from shared.events import Factor, RiskSignalPayload, Severity, SignalKind
 
 # Slack Block Kit limits (characters / items), from Slack's reference.
@@ -435,7 +435,7 @@ _ACTIVITY = {
 
 
 def interactive_controls(view: AlertView) -> list[dict[str, Any]]:
-    """The Slack app's buttons (action ids read by services/alerts/slack_requests.py); the
+    """The Slack app's buttons (action ids read by services/alerts/slack/payloads.py); the
     alert id travels in each `value` and in the actions block's id."""
     alert = str(view.alert_id)
     if view.state == "resolved":

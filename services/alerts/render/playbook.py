@@ -6,7 +6,7 @@ so every message ends with something a CSM can do.
 
 from __future__ import annotations
 
-from services.alerts.config import RoutingConfig
+from services.alerts.routing.config import RoutingConfig
 
 BUILT_IN: dict[str, str] = {
     "entered_red": "Call your champion this week: confirm what changed, agree a recovery plan "

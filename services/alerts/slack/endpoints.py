@@ -4,7 +4,7 @@
 Both are signed by Slack (X-Slack-Signature v0, HMAC-SHA256 of `v0:{timestamp}:{body}` with
 the app's signing secret), checked with slack_sdk's SignatureVerifier on the service's clock;
 an unsigned, wrongly signed or over five minutes old request gets 401 and changes nothing.
-A button records its action through services/alerts/actions.py, the same code the signed
+A button records its action through services/alerts/lifecycle/actions.py, the same code the signed
 links and the API use, and queues an edit of the message in the same transaction, so the
 channel sees who did what and when.
 """
@@ -21,17 +21,16 @@ from slack_sdk.signature import Clock as SlackClock
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts import actions
-from services.alerts.book import owned_accounts
 from services.alerts.clock import Clock
-from services.alerts.config import secret_value
+from services.alerts.lifecycle import actions
+from services.alerts.lifecycle.scheduler import refresh_false_positive_ratio
 from services.alerts.metrics import SLACK_REQUESTS
-from services.alerts.reasons import Reason, worst_first
-from services.alerts.scheduler import refresh_false_positive_ratio
+from services.alerts.render.reasons import Reason, worst_first
+from services.alerts.routing.config import secret_value
 from services.alerts.scoring_reader import ScoringReader, ScoringUnavailable
-from services.alerts.slack_command import USAGE, AccountAnswer, account_answer, ephemeral, not_found
-from services.alerts.slack_edits import queue_edits
-from services.alerts.slack_requests import (
+from services.alerts.slack.command import USAGE, AccountAnswer, account_answer, ephemeral, not_found
+from services.alerts.slack.edits import queue_edits
+from services.alerts.slack.payloads import (
     ActionKind,
     ButtonPress,
     SlackRequestError,
@@ -40,6 +39,7 @@ from services.alerts.slack_requests import (
 )
 from services.alerts.store import alert_records
 from services.alerts.store import contacts as contact_store
+from services.alerts.store.book import owned_accounts
 from shared.http import ApiError
 from shared.openapi_bodies import form_body
 from shared.settings import Settings

@@ -32,8 +32,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from services.alerts.config import RoutingConfig, secret_value
-from services.alerts.delivery_policy import (
+from services.alerts.delivery.policy import (
     Outcome,
     Verdict,
     classify_slack,
@@ -42,7 +41,8 @@ from services.alerts.delivery_policy import (
     network_error,
     parse_retry_after,
 )
-from services.alerts.routing import SLACK_WEBHOOK_CHANNEL
+from services.alerts.routing.config import RoutingConfig, secret_value
+from services.alerts.routing.plan import SLACK_WEBHOOK_CHANNEL
 from shared.events import utcnow
 from shared.settings import Settings
 from shared.smtp import send_email

@@ -17,9 +17,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig
 from services.alerts.consumer import capabilities, resolve
-from services.alerts.lifecycle import AlertState, escalation_due_at
+from services.alerts.delivery.outbox import NewDelivery, Purpose, deliveries_for
+from services.alerts.lifecycle.transitions import AlertState, escalation_due_at
 from services.alerts.metrics import (
     ALERTS_LIFECYCLE,
     DIGEST_ITEMS_HELD,
@@ -27,9 +27,9 @@ from services.alerts.metrics import (
     DIGESTS_UNROUTABLE,
     FALSE_POSITIVE_RATIO,
 )
-from services.alerts.outbox import NewDelivery, Purpose, deliveries_for
-from services.alerts.reasons import Reason, alert_columns
-from services.alerts.routing import (
+from services.alerts.render.reasons import Reason, alert_columns
+from services.alerts.routing.config import RoutingConfig
+from services.alerts.routing.plan import (
     AlertFacts,
     Role,
     fallback_for,
@@ -38,14 +38,14 @@ from services.alerts.routing import (
     resolve_segment,
     route_digest,
 )
-from services.alerts.slack_edits import queue_edits
+from services.alerts.routing.timing import latest_digest_moment
+from services.alerts.slack.edits import queue_edits
 from services.alerts.store import alert_records
 from services.alerts.store import contacts as contact_store
 from services.alerts.store import deliveries as delivery_store
 from services.alerts.store import digests as digest_store
 from services.alerts.store import feedback as feedback_store
 from services.alerts.store import preferences as preference_store
-from services.alerts.timing import latest_digest_moment
 from shared.account_facts import AccountFacts
 from shared.events import RiskSignalPayload, Severity, SignalKind
 from shared.metrics import ERRORS
