@@ -14,8 +14,10 @@ from services.console import sessions, users
 from services.ingest import store as ingest_store
 from services.ingest.helpdesk import store as helpdesk_store
 from services.scoring import store as scoring_store
-from services.surveys import campaign_store, contact_store, ticket_store
-from services.surveys import store as surveys_store
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store import responses as surveys_store
+from services.surveys.store import tickets as ticket_store
 from shared import api_tokens, consumer, dead_letters, write_keys
 
 METADATA: tuple[MetaData, ...] = (

@@ -14,18 +14,18 @@ from datetime import datetime, timedelta
 import structlog
 from fastapi import FastAPI
 
-from services.surveys.admin import build_admin_router
-from services.surveys.api import SurveysApi, build_router
+from services.surveys.api.admin import build_admin_router
+from services.surveys.api.pages import Pages, build_pages_router
+from services.surveys.api.responses import SurveysApi, build_router
 from services.surveys.consumer import SurveysHandler
-from services.surveys.inviting import Timing
-from services.surveys.links import LinkSigner
-from services.surveys.pages import Pages, build_pages_router
-from services.surveys.recording import ResponseRecorder
-from services.surveys.scheduler import Scheduler
+from services.surveys.invitations.inviting import Timing
+from services.surveys.invitations.links import LinkSigner
+from services.surveys.invitations.scheduler import Scheduler
+from services.surveys.invitations.sender import InvitationSender
+from services.surveys.invitations.ticket_csat import TicketCsat
+from services.surveys.responses.recording import ResponseRecorder
 from services.surveys.segments import parse_arr_tiers
-from services.surveys.sender import InvitationSender
-from services.surveys.ticket_csat import TicketCsat
-from services.surveys.webhooks import build_webhook_router
+from services.surveys.vendors.webhooks import build_webhook_router
 from shared.events import utcnow
 from shared.service import BackgroundLoop, ServiceParts, Wiring, service_app
 from shared.settings import Settings

@@ -26,14 +26,15 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store, contact_store
-from services.surveys.contact_store import MembershipRow
 from services.surveys.contacts import Contact
-from services.surveys.definitions import Definition, Status, Trigger
-from services.surveys.eligibility import Membership, Skip, audience_account
-from services.surveys.inviting import Timing, try_invite
+from services.surveys.invitations.definitions import Definition, Status, Trigger
+from services.surveys.invitations.eligibility import Membership, Skip, audience_account
+from services.surveys.invitations.inviting import Timing, try_invite
 from services.surveys.metrics import INVITATIONS_CREATED
 from services.surveys.segments import ArrTier, Segment, segment_of
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store.contacts import MembershipRow
 from shared.metrics import ERRORS
 from shared.runtime.polling import PollingLoop
 from shared.settings import Settings

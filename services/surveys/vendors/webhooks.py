@@ -17,17 +17,18 @@ from fastapi import APIRouter, Request
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store, delighted, typeform
 from services.surveys.metrics import REJECTIONS, UNSUBSCRIBES, WEBHOOKS_IGNORED
-from services.surveys.recording import ResponseRecorder
-from services.surveys.revisions import IncomingResponse
-from services.surveys.signatures import (
+from services.surveys.responses.recording import ResponseRecorder
+from services.surveys.responses.revisions import IncomingResponse
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.vendors import delighted, typeform
+from services.surveys.vendors.signatures import (
     DELIGHTED_HEADER,
     TYPEFORM_HEADER,
     verify_delighted,
     verify_typeform,
 )
-from services.surveys.webhook_results import Ignored, Unsubscribed, WebhookResult
+from services.surveys.vendors.webhook_results import Ignored, Unsubscribed, WebhookResult
 from shared.door import may_hold_nul
 from shared.http import ApiError, parse_json, read_body_limited, refuse_nul, refuse_times_outside
 from shared.openapi_bodies import request_body

@@ -19,14 +19,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store, contact_store, store, ticket_store
-from services.surveys.attribution import normalize_email
 from services.surveys.contacts import ZENDESK_USER_ID_TRAIT, contact_from_traits
-from services.surveys.definitions import DefinitionIn, Status, new_definition_id, validate_definition
+from services.surveys.invitations.definitions import (
+    DefinitionIn,
+    Status,
+    new_definition_id,
+    validate_definition,
+)
+from services.surveys.invitations.ticket_csat import TicketCsat, TicketOutcome
 from services.surveys.metrics import UNSUBSCRIBES
-from services.surveys.recording import ResponseRecorder, envelopes_for
-from services.surveys.revisions import StoredResponse
-from services.surveys.ticket_csat import TicketCsat, TicketOutcome
+from services.surveys.responses.attribution import normalize_email
+from services.surveys.responses.recording import ResponseRecorder, envelopes_for
+from services.surveys.responses.revisions import StoredResponse
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store import responses as store
+from services.surveys.store import tickets as ticket_store
 from shared.account_facts import merge_traits
 from shared.http import ApiError, parse_json, read_body_limited, require_bearer, validate_body
 from shared.openapi_bodies import json_body

@@ -21,20 +21,22 @@ from enum import StrEnum
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.surveys import campaign_store, contact_store, ticket_store
-from services.surveys.attribution import normalize_email
 from services.surveys.contacts import Contact
-from services.surveys.definitions import Definition, Status, Trigger
-from services.surveys.eligibility import Membership, Skip, audience_account, ticket_too_old
-from services.surveys.inviting import Timing, try_invite
+from services.surveys.invitations.definitions import Definition, Status, Trigger
+from services.surveys.invitations.eligibility import Membership, Skip, audience_account, ticket_too_old
+from services.surveys.invitations.inviting import Timing, try_invite
 from services.surveys.metrics import (
     INVITATIONS_CREATED,
     INVITATIONS_SKIPPED,
     UNMATCHED_TICKETS,
     UNMATCHED_TICKETS_MATCHED,
 )
+from services.surveys.responses.attribution import normalize_email
 from services.surveys.segments import ArrTier, segment_of
-from services.surveys.ticket_store import SolvedTicket
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store import tickets as ticket_store
+from services.surveys.store.tickets import SolvedTicket
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]

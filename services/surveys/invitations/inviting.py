@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.surveys import campaign_store, store
-from services.surveys.definitions import Definition, Trigger
-from services.surveys.eligibility import History, Skip, timing_skip
-from services.surveys.links import new_invitation_id
+from services.surveys.invitations.definitions import Definition, Trigger
+from services.surveys.invitations.eligibility import History, Skip, timing_skip
+from services.surveys.invitations.links import new_invitation_id
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import responses as store
 
 
 @dataclass(frozen=True)

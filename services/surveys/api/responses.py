@@ -18,13 +18,20 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store, contact_store, store
-from services.surveys.arithmetic import nps
-from services.surveys.insight import figures, merge, month_bounds, month_changes, total
+from services.surveys.insight.arithmetic import nps
+from services.surveys.insight.figures import figures, merge, month_bounds, month_changes, total
 from services.surveys.metrics import REJECTIONS
-from services.surveys.recording import ResponseRecorder
+from services.surveys.responses.recording import ResponseRecorder
+from services.surveys.responses.submission import (
+    MAX_ID_CHARS,
+    SurveyResponseIn,
+    to_incoming,
+    validate_response,
+)
 from services.surveys.segments import ArrTier, Dimension, segment_of
-from services.surveys.submission import MAX_ID_CHARS, SurveyResponseIn, to_incoming, validate_response
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store import responses as store
 from shared.api_tokens import Scope
 from shared.door import may_hold_nul
 from shared.events import SurveyType, utcnow

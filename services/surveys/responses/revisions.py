@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from services.surveys.attribution import Attribution, MappedBy
+from services.surveys.responses.attribution import Attribution, MappedBy
 from shared.events import Envelope, EventType, SurveyResponsePayload, SurveyType
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.surveys.definitions import Audience, Definition, DefinitionIn, Status, Trigger
+from services.surveys.invitations.definitions import Audience, Definition, DefinitionIn, Status, Trigger
 from shared.events import SurveyType
 
 metadata = MetaData()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from services.surveys.definitions import Audience
+from services.surveys.invitations.definitions import Audience
 from services.surveys.segments import Segment
 
 

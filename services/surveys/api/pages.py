@@ -22,15 +22,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store
-from services.surveys.attribution import MappedBy
-from services.surveys.campaign_store import Invitation
-from services.surveys.definitions import Definition
-from services.surveys.links import LinkError, LinkSigner
+from services.surveys.invitations.definitions import Definition
+from services.surveys.invitations.links import LinkError, LinkSigner
 from services.surveys.metrics import PAGE_SUBMISSIONS, UNSUBSCRIBES
-from services.surveys.recording import ResponseRecorder, count
 from services.surveys.rendering import COMMENT_MAX, render_message, render_page, scale
-from services.surveys.revisions import Channel, IncomingResponse
+from services.surveys.responses.attribution import MappedBy
+from services.surveys.responses.recording import ResponseRecorder, count
+from services.surveys.responses.revisions import Channel, IncomingResponse
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store.campaigns import Invitation
 from shared.http import ApiError, read_body_limited
 from shared.openapi_bodies import form_body
 from shared.settings import Settings

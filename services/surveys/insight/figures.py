@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.surveys.arithmetic import ces, csat, nps
+from services.surveys.insight.arithmetic import ces, csat, nps
 from shared.events import SurveyType
 
 Counts = Mapping[int, int]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.surveys import contact_store, store
-from services.surveys.attribution import Attribution, MappedBy, attribute
 from services.surveys.metrics import RESPONSES, UNMAPPED
-from services.surveys.revisions import (
+from services.surveys.responses.attribution import Attribution, MappedBy, attribute
+from services.surveys.responses.revisions import (
     Decision,
     IncomingResponse,
     Outcome,
@@ -23,6 +22,8 @@ from services.surveys.revisions import (
     map_to,
     to_envelope,
 )
+from services.surveys.store import contacts as contact_store
+from services.surveys.store import responses as store
 from shared.events import Envelope, utcnow
 from shared.http import ApiError
 from shared.publisher import EventPublisher, PublishFailed

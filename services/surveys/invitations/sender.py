@@ -24,12 +24,13 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.surveys import campaign_store, contact_store
-from services.surveys.campaign_store import Invitation
-from services.surveys.definitions import Status
-from services.surveys.links import LinkSigner
+from services.surveys.invitations.definitions import Status
+from services.surveys.invitations.links import LinkSigner
 from services.surveys.metrics import INVITATION_QUEUE, INVITATION_SENDS
 from services.surveys.rendering import build_invitation_email, render_invitation
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store.campaigns import Invitation
 from shared.account_facts import AccountFacts
 from shared.metrics import ERRORS
 from shared.runtime.backoff import exponential_backoff

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.surveys.revisions import IncomingResponse
+from services.surveys.responses.revisions import IncomingResponse
 
 
 @dataclass(frozen=True)

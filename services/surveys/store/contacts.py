@@ -12,8 +12,8 @@ from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, func, lit
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.surveys.attribution import Directory
 from services.surveys.contacts import Contact
+from services.surveys.responses.attribution import Directory
 
 metadata = MetaData()
 survey_contacts = Table(

@@ -30,8 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.surveys.attribution import MappedBy
-from services.surveys.revisions import Channel, StoredResponse
+from services.surveys.responses.attribution import MappedBy
+from services.surveys.responses.revisions import Channel, StoredResponse
 from shared.events import SurveyType
 
 metadata = MetaData()

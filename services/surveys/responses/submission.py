@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.surveys.attribution import normalize_email
-from services.surveys.revisions import Channel, IncomingResponse
+from services.surveys.responses.attribution import normalize_email
+from services.surveys.responses.revisions import Channel, IncomingResponse
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
 from shared.http import ApiError, invalid_request, validate_body
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from services.surveys.attribution import normalize_email
-from services.surveys.revisions import Channel, IncomingResponse
-from services.surveys.webhook_results import Ignored, WebhookResult
+from services.surveys.responses.attribution import normalize_email
+from services.surveys.responses.revisions import Channel, IncomingResponse
+from services.surveys.vendors.webhook_results import Ignored, WebhookResult
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
 from shared.http import field_errors, invalid_request, validate_body
 from shared.openapi_bodies import schema_of, with_properties
