@@ -1,4 +1,4 @@
-"""The delivery outbox: rows to send, their leases and fenced attempts (the dispatcher's work queue).
+"""The delivery outbox: rows to send, their leases and fenced attempts (on shared/runtime/work_queue).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.delivery.outbox import AttemptRecord, NewDelivery
 from services.alerts.store.tables import Row, alert_deliveries, alert_delivery_attempts
+from shared.runtime.work_queue import ACTIVE, WorkQueue
 
-ACTIVE = ("pending", "sending")
+WORK_QUEUE = WorkQueue(alert_deliveries)
 RESPONSE_MAX = 1000
 
 
@@ -88,25 +89,8 @@ async def cancel_pending(session: AsyncSession, alert_id: int, reason: str) -> i
 async def due_deliveries(session: AsyncSession, *, now: datetime, limit: int, max_attempts: int) -> list[Row]:
     """Due rows, locked for this transaction (other dispatchers skip them): pending ones whose
     time has come, and 'sending' ones whose lease ran out (their process stopped mid-send)."""
-    rows = (
-        (
-            await session.execute(
-                select(alert_deliveries)
-                .where(
-                    and_(
-                        alert_deliveries.c.status.in_(ACTIVE),
-                        alert_deliveries.c.next_attempt_at <= now,
-                        alert_deliveries.c.attempts < max_attempts,
-                    )
-                )
-                .order_by(alert_deliveries.c.next_attempt_at, alert_deliveries.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .mappings()
-        .all()
-    )
+    due = WORK_QUEUE.lock_due(now=now, limit=limit, max_attempts=max_attempts)
+    rows = (await session.execute(due)).mappings().all()
     return [dict(r) for r in rows]
 
 
@@ -124,22 +108,12 @@ async def mark_claimed(
         update(alert_deliveries)
         .where(alert_deliveries.c.id == delivery_id)
         .values(
-            status="sending",
-            attempts=attempts,
+            **WORK_QUEUE.claimed(attempts, lease_until),
             claimed_at=now,
             send_started_at=None,
-            next_attempt_at=lease_until,
             in_doubt=in_doubt,
             pacing_key=pacing_key,
         )
-    )
-
-
-def _fenced(delivery_id: int, attempts: int) -> Any:
-    return and_(
-        alert_deliveries.c.id == delivery_id,
-        alert_deliveries.c.status == "sending",
-        alert_deliveries.c.attempts == attempts,
     )
 
 
@@ -147,7 +121,7 @@ async def mark_started(session: AsyncSession, delivery_id: int, attempts: int, n
     """The ledger's "about to send": after this commit, a crash leaves the attempt in doubt."""
     result = await session.execute(
         update(alert_deliveries)
-        .where(_fenced(delivery_id, attempts))
+        .where(WORK_QUEUE.held(delivery_id, attempts))
         .values(send_started_at=now)
         .returning(alert_deliveries.c.id)
     )
@@ -167,7 +141,7 @@ async def complete_delivery(
     newer one."""
     result = await session.execute(
         update(alert_deliveries)
-        .where(_fenced(delivery_id, claimed_attempts))
+        .where(WORK_QUEUE.held(delivery_id, claimed_attempts))
         .values(**values)
         .returning(alert_deliveries.c.id)
     )
@@ -227,13 +201,7 @@ async def fail_exhausted(session: AsyncSession, *, now: datetime, max_attempts: 
     """Give up on due deliveries that used every attempt (the last one's process died)."""
     exhausted = (
         select(alert_deliveries.c.id)
-        .where(
-            and_(
-                alert_deliveries.c.status.in_(ACTIVE),
-                alert_deliveries.c.next_attempt_at <= now,
-                alert_deliveries.c.attempts >= max_attempts,
-            )
-        )
+        .where(WORK_QUEUE.exhausted(now, max_attempts))
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )

@@ -25,7 +25,6 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     func,
-    or_,
     select,
     text,
     update,
@@ -35,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.surveys.invitations.definitions import Audience, Definition, DefinitionIn, Status, Trigger
 from shared.events import SurveyType
+from shared.runtime.work_queue import SENDING, WorkQueue
 
 metadata = MetaData()
 survey_definitions = Table(
@@ -75,6 +75,7 @@ survey_invitations = Table(
     Index("ix_survey_invitations_email", "email", "created_at"),
     Index("ix_survey_invitations_definition", "definition_id", "email", "created_at"),
 )
+WORK_QUEUE = WorkQueue(survey_invitations)
 survey_unsubscribes = Table(
     "survey_unsubscribes",
     metadata,
@@ -286,16 +287,10 @@ async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int, lease: 
                     max_attempts: int) -> list[Invitation]:
     """Pending invitations due now, and ones whose sending lease ran out, become 'sending'."""
     t = survey_invitations
-    due = (
-        select(t.c.id).where(
-            or_(and_(t.c.status == "pending", t.c.next_attempt_at <= now),
-                and_(t.c.status == "sending", t.c.next_attempt_at <= now)),
-            t.c.attempts < max_attempts)
-        .order_by(t.c.next_attempt_at, t.c.id).limit(limit).with_for_update(skip_locked=True)
-    )
+    due = WORK_QUEUE.lock_due(t.c.id, now=now, limit=limit, max_attempts=max_attempts)
     rows = await conn.execute(
         update(t).where(t.c.id.in_(due.scalar_subquery()))
-        .values(status="sending", attempts=t.c.attempts + 1, next_attempt_at=now + lease)
+        .values(**WORK_QUEUE.claimed(t.c.attempts + 1, now + lease))
         .returning(t))
     return sorted((_invitation(row) for row in rows), key=lambda i: i.id)
 
@@ -304,8 +299,7 @@ async def fail_exhausted(conn: AsyncConnection, *, now: datetime, max_attempts: 
     """Invitations whose last lease ran out with no attempts left: failed, not retried forever."""
     t = survey_invitations
     result = await conn.execute(
-        update(t).where(t.c.status == "sending", t.c.next_attempt_at <= now,
-                        t.c.attempts >= max_attempts)
+        update(t).where(WORK_QUEUE.exhausted(now, max_attempts, statuses=(SENDING,)))
         .values(status="failed", last_error="gave up: the last attempt never reported back")
         .returning(t.c.id))
     return len(result.all())
@@ -322,8 +316,7 @@ async def complete(conn: AsyncConnection, invitation: Invitation, *, status: str
     if retry_at is not None:
         values["next_attempt_at"] = retry_at
     result = await conn.execute(
-        update(t).where(t.c.id == invitation.id, t.c.status == "sending",
-                        t.c.attempts == invitation.attempts)
+        update(t).where(WORK_QUEUE.held(invitation.id, invitation.attempts))
         .values(**values).returning(t.c.id))
     return result.first() is not None
 
