@@ -8,7 +8,6 @@ evidence, what to do next (the playbook), and buttons to act on it.
 from __future__ import annotations
 
 import hashlib
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from urllib.parse import quote
 from services.alerts.delivery.outbox import Purpose
 from services.alerts.routing.config import rank
 from shared.events import Factor, RiskSignalPayload, Severity, SignalKind
+from shared.templates import template_environment
 
 # Slack Block Kit limits (characters / items), from Slack's reference.
 SLACK_HEADER_MAX = 150
@@ -39,6 +39,7 @@ EVIDENCE_LINES_MAX = 8
 EVIDENCE_VALUE_MAX = 500
 DIGEST_ACCOUNTS_MAX = 40  # Slack: a header, one section per account, a closing line, under 50 blocks
 MINUS = "\u2212"  # typographic minus: "-17" reads as a hyphen in some fonts
+_templates = template_environment("services.alerts.render")  # the email HTML
 RESENT_NOTE = "Sent again after an interruption: you may already have seen this message."
 
 
@@ -636,33 +637,6 @@ def render_email(view: AlertView) -> EmailContent:
         text += ["", RESENT_NOTE]
     text.append("")
 
-    e = html.escape
-    parts = [f"<h2>{e(headline(view))}</h2>"]
-    if view.note:
-        parts.append(f"<p><em>{e(view.note)}</em></p>")
-    parts.append(
-        f'<p><a href="{e(view.account_url)}"><strong>{e(view.account_label)}</strong></a> — '
-        f"{e(_one_line(signal.summary))}"
-    )
-    if change:
-        parts.append(f"<br>{e(change)}")
-    parts.append(f"<br><small>{e(_facts_line(view))}</small></p>")
-    if len(view.reasons) > 1:
-        parts.append(
-            "<h3>Reasons, worst first</h3><ul>"
-            + "".join(f"<li>{e(reason_words(r))}</li>" for r in view.reasons)
-            + "</ul>"
-        )
-    if factors:
-        parts.append("<h3>Why</h3><ul>" + "".join(f"<li>{e(f.detail)}</li>" for f in factors) + "</ul>")
-    if evidence:
-        parts.append(
-            "<h3>Evidence</h3><ul>"
-            + "".join(f"<li><strong>{e(label)}:</strong> {e(value)}</li>" for label, value in evidence)
-            + "</ul>"
-        )
-    parts.append(f"<h3>Suggested next step</h3><p>{e(view.next_step)}</p>")
-    parts.append(f"<p><small>{e(_history_line(view))}.</small></p>")
     buttons = [("Open account", view.account_url)]
     if view.links:
         buttons += [
@@ -671,10 +645,22 @@ def render_email(view: AlertView) -> EmailContent:
             ("Resolve", view.links.resolve),
             ("Not useful?", view.links.feedback),
         ]
-    parts.append("<p>" + " · ".join(f'<a href="{e(url)}">{e(label)}</a>' for label, url in buttons) + "</p>")
-    if view.resent:
-        parts.append(f"<p><small>{e(RESENT_NOTE)}</small></p>")
-    body_html = "<!DOCTYPE html><html><body>" + "\n".join(parts) + "</body></html>"
+    body_html = _templates.get_template("alert_email.html").render(
+        headline=headline(view),
+        note=view.note,
+        account_url=view.account_url,
+        account_label=view.account_label,
+        summary=_one_line(signal.summary),
+        change=change,
+        facts=_facts_line(view),
+        reasons=[reason_words(r) for r in view.reasons],
+        factors=[f.detail for f in factors],
+        evidence=evidence,
+        next_step=view.next_step,
+        history=_history_line(view),
+        buttons=buttons,
+        resent_note=RESENT_NOTE if view.resent else None,
+    )
     return EmailContent(subject=subject, text="\n".join(text), html=body_html)
 
 
@@ -686,28 +672,20 @@ def render_email_digest(recipient_label: str, accounts: Sequence[DigestAccount],
         f"account{'s' * (len(ordered) != 1)}"
     )
     text = [subject.removeprefix("[Churnwatch] "), f"For {recipient_label}. Most severe first.", ""]
-    e = html.escape
-    parts = [
-        f"<h2>{e(subject.removeprefix('[Churnwatch] '))}</h2><p>For {e(recipient_label)}. "
-        "Most severe first.</p>"
-    ]
+    shown = []
     for account in ordered:
         text.append(f"{account.label} (highest severity {account.worst.value})  {account.account_url}")
-        items = []
+        lines = []
         for line in account.lines:
             note = _digest_suffix(line).strip(" _")
             text.append(f"  - [{line.severity.value}] {_one_line(line.summary)}{' ' + note if note else ''}")
-            items.append(
-                f"<li>[{e(line.severity.value)}] {e(_one_line(line.summary))}"
-                f"{' <em>' + e(note) + '</em>' if note else ''}</li>"
-            )
+            lines.append({"severity": line.severity.value, "summary": _one_line(line.summary), "note": note})
         text += [f"  Next step: {account.next_step}", ""]
-        parts.append(
-            f'<h3><a href="{e(account.account_url)}">{e(account.label)}</a> — highest severity '
-            f"{e(account.worst.value)}</h3><ul>{''.join(items)}</ul>"
-            f"<p><em>Next step:</em> {e(account.next_step)}</p>"
-        )
-    body_html = "<!DOCTYPE html><html><body>" + "\n".join(parts) + "</body></html>"
+        shown.append({"url": account.account_url, "label": account.label, "worst": account.worst.value,
+                      "lines": lines, "next_step": account.next_step})
+    body_html = _templates.get_template("digest_email.html").render(
+        title=subject.removeprefix("[Churnwatch] "), recipient=recipient_label, accounts=shown
+    )
     return EmailContent(subject=_truncate(subject, EMAIL_SUBJECT_MAX), text="\n".join(text), html=body_html)
 
 
