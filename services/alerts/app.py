@@ -67,8 +67,8 @@ def create_app(
         )
         return Wiring(
             routers=[
-                build_router(parts.engine, parts.sessions, parts.settings, routing, the_clock),
-                build_link_router(parts.engine, parts.sessions, runtime.links, the_clock),
+                build_router(parts.engine, parts.sessions, parts.settings, routing),
+                build_link_router(parts.engine, parts.sessions, runtime.links),
                 build_book_router(parts.engine, TokenGuard(parts.engine, [alerts_api_token(parts.settings)])),
                 build_slack_router(
                     parts.engine, parts.sessions, parts.settings, the_clock, runtime.dispatcher.wake
@@ -82,4 +82,5 @@ def create_app(
 
     app = service_app(SERVICE, "Churnwatch alerts", settings, wire)
     app.state.alerts = runtime
+    app.state.clock = the_clock.now  # `shared.deps.Now`
     return app

@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: b
         consumer = parts.consumer(GROUP_ID, [topics.traits, topics.tickets], handler)
         routers = [
             build_router(api),
-            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers], clock,
+            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers],
                                csat if signer is not None else None, wake_sender),
             build_webhook_router(settings, parts.engine, recorder, clock),
             build_pages_router(Pages(settings, parts.engine, recorder, signer, clock)),
@@ -75,4 +75,6 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: b
         return Wiring(routers=routers, loops=[consumer, *loops],
                       kafka_ready=lambda: consumer.running, seeds_write_key=True)
 
-    return service_app(SERVICE, "Churnwatch surveys", settings, wire)
+    app = service_app(SERVICE, "Churnwatch surveys", settings, wire)
+    app.state.clock = clock  # `shared.deps.Now`
+    return app

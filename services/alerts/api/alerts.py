@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts.clock import Clock
 from services.alerts.lifecycle import actions
 from services.alerts.lifecycle.scheduler import refresh_false_positive_ratio
 from services.alerts.links import LinkAction, LinkError, LinkSigner
@@ -33,6 +32,7 @@ from services.alerts.store import preferences as preference_store
 from services.alerts.store import read_model
 from shared.account_facts import AccountFacts
 from shared.api_tokens import Scope
+from shared.deps import DbConnection, Now
 from shared.http import ApiError, parse_json, validate_body
 from shared.openapi_bodies import form_body, json_body
 from shared.settings import Settings
@@ -210,7 +210,6 @@ def build_router(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     config: RoutingConfig,
-    clock: Clock,
 ) -> APIRouter:
     router = APIRouter()
     token = secret_value(settings.alerts_api_token)
@@ -233,18 +232,17 @@ def build_router(
     @api.get("/v1/accounts/{account_id}/alerts", response_model=AccountAlertsOut)
     async def account_alerts(
         account_id: Annotated[str, Path(min_length=1, max_length=200)],
+        conn: DbConnection,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> AccountAlertsOut:
         """The account's alerts, newest first, each with its occurrences, deliveries, actions and feedback."""
-        async with engine.connect() as conn:
-            rows = await read_model.account_history(conn, account_id, limit)
+        rows = await read_model.account_history(conn, account_id, limit)
         return AccountAlertsOut(account_id=account_id, alerts=[AlertOut.of(r) for r in rows])
 
     @api.get("/v1/alerts/feedback")
-    async def feedback_summary() -> dict[str, Any]:
+    async def feedback_summary(conn: DbConnection) -> dict[str, Any]:
         """Per signal type: verdicts, "not useful" count and the false-positive rate."""
-        async with engine.connect() as conn:
-            rows = await feedback_store.feedback_summary(conn)
+        rows = await feedback_store.feedback_summary(conn)
         return {
             "signal_types": [
                 {**r, "false_positive_rate": round(r["not_useful"] / r["verdicts"], 4)} for r in rows
@@ -252,9 +250,8 @@ def build_router(
         }
 
     @api.get("/v1/alerts/{alert_id}", response_model=AlertOut)
-    async def alert(alert_id: AlertId) -> AlertOut:
-        async with engine.connect() as conn:
-            row = await read_model.alert_detail(conn, alert_id)
+    async def alert(alert_id: AlertId, conn: DbConnection) -> AlertOut:
+        row = await read_model.alert_detail(conn, alert_id)
         if row is None:
             raise ApiError(404, "alert_not_found", f"there is no alert {alert_id}")
         return AlertOut.of(row)
@@ -263,19 +260,17 @@ def build_router(
         async with sessions() as session, session.begin():
             await work(session)
         await refresh_false_positive_ratio(sessions)
-        return await alert(alert_id)
+        async with engine.connect() as conn:  # after the commit: the alert as it now stands
+            return await alert(alert_id, conn)
 
     @api.post("/v1/alerts/{alert_id}/acknowledge", response_model=AlertOut, openapi_extra=json_body(ActorIn))
-    async def acknowledge(alert_id: AlertId, request: Request) -> AlertOut:
+    async def acknowledge(alert_id: AlertId, request: Request, now: Now) -> AlertOut:
         body = validate_body(ActorIn, parse_json(await request.body()))
-        return await _act(
-            alert_id, lambda s: actions.acknowledge(s, alert_id, body.actor, "api", clock.now())
-        )
+        return await _act(alert_id, lambda s: actions.acknowledge(s, alert_id, body.actor, "api", now))
 
     @api.post("/v1/alerts/{alert_id}/snooze", response_model=AlertOut, openapi_extra=json_body(SnoozeIn))
-    async def snooze(alert_id: AlertId, request: Request) -> AlertOut:
+    async def snooze(alert_id: AlertId, request: Request, now: Now) -> AlertOut:
         body = validate_body(SnoozeIn, parse_json(await request.body()))
-        now = clock.now()
         until = body.until or now + timedelta(hours=body.hours or 0)
         return await _act(
             alert_id,
@@ -283,20 +278,19 @@ def build_router(
         )
 
     @api.post("/v1/alerts/{alert_id}/resolve", response_model=AlertOut, openapi_extra=json_body(ResolveIn))
-    async def resolve(alert_id: AlertId, request: Request) -> AlertOut:
+    async def resolve(alert_id: AlertId, request: Request, now: Now) -> AlertOut:
         body = validate_body(ResolveIn, parse_json(await request.body()))
         return await _act(
-            alert_id,
-            lambda s: actions.resolve_manually(s, alert_id, body.actor, "api", clock.now(), body.reason),
+            alert_id, lambda s: actions.resolve_manually(s, alert_id, body.actor, "api", now, body.reason)
         )
 
     @api.post("/v1/alerts/{alert_id}/feedback", response_model=AlertOut, openapi_extra=json_body(FeedbackIn))
-    async def feedback(alert_id: AlertId, request: Request) -> AlertOut:
+    async def feedback(alert_id: AlertId, request: Request, now: Now) -> AlertOut:
         body = validate_body(FeedbackIn, parse_json(await request.body()))
         return await _act(
             alert_id,
             lambda s: actions.feedback(
-                s, alert_id, body.actor, "api", clock.now(), useful=body.useful, comment=body.comment
+                s, alert_id, body.actor, "api", now, useful=body.useful, comment=body.comment
             ),
         )
 
@@ -340,20 +334,20 @@ def build_router(
         )
 
     @api.get("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut)
-    async def get_preferences(recipient: Recipient) -> PreferencesOut:
+    async def get_preferences(recipient: Recipient, conn: DbConnection) -> PreferencesOut:
         key = _recipient(recipient)
-        async with engine.connect() as conn:
-            return _prefs_out(key, await preference_store.get_preferences(conn, key))
+        return _prefs_out(key, await preference_store.get_preferences(conn, key))
 
     @api.put("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut,
              openapi_extra=json_body(PreferencesIn))
-    async def put_preferences(recipient: Recipient, request: Request) -> PreferencesOut:
+    async def put_preferences(recipient: Recipient, request: Request, now: Now) -> PreferencesOut:
         key = _recipient(recipient)
         body = validate_body(PreferencesIn, parse_json(await request.body()))
         prefs = StoredPreferences.model_validate(body.model_dump(exclude={"updated_by"}, exclude_unset=True))
         async with sessions() as session, session.begin():
-            await preference_store.put_preferences(session, key, prefs, body.updated_by, clock.now())
-        return await get_preferences(recipient)
+            await preference_store.put_preferences(session, key, prefs, body.updated_by, now)
+        async with engine.connect() as conn:
+            return await get_preferences(recipient, conn)
 
     @api.delete("/v1/recipients/{recipient}/preferences", response_model=PreferencesOut)
     async def delete_preferences(recipient: Recipient) -> PreferencesOut:
@@ -367,16 +361,18 @@ def build_router(
 
 
 def build_link_router(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], signer: LinkSigner, clock: Clock
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], signer: LinkSigner
 ) -> APIRouter:
     router = APIRouter()
 
     def page(body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
-    async def claims_and_alert(token: str) -> tuple[Any, dict[str, Any], str | None] | HTMLResponse:
+    async def claims_and_alert(
+        token: str, now: datetime
+    ) -> tuple[Any, dict[str, Any], str | None] | HTMLResponse:
         try:
-            claims = signer.read(token, clock.now())
+            claims = signer.read(token, now)
         except LinkError as exc:
             status = 410 if exc.code == "expired_link" else 400
             return page(
@@ -394,9 +390,9 @@ def build_link_router(
         return claims, alert, name
 
     @router.get("/v1/alert-links/{token}", response_class=HTMLResponse, include_in_schema=False)
-    async def show(token: Annotated[str, Path(max_length=2000)]) -> HTMLResponse:
+    async def show(token: Annotated[str, Path(max_length=2000)], now: Now) -> HTMLResponse:
         """A confirmation page: opening a link (or a mail scanner opening it) changes nothing."""
-        found = await claims_and_alert(token)
+        found = await claims_and_alert(token, now)
         if isinstance(found, HTMLResponse):
             return found
         claims, alert, name = found
@@ -404,8 +400,8 @@ def build_link_router(
 
     @router.post("/v1/alert-links/{token}", response_class=HTMLResponse, include_in_schema=False,
                  openapi_extra=form_body(("actor",), "The alert link's confirmation form."))
-    async def act(token: Annotated[str, Path(max_length=2000)], request: Request) -> HTMLResponse:
-        found = await claims_and_alert(token)
+    async def act(token: Annotated[str, Path(max_length=2000)], request: Request, now: Now) -> HTMLResponse:
+        found = await claims_and_alert(token, now)
         if isinstance(found, HTMLResponse):
             return found
         claims, alert, name = found
@@ -418,7 +414,6 @@ def build_link_router(
         # form says, so a link cannot vote as someone else or vote many times.
         actor = (form.get("actor") or claims.recipient).strip()[:200] or claims.recipient
         sent_to = {"link_recipient": claims.recipient}
-        now = clock.now()
         try:
             async with sessions() as session, session.begin():
                 if claims.action is LinkAction.ACKNOWLEDGE:

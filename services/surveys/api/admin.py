@@ -36,6 +36,7 @@ from services.surveys.store import contacts as contact_store
 from services.surveys.store import responses as store
 from services.surveys.store import tickets as ticket_store
 from shared.account_facts import merge_traits
+from shared.deps import Now
 from shared.http import ApiError, parse_json, read_body_limited, require_bearer, validate_body
 from shared.openapi_bodies import json_body
 from shared.publisher import PublishFailed
@@ -98,7 +99,7 @@ def _response_json(r: StoredResponse) -> dict[str, Any]:
 
 
 def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: ResponseRecorder,
-                       tier_names: list[str], clock: Clock, csat: TicketCsat | None,
+                       tier_names: list[str], csat: TicketCsat | None,
                        on_new_invitations: Callable[[], None]) -> APIRouter:
     """`csat` None: invitations are off (no link secret), kept tickets stay kept."""
     router = APIRouter(prefix="/v1/admin")
@@ -111,10 +112,10 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
         return ApiError(404, "unknown_survey", f"no survey with id {definition_id!r}")
 
     @router.post("/surveys", status_code=201, openapi_extra=json_body(DefinitionIn))
-    async def create_survey(request: Request) -> dict[str, Any]:
+    async def create_survey(request: Request, now: Now) -> dict[str, Any]:
         body = validate_definition(await body_of(request), tier_names)
         async with engine.begin() as conn:
-            definition = await campaign_store.create_definition(conn, new_definition_id(), body, clock())
+            definition = await campaign_store.create_definition(conn, new_definition_id(), body, now)
         return definition.as_json()
 
     @router.get("/surveys")
@@ -133,7 +134,7 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
         return definition.as_json()
 
     @router.put("/surveys/{definition_id}", openapi_extra=json_body(DefinitionIn))
-    async def replace_survey(request: Request, definition_id: str) -> dict[str, Any]:
+    async def replace_survey(request: Request, definition_id: str, now: Now) -> dict[str, Any]:
         body = validate_definition(await body_of(request), tier_names)
         async with engine.begin() as conn:
             current = await campaign_store.lock_definition(conn, definition_id)
@@ -146,28 +147,27 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
                     f"{changed}: survey {definition_id} has sent invitations, so its answers would "
                     f"mix two kinds; create a new survey instead"),
                     [{"field": changed, "message": "cannot change once invitations were sent"}])
-            updated = await campaign_store.replace_definition(conn, definition_id, body, clock())
+            updated = await campaign_store.replace_definition(conn, definition_id, body, now)
         assert updated is not None
         return updated.as_json()
 
     @router.delete("/surveys/{definition_id}")
-    async def archive_survey(request: Request, definition_id: str) -> dict[str, Any]:
+    async def archive_survey(request: Request, definition_id: str, now: Now) -> dict[str, Any]:
         require_admin(settings, request)
         async with engine.begin() as conn:
-            archived = await campaign_store.set_status(conn, definition_id, Status.ARCHIVED, clock())
+            archived = await campaign_store.set_status(conn, definition_id, Status.ARCHIVED, now)
         if archived is None:
             raise unknown(definition_id)
         return archived.as_json()
 
     @router.put("/contacts/{user_id}", openapi_extra=json_body(ContactIn))
-    async def put_contact(request: Request, user_id: str) -> dict[str, Any]:
+    async def put_contact(request: Request, user_id: str, now: Now) -> dict[str, Any]:
         """An explicit mapping: this user, with this email, answers for these accounts.
         Unmapped responses it makes mappable are mapped and published at once."""
         body = validate_body(ContactIn, await body_of(request))
         if not user_id.strip() or len(user_id) > 200:
             raise ApiError(400, "invalid_request", "user_id: 1 to 200 characters",
                            [{"field": "user_id", "message": "1 to 200 characters"}])
-        now = clock()
         try:
             async with engine.begin() as conn:
                 stored = await contact_store.lock_contact_traits(conn, [user_id])
@@ -241,11 +241,11 @@ def build_admin_router(settings: Settings, engine: AsyncEngine, recorder: Respon
              "kept_at": k.kept_at.isoformat()} for k in kept]}
 
     @router.post("/unsubscribes", openapi_extra=json_body(UnsubscribeIn))
-    async def unsubscribe(request: Request) -> dict[str, Any]:
+    async def unsubscribe(request: Request, now: Now) -> dict[str, Any]:
         """Record an unsubscribe a CSM was asked for by mail or phone."""
         body = validate_body(UnsubscribeIn, await body_of(request))
         async with engine.begin() as conn:
-            new = await campaign_store.unsubscribe(conn, body.email, clock(), None)
+            new = await campaign_store.unsubscribe(conn, body.email, now, None)
         if new:
             UNSUBSCRIBES.labels("admin").inc()
         return {"email": body.email, "unsubscribed": True, "already": not new}
