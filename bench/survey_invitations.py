@@ -19,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.surveys import campaign_store, contact_store
 from services.surveys.contacts import Contact
-from services.surveys.definitions import DefinitionIn
-from services.surveys.links import LinkSigner
-from services.surveys.scheduler import Scheduler
+from services.surveys.invitations.definitions import DefinitionIn
+from services.surveys.invitations.links import LinkSigner
+from services.surveys.invitations.scheduler import Scheduler
+from services.surveys.invitations.sender import InvitationSender
 from services.surveys.segments import parse_arr_tiers
-from services.surveys.sender import InvitationSender
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
 from shared.db import create_engine, migrate
 from shared.events import utcnow
 from tests.support.infra import Infra, running_infra

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from services.alerts import store as alerts_store
+from services.alerts.store import tables as alerts_tables
 from services.console import sessions, users
 from services.ingest import store as ingest_store
 from services.ingest.helpdesk import store as helpdesk_store
 from services.scoring import store as scoring_store
-from services.surveys import campaign_store, contact_store, ticket_store
-from services.surveys import store as surveys_store
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store import contacts as contact_store
+from services.surveys.store import responses as surveys_store
+from services.surveys.store import tickets as ticket_store
 from shared import api_tokens, consumer, dead_letters, write_keys
 
 METADATA: tuple[MetaData, ...] = (
@@ -30,7 +32,7 @@ METADATA: tuple[MetaData, ...] = (
     campaign_store.metadata,
     contact_store.metadata,
     ticket_store.metadata,
-    alerts_store.metadata,
+    alerts_tables.metadata,
     users.metadata,
     sessions.metadata,
 )

@@ -222,6 +222,7 @@ def service_app(name: str, title: str, settings: Settings,
 
     app = create_app(name, title, checks=[("database", database_ready), ("kafka", kafka_ready)],
                      outage=outage_error, lifespan=lifespan)
+    app.state.parts = parts  # what `shared.deps` hands routes (the database)
     for router in wiring.routers:
         app.include_router(router)
     return app

@@ -1,6 +1,6 @@
 """What every webhook signature check shares: the HMAC, the constant-time comparison, the error. Pure.
 
-Each vendor's check (services/ingest/helpdesk/signatures.py, services/surveys/signatures.py)
+Each vendor's check (services/ingest/helpdesk/signatures.py, services/surveys/vendors/signatures.py)
 says which header carries what; this module computes and compares, so a fix to either
 applies to all.
 """

@@ -7,16 +7,16 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.alerts import store
-from services.alerts.api import alerts_api_token, build_link_router, build_router
-from services.alerts.book_api import build_book_router
+from services.alerts.api.account_owners import build_book_router
+from services.alerts.api.alerts import alerts_api_token, build_link_router, build_router
 from services.alerts.clock import Clock, SystemClock
-from services.alerts.config import RoutingConfig, load_routing, secret_value
 from services.alerts.consumer import AlertsHandler
-from services.alerts.dispatcher import Dispatcher
+from services.alerts.delivery.dispatcher import Dispatcher
+from services.alerts.lifecycle.scheduler import Scheduler
 from services.alerts.links import LinkSigner
-from services.alerts.scheduler import Scheduler
-from services.alerts.slack_app import build_slack_router
+from services.alerts.routing.config import RoutingConfig, load_routing, secret_value
+from services.alerts.slack.endpoints import build_slack_router
+from services.alerts.store import link_secret
 from shared.service import ServiceParts, Wiring, service_app
 from shared.settings import Settings
 from shared.token_auth import TokenGuard
@@ -43,7 +43,7 @@ class AlertsRuntime:
         secret = secret_value(settings.alerts_link_secret)
         if secret is None:
             async with self._parts.sessions() as session, session.begin():
-                secret = await store.link_secret(session)
+                secret = await link_secret.link_secret(session)
         self.links.configure(secret)
         await self.dispatcher.start()
 
@@ -67,8 +67,8 @@ def create_app(
         )
         return Wiring(
             routers=[
-                build_router(parts.engine, parts.sessions, parts.settings, routing, the_clock),
-                build_link_router(parts.engine, parts.sessions, runtime.links, the_clock),
+                build_router(parts.engine, parts.sessions, parts.settings, routing),
+                build_link_router(parts.engine, parts.sessions, runtime.links),
                 build_book_router(parts.engine, TokenGuard(parts.engine, [alerts_api_token(parts.settings)])),
                 build_slack_router(
                     parts.engine, parts.sessions, parts.settings, the_clock, runtime.dispatcher.wake
@@ -82,4 +82,5 @@ def create_app(
 
     app = service_app(SERVICE, "Churnwatch alerts", settings, wire)
     app.state.alerts = runtime
+    app.state.clock = the_clock.now  # `shared.deps.Now`
     return app

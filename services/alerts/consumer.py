@@ -19,10 +19,9 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import store
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig, looks_like_email, rank, secret_value
-from services.alerts.lifecycle import (
+from services.alerts.delivery.outbox import Purpose, deliveries_for
+from services.alerts.lifecycle.transitions import (
     Action,
     AlertSnapshot,
     AlertState,
@@ -40,9 +39,9 @@ from services.alerts.metrics import (
     ALERTS_UNROUTABLE,
     ALERTS_UPDATED,
 )
-from services.alerts.outbox import Purpose, deliveries_for
-from services.alerts.reasons import Reason, ReasonState, alert_columns, clearing_since, replaced
-from services.alerts.routing import (
+from services.alerts.render.reasons import Reason, ReasonState, alert_columns, clearing_since, replaced
+from services.alerts.routing.config import RoutingConfig, looks_like_email, rank, secret_value
+from services.alerts.routing.plan import (
     AlertFacts,
     Capabilities,
     Notice,
@@ -51,7 +50,12 @@ from services.alerts.routing import (
     plan_notices,
     resolve_segment,
 )
-from services.alerts.slack_edits import queue_edits
+from services.alerts.slack.edits import queue_edits
+from services.alerts.store import alert_records, signal_ledger
+from services.alerts.store import contacts as contact_store
+from services.alerts.store import deliveries as delivery_store
+from services.alerts.store import digests as digest_store
+from services.alerts.store import preferences as preference_store
 from shared.account_facts import AccountFacts, merge_traits
 from shared.consumer import ConsumedEvent, HandlerResult
 from shared.events import EventType, RiskSignalPayload, Severity, SignalKind, SignalStatus, TraitsPayload
@@ -139,12 +143,12 @@ class AlertsHandler:
     ) -> None:
         if not updates:
             return
-        stored = await store.lock_contact_traits(session, (a for a, _, _ in updates))
+        stored = await contact_store.lock_contact_traits(session, (a for a, _, _ in updates))
         changed: dict[str, dict[str, Any]] = {}
         for account_id, incoming, occurred_at in updates:
             current = changed.get(account_id, stored.get(account_id, {}))
             changed[account_id] = merge_traits(current, incoming, occurred_at)
-        await store.save_contacts(session, changed)
+        await contact_store.save_contacts(session, changed)
 
 
 class _Batch:
@@ -166,8 +170,8 @@ class _Batch:
         self, session: AsyncSession, signals: list[tuple[ConsumedEvent, RiskSignalPayload]]
     ) -> None:
         accounts = {c.envelope.account_id for c, _ in signals if c.envelope.account_id}
-        traits = await store.load_traits(session, accounts)
-        prefs = await store.load_preferences(session)
+        traits = await contact_store.load_traits(session, accounts)
+        prefs = await preference_store.load_preferences(session)
         for consumed, signal in signals:
             account_id = consumed.envelope.account_id
             assert account_id is not None
@@ -185,7 +189,7 @@ class _Batch:
     ) -> None:
         envelope = consumed.envelope
         kind = signal.signal_type
-        signal_id = await store.record_signal(
+        signal_id = await signal_ledger.record_signal(
             session,
             {
                 "dedupe_key": signal.dedupe_key,
@@ -203,8 +207,8 @@ class _Batch:
         if signal_id is None:
             self.duplicates[kind] += 1
             return
-        current = await store.lock_open_alert(session, account_id, signal.kind.value)
-        reason_rows = await store.load_reasons(session, current["id"]) if current else []
+        current = await alert_records.lock_open_alert(session, account_id, signal.kind.value)
+        reason_rows = await alert_records.load_reasons(session, current["id"]) if current else []
         own_row = next((r for r in reason_rows if r["signal_type"] == kind), None)
         own_active = own_row if own_row is not None and own_row["state"] == ReasonState.ACTIVE else None
         if signal.status is SignalStatus.CLEARED:
@@ -215,7 +219,8 @@ class _Batch:
 
         policy = self.config.lifecycle
         last_resolved = (
-            None if current else await store.lock_last_resolved(session, account_id, signal.kind.value)
+            None if current
+            else await alert_records.lock_last_resolved(session, account_id, signal.kind.value)
         )
         decision = on_raised(
             snapshot(current) if current else None,
@@ -229,7 +234,7 @@ class _Batch:
         )
         if decision.action is Action.IGNORE:
             self.ignored[(kind, decision.reason)] += 1
-            await store.set_signal_outcome(session, signal_id, None, f"ignore:{decision.reason}")
+            await signal_ledger.set_signal_outcome(session, signal_id, None, f"ignore:{decision.reason}")
             return
         segment = resolve_segment(self.config, signal.segment, facts)
         reason = _raised_reason(own_row if current else None, signal, envelope.occurred_at, self.now)
@@ -259,7 +264,7 @@ class _Batch:
                 "escalate_at": None,
                 "escalated_at": None,
             }
-            alert["id"] = await store.insert_alert(session, alert)
+            alert["id"] = await alert_records.insert_alert(session, alert)
             self.created[(kind, signal.severity.value)] += 1
         else:
             base = current if decision.action is Action.UPDATE else last_resolved
@@ -298,11 +303,11 @@ class _Batch:
                     ),
                 )
                 self.lifecycle[(kind, "reopened", "signal")] += 1
-            await store.update_alert(session, base["id"], **changes)
+            await alert_records.update_alert(session, base["id"], **changes)
             alert = {**base, **changes}
             self.updated[(kind, decision.reason)] += 1
-        await store.save_reason(session, {**reason, "alert_id": alert["id"]})
-        await store.set_signal_outcome(
+        await alert_records.save_reason(session, {**reason, "alert_id": alert["id"]})
+        await signal_ledger.set_signal_outcome(
             session, signal_id, alert["id"], f"{decision.action}:{decision.reason}"
         )
         if decision.notify is not Notify.NONE:
@@ -337,20 +342,22 @@ class _Batch:
             self.ignored[(kind, decision.reason)] += 1
         elif decision.action is Action.CLEAR:
             clearing = own["clearing_since"] or self.now
-            await store.update_reason(session, own["id"], clearing_since=clearing, updated_at=self.now)
+            await alert_records.update_reason(
+                session, own["id"], clearing_since=clearing, updated_at=self.now
+            )
             reasons = replaced(
                 [Reason.of(r) for r in reason_rows], Reason.of({**own, "clearing_since": clearing})
             )
-            await store.update_alert(
+            await alert_records.update_alert(
                 session, current["id"], updated_at=self.now, clearing_since=clearing_since(reasons)
             )
         else:
-            await store.clear_reasons(session, current["id"], self.now, kind)
+            await alert_records.clear_reasons(session, current["id"], self.now, kind)
             remaining = [Reason.of(r) for r in reason_rows if r["signal_type"] != kind]
             # The alert keeps being about its other reasons, or ends with its last one.
             columns = alert_columns(remaining)
             if columns:
-                await store.update_alert(session, current["id"], updated_at=self.now, **columns)
+                await alert_records.update_alert(session, current["id"], updated_at=self.now, **columns)
             else:
                 await resolve(session, current, self.now, reason="cleared", actor="signal")
                 self.lifecycle[(kind, "resolved", "signal")] += 1
@@ -359,7 +366,7 @@ class _Batch:
             self.queued += await queue_edits(
                 session, current["id"], cause=f"signal:{signal_id}", now=self.now
             )
-        await store.set_signal_outcome(
+        await signal_ledger.set_signal_outcome(
             session, signal_id, current["id"] if current else None, f"{decision.action}:{decision.reason}"
         )
 
@@ -407,7 +414,7 @@ class _Batch:
         folded: set[tuple[str, str]] = set()
         if notify in (Notify.UPDATE, Notify.DIGEST) and alert["notified_severity"] is not None:
             # Whoever's first message is still waiting reads this in it: no follow-up, no digest line.
-            waiting = await store.unclaimed_first_notices(session, alert["id"])
+            waiting = await delivery_store.unclaimed_first_notices(session, alert["id"])
             folded = {(r.channel, r.recipient) for r in rows if (r.channel, r.recipient) in waiting}
             rows = [r for r in rows if (r.channel, r.recipient) not in folded]
             notices = [
@@ -415,10 +422,10 @@ class _Batch:
                 for n in notices
                 if not (n.targets and all((t.channel.value, t.address) in waiting for t in n.targets))
             ]
-        self.queued += await store.insert_deliveries(session, rows)
+        self.queued += await delivery_store.insert_deliveries(session, rows)
         digest = [notice for notice in notices if notice.digest and notice.skipped is None]
         item_reason = decision.reason if decision.reason in ("cooldown", "new_reason") else "digest"
-        await store.insert_digest_items(
+        await digest_store.insert_digest_items(
             session,
             [
                 {
@@ -456,7 +463,7 @@ class _Batch:
                     (segment.escalation if segment and segment.escalation else None)
                     or self.config.escalation,
                 )
-            await store.update_alert(session, alert["id"], **changes)
+            await alert_records.update_alert(session, alert["id"], **changes)
 
     def count(self) -> None:
         for (kind, severity), n in self.created.items():
@@ -526,7 +533,7 @@ async def resolve(
     via: str = "signal",
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    await store.update_alert(
+    await alert_records.update_alert(
         session,
         alert["id"],
         state=AlertState.RESOLVED.value,
@@ -536,8 +543,8 @@ async def resolve(
         clearing_since=None,
         updated_at=now,
     )
-    await store.clear_reasons(session, alert["id"], now)
-    await store.cancel_pending(session, alert["id"], f"not sent: the alert was resolved ({reason})")
-    await store.insert_action(
+    await alert_records.clear_reasons(session, alert["id"], now)
+    await delivery_store.cancel_pending(session, alert["id"], f"not sent: the alert was resolved ({reason})")
+    await alert_records.insert_action(
         session, alert["id"], "resolve", actor, via, now, {"reason": reason, **(extra or {})}
     )

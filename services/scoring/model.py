@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from pydantic import ValidationError
@@ -278,98 +279,61 @@ def bump(counter: list[float] | None, at: float, half_life: float) -> list[float
     return [value + math.exp2(-(as_of - at) / half_life), as_of]
 
 
+@dataclass(slots=True, eq=False)
 class Model:
-    """The folded state of one account. Field order is the stored order: append, never reorder."""
+    """The folded state of one account.
 
-    __slots__ = (
-        "_facts",
-        "active",
-        "band",
-        "champion_changed_at",
-        "champion_previous",
-        "champion_seen",
-        "churned_at",
-        "clock",
-        "detractors",
-        "episodes",
-        "evaluated_at",
-        "events",
-        "features",
-        "first_at",
-        "first_usage",
-        "last_usage",
-        "late",
-        "mentions",
-        "milestone_at",
-        "override",
-        "peaks",
-        "peer",
-        "promoters",
-        "renewed_at",
-        "score",
-        "segment",
-        "surveys",
-        "t_base",
-        "t_recent",
-        "tickets",
-        "traits",
-        "u_base",
-        "u_recent",
-        "usage_by_name",
-        "usage_by_name_long",
-        "users",
-        "values",
-    )
+    The fields, in this order, are the stored state (`encode`): append new ones at the end, never
+    reorder (states on disk use it); a state stored before a field was appended decodes with the
+    field's default.
+    """
 
-    def __init__(self) -> None:
-        self.clock: float | None = None  # the latest time applied (event or tick)
-        self.first_at: float | None = None
-        self.events = 0  # events applied (ticks are not events)
-        self.late = 0  # of which arrived after the lateness bound (applied best-effort)
-        self.traits: dict[str, list[Any]] = {}  # trait -> [value, epoch it was set]
-        # usage
-        self.first_usage: float | None = None
-        self.last_usage: float | None = None
-        self.u_recent: list[float] | None = None
-        self.u_base: list[float] | None = None
-        self.users: list[list[float]] = []  # bottom-k sample: [32-bit hash, last seen]
-        self.features: dict[str, float] = {}  # event name (lower) -> last used
-        # event name (lower) -> decayed counter: what the account does, not only how much
-        self.usage_by_name: dict[str, list[float]] = {}
-        self.usage_by_name_long: dict[str, list[float]] = {}  # the same names, 91-day half-life
-        self.milestone_at: float | None = None
-        self.champion_seen: float | None = None
-        self.champion_previous: str | None = None
-        self.champion_changed_at: float | None = None
-        # tickets: id -> [status, priority, opened_at, updated_at, escalated, subject]
-        self.tickets: dict[str, list[Any]] = {}
-        self.t_recent: list[float] | None = None
-        self.t_base: list[float] | None = None
-        # surveys: type -> [response_id, score, at, user, comment, previous score]
-        self.surveys: dict[str, list[Any]] = {}
-        # signal items: [response_id, type, score, at, user, comment]
-        self.detractors: list[list[Any]] = []
-        self.promoters: list[list[Any]] = []
-        # [competitor, source ("ticket"|"survey"), source id, at, excerpt]
-        self.mentions: list[list[Any]] = []
-        # outcomes and overrides
-        self.churned_at: float | None = None
-        self.renewed_at: float | None = None
-        # [id, kind ("score"|"band"), value, reason, author, set_at, expires_at]
-        self.override: list[Any] | None = None
-        # the path: last evaluation and signal episodes
-        self.score: float | None = None
-        self.band: str | None = None
-        self.segment: str | None = None
-        self.values: list[float | None] = []  # per measure of the segment, in scorecard order
-        self.peaks: list[float | None] = []  # [first day number, highest score per day from it]
-        self.episodes: dict[str, int] = {}  # signal type -> episodes started so far
-        self.active: dict[str, list[Any]] = {}  # condition signal -> [episode, reference, since]
-        self.evaluated_at: float | None = None
-        # the place among the segment's peers at the last evaluation (`services.scoring.peers`):
-        # [percentile, events a week, the peers' median a week, peers], None if not placed
-        self.peer: list[Any] | None = None
-        self._facts: AccountFacts | None = None
+    # condition signal -> [episode, reference, since]
+    active: dict[str, list[Any]] = field(default_factory=dict)
+    band: str | None = None
+    champion_changed_at: float | None = None
+    champion_previous: str | None = None
+    champion_seen: float | None = None
+    churned_at: float | None = None
+    clock: float | None = None  # the latest time applied (event or tick)
+    # signal items: [response_id, type, score, at, user, comment]
+    detractors: list[list[Any]] = field(default_factory=list)
+    episodes: dict[str, int] = field(default_factory=dict)  # signal type -> episodes started so far
+    events: int = 0  # events applied (ticks are not events)
+    features: dict[str, float] = field(default_factory=dict)  # event name (lower) -> last used
+    first_at: float | None = None
+    first_usage: float | None = None
+    late: int = 0  # events that arrived after the lateness bound (applied best-effort)
+    last_usage: float | None = None
+    # [competitor, source ("ticket"|"survey"), source id, at, excerpt]
+    mentions: list[list[Any]] = field(default_factory=list)
+    milestone_at: float | None = None
+    # [id, kind ("score"|"band"), value, reason, author, set_at, expires_at]
+    override: list[Any] | None = None
+    peaks: list[float | None] = field(default_factory=list)  # [first day number, highest score per day]
+    promoters: list[list[Any]] = field(default_factory=list)
+    renewed_at: float | None = None
+    score: float | None = None
+    segment: str | None = None
+    # surveys: type -> [response_id, score, at, user, comment, previous score]
+    surveys: dict[str, list[Any]] = field(default_factory=dict)
+    t_base: list[float] | None = None
+    t_recent: list[float] | None = None
+    # tickets: id -> [status, priority, opened_at, updated_at, escalated, subject]
+    tickets: dict[str, list[Any]] = field(default_factory=dict)
+    traits: dict[str, list[Any]] = field(default_factory=dict)  # trait -> [value, epoch it was set]
+    u_base: list[float] | None = None
+    u_recent: list[float] | None = None
+    users: list[list[float]] = field(default_factory=list)  # bottom-k sample: [32-bit hash, last seen]
+    values: list[float | None] = field(default_factory=list)  # per measure of the segment, in order
+    evaluated_at: float | None = None
+    # event name (lower) -> decayed counter: what the account does, not only how much
+    usage_by_name: dict[str, list[float]] = field(default_factory=dict)
+    # the place among the segment's peers at the last evaluation (`services.scoring.peers`):
+    # [percentile, events a week, the peers' median a week, peers], None if not placed
+    peer: list[Any] | None = None
+    usage_by_name_long: dict[str, list[float]] = field(default_factory=dict)  # 91-day half-life
+    _facts: AccountFacts | None = field(default=None, init=False, repr=False)
 
     # --- facts ---------------------------------------------------------------------------
 
@@ -396,105 +360,52 @@ class Model:
 
     # --- encoding ------------------------------------------------------------------------
 
-    # The stored order: append new fields at the end, never reorder (states on disk use it).
-    _STORED = (
-        "active",
-        "band",
-        "champion_changed_at",
-        "champion_previous",
-        "champion_seen",
-        "churned_at",
-        "clock",
-        "detractors",
-        "episodes",
-        "events",
-        "features",
-        "first_at",
-        "first_usage",
-        "late",
-        "last_usage",
-        "mentions",
-        "milestone_at",
-        "override",
-        "peaks",
-        "promoters",
-        "renewed_at",
-        "score",
-        "segment",
-        "surveys",
-        "t_base",
-        "t_recent",
-        "tickets",
-        "traits",
-        "u_base",
-        "u_recent",
-        "users",
-        "values",
-        "evaluated_at",
-        "usage_by_name",
-        "peer",
-        "usage_by_name_long",
-    )
-
     def encode(self) -> list[Any]:
-        return [getattr(self, name) for name in self._STORED]
+        return list(_get_stored(self))
 
     @classmethod
     def decode(cls, raw: list[Any]) -> Model:
-        if len(raw) > len(cls._STORED):
+        if len(raw) > len(_STORED):
             raise ValueError(f"a stored model of {len(raw)} fields is newer than this code's")
         model = cls()
         # A state stored before a field was appended keeps that field's fresh default.
-        for name, value in zip(cls._STORED, raw, strict=False):
+        for name, value in zip(_STORED, raw, strict=False):
             setattr(model, name, value)
         return model
 
     def copy(self) -> Model:
         # Shallow below the top containers: the fold replaces inner lists (a ticket's row, a
         # counter, a user's sample entry, a signal item) and never changes one in place, so a
-        # copy may share them. The containers it changes in place (dicts, the users, peaks) are
-        # copied. Every event snapshots the model, so this is on the hot path.
-        clone = Model.__new__(Model)
-        clone.clock, clone.first_at, clone.events, clone.late = (
-            self.clock,
-            self.first_at,
-            self.events,
-            self.late,
-        )
-        clone.traits = dict(self.traits)
-        clone.first_usage, clone.last_usage = self.first_usage, self.last_usage
-        clone.u_recent = self.u_recent
-        clone.u_base = self.u_base
-        clone.users = list(self.users)
-        clone.features = dict(self.features)
-        clone.usage_by_name = dict(self.usage_by_name)
-        clone.usage_by_name_long = dict(self.usage_by_name_long)
-        clone.milestone_at = self.milestone_at
-        clone.champion_seen = self.champion_seen
-        clone.champion_previous = self.champion_previous
-        clone.champion_changed_at = self.champion_changed_at
-        clone.tickets = dict(self.tickets)
-        clone.t_recent = self.t_recent
-        clone.t_base = self.t_base
-        clone.surveys = dict(self.surveys)
-        clone.detractors = list(self.detractors)
-        clone.promoters = list(self.promoters)
-        clone.mentions = list(self.mentions)
-        clone.churned_at, clone.renewed_at = self.churned_at, self.renewed_at
-        clone.override = self.override
-        clone.score, clone.band, clone.segment = self.score, self.band, self.segment
-        clone.values = list(self.values)
-        clone.peaks = list(self.peaks)
-        clone.episodes = dict(self.episodes)
-        clone.active = dict(self.active)
-        clone.evaluated_at = self.evaluated_at
-        clone.peer = self.peer
-        clone._facts = self._facts
-        return clone
+        # copy may share them. The containers it changes in place (every field whose default
+        # is an empty dict or list) are copied. Every event snapshots the model: the hot path.
+        return _copy(self)
 
     @property
     def churned(self) -> bool:
         return self.churned_at is not None and (self.renewed_at is None or self.renewed_at < self.churned_at)
+
+
+# Derived from the fields, so each name is written once: the stored ones (all but the facts
+# cache), and for `copy` the containers copied and the rest shared.
+_STORED = tuple(f.name for f in fields(Model) if f.init)
+_CONTAINERS = tuple(f.name for f in fields(Model) if f.default_factory is not MISSING)
+_SHARED = tuple(f.name for f in fields(Model) if f.default_factory is MISSING)
+_get_stored = attrgetter(*_STORED)
+
+
+def _write_copy() -> Callable[[Model], Model]:
+    """`Model.copy` written out from the fields once, as `dataclasses` writes `__init__`: a loop of
+    getattr and setattr over the fields would double the cost of the snapshot every event takes."""
+    lines = [f"    clone.{name} = model.{name}" for name in _SHARED]
+    lines += [f"    clone.{name} = model.{name}.copy()" for name in _CONTAINERS]
+    source = "def copy(model):\n    clone = new(Model)\n" + "\n".join(lines) + "\n    return clone\n"
+    namespace: dict[str, Any] = {"Model": Model, "new": Model.__new__}
+    exec(source, namespace)
+    copy: Callable[[Model], Model] = namespace["copy"]
+    return copy
+
+
+_copy = _write_copy()
 
 
 # --- applying one entry ---------------------------------------------------------------------

@@ -14,18 +14,18 @@ from datetime import datetime, timedelta
 import structlog
 from fastapi import FastAPI
 
-from services.surveys.admin import build_admin_router
-from services.surveys.api import SurveysApi, build_router
+from services.surveys.api.admin import build_admin_router
+from services.surveys.api.pages import Pages, build_pages_router
+from services.surveys.api.responses import SurveysApi, build_router
 from services.surveys.consumer import SurveysHandler
-from services.surveys.inviting import Timing
-from services.surveys.links import LinkSigner
-from services.surveys.pages import Pages, build_pages_router
-from services.surveys.recording import ResponseRecorder
-from services.surveys.scheduler import Scheduler
+from services.surveys.invitations.inviting import Timing
+from services.surveys.invitations.links import LinkSigner
+from services.surveys.invitations.scheduler import Scheduler
+from services.surveys.invitations.sender import InvitationSender
+from services.surveys.invitations.ticket_csat import TicketCsat
+from services.surveys.responses.recording import ResponseRecorder
 from services.surveys.segments import parse_arr_tiers
-from services.surveys.sender import InvitationSender
-from services.surveys.ticket_csat import TicketCsat
-from services.surveys.webhooks import build_webhook_router
+from services.surveys.vendors.webhooks import build_webhook_router
 from shared.events import utcnow
 from shared.service import BackgroundLoop, ServiceParts, Wiring, service_app
 from shared.settings import Settings
@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: b
         consumer = parts.consumer(GROUP_ID, [topics.traits, topics.tickets], handler)
         routers = [
             build_router(api),
-            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers], clock,
+            build_admin_router(settings, parts.engine, recorder, [t.name for t in tiers],
                                csat if signer is not None else None, wake_sender),
             build_webhook_router(settings, parts.engine, recorder, clock),
             build_pages_router(Pages(settings, parts.engine, recorder, signer, clock)),
@@ -75,4 +75,6 @@ def create_app(settings: Settings, *, clock: Clock = utcnow, invitation_loops: b
         return Wiring(routers=routers, loops=[consumer, *loops],
                       kafka_ready=lambda: consumer.running, seeds_write_key=True)
 
-    return service_app(SERVICE, "Churnwatch surveys", settings, wire)
+    app = service_app(SERVICE, "Churnwatch surveys", settings, wire)
+    app.state.clock = clock  # `shared.deps.Now`
+    return app

@@ -13,7 +13,7 @@ can neither lose nor duplicate them.
 From the tickets topic: a ticket that turns solved or closed invites its requester to each
 active `ticket_solved` survey whose audience includes them, once per ticket, within the
 quiet period, and only while the ticket's solve is recent (a replayed backlog mails nobody);
-services/surveys/ticket_csat.py finds the requester (user id, email, or Zendesk requester id)
+services/surveys/invitations/ticket_csat.py finds the requester (user id, email, or Zendesk requester id)
 and keeps the tickets it cannot match yet, which a later identify in this consumer matches.
 """
 
@@ -27,12 +27,12 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.surveys import contact_store
 from services.surveys.contacts import Contact, contact_from_traits
+from services.surveys.invitations.ticket_csat import ZENDESK_SOURCE, TicketCsat, TicketOutcome
 from services.surveys.metrics import RESPONSES
-from services.surveys.recording import ResponseRecorder, envelopes_for
-from services.surveys.ticket_csat import ZENDESK_SOURCE, TicketCsat, TicketOutcome
-from services.surveys.ticket_store import SolvedTicket
+from services.surveys.responses.recording import ResponseRecorder, envelopes_for
+from services.surveys.store import contacts as contact_store
+from services.surveys.store.tickets import SolvedTicket
 from shared.account_facts import merge_traits
 from shared.consumer import ConsumedEvent, HandlerResult
 from shared.events import Envelope, EventType, TicketPayload, TicketStatus, TraitsPayload

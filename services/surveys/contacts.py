@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.surveys.attribution import normalize_email
+from services.surveys.responses.attribution import normalize_email
 
 ZENDESK_USER_ID_TRAIT = "zendesk_user_id"
 

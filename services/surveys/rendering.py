@@ -15,9 +15,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 from shared.events import SURVEY_SCORE_RANGES, SurveyType
+from shared.templates import template_environment
 
 LANG = "en"
 COMMENT_MAX = 5_000
@@ -29,14 +28,7 @@ SCALE_HINTS = {
     SurveyType.CES: "1 means strongly disagree, 7 means strongly agree.",
 }
 
-_templates = Environment(
-    loader=PackageLoader("services.surveys", "templates"),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_templates = template_environment("services.surveys")
 
 
 def scale(survey_type: SurveyType) -> list[int]:

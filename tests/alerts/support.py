@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import store
 from services.alerts.app import AlertsRuntime, create_app
 from services.alerts.clock import Clock
-from services.alerts.config import RoutingConfig
+from services.alerts.routing.config import RoutingConfig
+from services.alerts.store import alert_records
 from shared.events import Envelope, EventType, RiskSignalPayload, Severity, TraitsPayload, utcnow
 from shared.publisher import EventPublisher
 from shared.settings import Settings
@@ -158,4 +158,4 @@ async def insert_open_alert(
     }
     if segment is not None:
         row["segment"] = segment
-    return await store.insert_alert(session, row), signal
+    return await alert_records.insert_alert(session, row), signal

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.alerts.messages import AlertView, evidence_lines, render_email, render_slack
-from services.alerts.playbook import BUILT_IN
+from services.alerts.render.messages import AlertView, evidence_lines, render_email, render_slack
+from services.alerts.render.playbook import BUILT_IN
 from services.scoring.consumer import Scorer
 from services.scoring.risk.serving import LiveModel
 from tests.scoring.events import DEFAULT_CARD, T0, daily_usage, feed, group

@@ -6,7 +6,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from services.alerts.clock import SystemClock
-from services.alerts.config import RoutingConfig
+from services.alerts.routing.config import RoutingConfig
 from shared.events import Severity
 from tests.alerts.receivers import SlackReceiver, SmtpReceiver
 from tests.alerts.support import API_TOKEN, AUTH, group_event, metric, running, signal

@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerts import store
-from services.alerts.config import RoutingConfig, parse_routing
-from services.alerts.dispatcher import Dispatcher
+from services.alerts.delivery.dispatcher import Dispatcher
+from services.alerts.lifecycle.scheduler import Scheduler
 from services.alerts.links import LinkSigner
-from services.alerts.scheduler import Scheduler
+from services.alerts.routing.config import RoutingConfig, parse_routing
+from services.alerts.store import digests as digest_store
+from services.alerts.store import signal_ledger
+from services.alerts.store import tables as alert_tables
 from shared.db import create_engine, migrate, session_factory
 from shared.events import Severity
 from shared.settings import Settings
@@ -64,7 +66,7 @@ async def add_items(db: Db, recipient: str, targets: list[dict[str, str]], count
                 session, account_id=f"small-{i}", dedupe_key=f"small-{i}:usage:1",
                 severity=Severity.MEDIUM, summary=f"usage down {20 + i}%", event_id=f"e{i}", at=T0,
                 segment="low_touch")
-            signal_id = await store.record_signal(
+            signal_id = await signal_ledger.record_signal(
                 session,
                 {
                     "dedupe_key": signal.dedupe_key,
@@ -81,7 +83,7 @@ async def add_items(db: Db, recipient: str, targets: list[dict[str, str]], count
                 },
             )
             assert signal_id is not None
-            await store.insert_digest_items(
+            await digest_store.insert_digest_items(
                 session,
                 [
                     {
@@ -104,8 +106,8 @@ async def pending(db: Db, recipient: str) -> int:
             (
                 await session.execute(
                     select(func.count()).where(
-                        store.alert_digest_items.c.recipient == recipient,
-                        store.alert_digest_items.c.digest_id.is_(None),
+                        alert_tables.alert_digest_items.c.recipient == recipient,
+                        alert_tables.alert_digest_items.c.digest_id.is_(None),
                     )
                 )
             ).scalar_one()
@@ -116,7 +118,8 @@ async def digest_deliveries(db: Db) -> list[dict[str, Any]]:
     async with db.sessions() as session:
         rows = (
             await session.execute(
-                select(store.alert_deliveries).where(store.alert_deliveries.c.purpose == "digest")
+                select(alert_tables.alert_deliveries)
+                .where(alert_tables.alert_deliveries.c.purpose == "digest")
             )
         ).mappings()
         return [dict(r) for r in rows]

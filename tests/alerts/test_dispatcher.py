@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts import store
-from services.alerts.config import RoutingConfig
-from services.alerts.dispatcher import Dispatcher
+from services.alerts.delivery.dispatcher import Dispatcher
+from services.alerts.delivery.outbox import AttemptRecord, NewDelivery, Purpose
 from services.alerts.links import LinkSigner
-from services.alerts.outbox import AttemptRecord, NewDelivery, Purpose
+from services.alerts.routing.config import RoutingConfig
+from services.alerts.store import deliveries as delivery_store
+from services.alerts.store import tables as alert_tables
 from shared.db import create_engine, migrate, session_factory
 from shared.events import Severity
 from shared.settings import Settings
@@ -81,7 +82,7 @@ async def queue(sessions: async_sessionmaker[AsyncSession], count: int, channel:
             alert_id, _ = await insert_open_alert(
                 session, account_id=f"acme-{i}", dedupe_key=f"acme:usage:{i}",
                 severity=Severity.HIGH, summary=f"Usage fell ({i})", event_id=f"e{i}", at=T0)
-            await store.insert_deliveries(
+            await delivery_store.insert_deliveries(
                 session,
                 [
                     NewDelivery(
@@ -96,13 +97,16 @@ async def queue(sessions: async_sessionmaker[AsyncSession], count: int, channel:
                 ],
             )
     async with sessions() as session:
-        return list((await session.execute(select(store.alert_deliveries.c.id).order_by("id"))).scalars())
+        ids = select(alert_tables.alert_deliveries.c.id).order_by("id")
+        return list((await session.execute(ids)).scalars())
 
 
 async def set_delivery(sessions: async_sessionmaker[AsyncSession], delivery_id: int, **values: Any) -> None:
     async with sessions() as session, session.begin():
         await session.execute(
-            update(store.alert_deliveries).where(store.alert_deliveries.c.id == delivery_id).values(**values)
+            update(alert_tables.alert_deliveries)
+            .where(alert_tables.alert_deliveries.c.id == delivery_id)
+            .values(**values)
         )
 
 
@@ -111,7 +115,8 @@ async def delivery(sessions: async_sessionmaker[AsyncSession], delivery_id: int)
         row = (
             (
                 await session.execute(
-                    select(store.alert_deliveries).where(store.alert_deliveries.c.id == delivery_id)
+                    select(alert_tables.alert_deliveries)
+                    .where(alert_tables.alert_deliveries.c.id == delivery_id)
                 )
             )
             .mappings()
@@ -153,8 +158,8 @@ async def test_a_late_result_cannot_overwrite_a_newer_claim(
     [second] = await dispatcher.claim(5)
     assert (first.id, first.attempts, second.id, second.attempts) == (only, 1, only, 2)
     async with sessions() as session, session.begin():
-        assert not await store.complete_delivery(session, only, first.attempts, status="failed")
-        assert await store.complete_delivery(
+        assert not await delivery_store.complete_delivery(session, only, first.attempts, status="failed")
+        assert await delivery_store.complete_delivery(
             session, only, second.attempts, status="sent", last_response="ok"
         )
     assert (await delivery(sessions, only))["status"] == "sent"
@@ -166,10 +171,10 @@ async def test_concurrent_claims_take_disjoint_rows(
     _, sessions = webhook
     ids = await queue(sessions, 3)
     async with sessions() as one, one.begin():
-        first = await store.due_deliveries(one, now=T0, limit=2, max_attempts=3)
+        first = await delivery_store.due_deliveries(one, now=T0, limit=2, max_attempts=3)
         # `one` still holds its row locks: a second dispatcher skips them instead of waiting.
         async with sessions() as two, two.begin():
-            second = await store.due_deliveries(two, now=T0, limit=2, max_attempts=3)
+            second = await delivery_store.due_deliveries(two, now=T0, limit=2, max_attempts=3)
     assert sorted(d["id"] for d in first + second) == ids
 
 
@@ -292,9 +297,9 @@ async def attempt_log(sessions: async_sessionmaker[AsyncSession], delivery_id: i
     async with sessions() as session:
         rows = (
             await session.execute(
-                select(store.alert_delivery_attempts)
-                .where(store.alert_delivery_attempts.c.delivery_id == delivery_id)
-                .order_by(store.alert_delivery_attempts.c.attempt)
+                select(alert_tables.alert_delivery_attempts)
+                .where(alert_tables.alert_delivery_attempts.c.delivery_id == delivery_id)
+                .order_by(alert_tables.alert_delivery_attempts.c.attempt)
             )
         ).mappings()
         return [dict(r) for r in rows]
@@ -359,7 +364,7 @@ async def test_a_late_result_writes_no_attempt(
     clock.advance(seconds=61)
     [_second] = await dispatcher.claim(5)
     async with sessions() as session, session.begin():
-        assert not await store.complete_delivery(
+        assert not await delivery_store.complete_delivery(
             session,
             only,
             first.attempts,
@@ -396,7 +401,7 @@ async def test_in_doubt_web_api_send_is_verified_in_history_not_repeated(
     [claim, _] = await dispatcher.claim(5)
     async with sessions() as session, session.begin():
         for d in (landed, lost):
-            await store.mark_started(session, d, 1, T0)
+            await delivery_store.mark_started(session, d, 1, T0)
     slack._store(
         "C0CSTEAM1",
         {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.alerts.config import parse_routing
+from services.alerts.routing.config import parse_routing
 from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock

@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from services.alerts.config import RoutingConfig, parse_routing
-from services.alerts.playbook import BUILT_IN
+from services.alerts.render.playbook import BUILT_IN
+from services.alerts.routing.config import RoutingConfig, parse_routing
 from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from services.alerts.config import RoutingConfig
-from services.alerts.messages import (
+from services.alerts.delivery.outbox import Purpose
+from services.alerts.render.messages import (
     SLACK_BLOCK_ID_MAX,
     SLACK_BLOCKS_MAX,
     SLACK_FIELD_MAX,
@@ -35,8 +35,8 @@ from services.alerts.messages import (
     render_slack_digest,
     top_factors,
 )
-from services.alerts.outbox import Purpose
-from services.alerts.playbook import BUILT_IN, DEFAULT, next_step
+from services.alerts.render.playbook import BUILT_IN, DEFAULT, next_step
+from services.alerts.routing.config import RoutingConfig
 from shared.events import Band, Factor, RiskSignalPayload, Severity
 from tests.scoring.events import T0, feed, nps, run, usage
 

@@ -12,8 +12,10 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from services.alerts import store
-from services.alerts.outbox import NewDelivery, Purpose
+from services.alerts.delivery.outbox import NewDelivery, Purpose
+from services.alerts.store import alert_records
+from services.alerts.store import deliveries as delivery_store
+from services.alerts.store import tables as alert_tables
 from shared.db import alembic_config, create_engine, session_factory
 from tests.alerts.support import T0
 from tests.support.infra import Infra
@@ -53,13 +55,14 @@ async def test_open_alerts_of_one_account_merge_into_its_oldest_with_every_reaso
     sessions = session_factory(engine)
     try:
         async with sessions() as session, session.begin():
-            oldest = await store.insert_alert(session, alert_row("acme", "usage_decline", "medium", 0))
-            worse = await store.insert_alert(session, alert_row("acme", "detractor_response", "high", 2))
-            gone = await store.insert_alert(
+            insert_alert = alert_records.insert_alert
+            oldest = await insert_alert(session, alert_row("acme", "usage_decline", "medium", 0))
+            worse = await insert_alert(session, alert_row("acme", "detractor_response", "high", 2))
+            gone = await alert_records.insert_alert(
                 session, alert_row("acme", "ticket_spike", "low", -60, state="resolved", resolved_at=T0)
             )
-            alone = await store.insert_alert(session, alert_row("globex", "payment_issue", "high", 1))
-            await store.insert_deliveries(
+            alone = await alert_records.insert_alert(session, alert_row("globex", "payment_issue", "high", 1))
+            await delivery_store.insert_deliveries(
                 session,
                 [
                     NewDelivery(
@@ -77,9 +80,9 @@ async def test_open_alerts_of_one_account_merge_into_its_oldest_with_every_reaso
         await asyncio.to_thread(command.upgrade, config, "heads")
 
         async with sessions() as session:
-            alerts = {r["id"]: r for r in (await session.execute(select(store.alerts))).mappings()}
-            reasons = (await session.execute(select(store.alert_reasons))).mappings().all()
-            [delivery] = (await session.execute(select(store.alert_deliveries))).mappings().all()
+            alerts = {r["id"]: r for r in (await session.execute(select(alert_tables.alerts))).mappings()}
+            reasons = (await session.execute(select(alert_tables.alert_reasons))).mappings().all()
+            [delivery] = (await session.execute(select(alert_tables.alert_deliveries))).mappings().all()
         assert sorted((r["alert_id"], r["signal_type"], r["state"]) for r in reasons) == sorted(
             [
                 (oldest, "usage_decline", "active"),
@@ -107,7 +110,7 @@ async def test_open_alerts_of_one_account_merge_into_its_oldest_with_every_reaso
         # One open alert per account and kind is now the rule the database keeps.
         with pytest.raises(IntegrityError, match="uq_alerts_one_open"):
             async with sessions() as session, session.begin():
-                await store.insert_alert(session, alert_row("acme", "champion_change", "high", 3))
+                await alert_records.insert_alert(session, alert_row("acme", "champion_change", "high", 3))
 
         await asyncio.to_thread(command.downgrade, config, "0005_alerts-1")
         async with engine.connect() as conn:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import aiosmtplib
 import pytest
 
-from services.alerts.delivery_policy import (
+from services.alerts.delivery.policy import (
     Verdict,
     classify_slack,
     classify_slack_api,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.alerts.reasons import (
+from services.alerts.render.reasons import (
     Reason,
     ReasonState,
     alert_columns,

@@ -7,18 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts.config import (
-    Channel,
-    ConfigError,
-    Fallback,
-    Lifecycle,
-    QuietHours,
-    RoutingConfig,
-    load_routing,
-    parse_routing,
-)
 from services.alerts.consumer import capabilities
-from services.alerts.lifecycle import (
+from services.alerts.lifecycle.transitions import (
     Action,
     AlertSnapshot,
     AlertState,
@@ -28,7 +18,17 @@ from services.alerts.lifecycle import (
     on_raised,
 )
 from services.alerts.links import LinkAction, LinkError, make_token, read_token
-from services.alerts.routing import (
+from services.alerts.routing.config import (
+    Channel,
+    ConfigError,
+    Fallback,
+    Lifecycle,
+    QuietHours,
+    RoutingConfig,
+    load_routing,
+    parse_routing,
+)
+from services.alerts.routing.plan import (
     SLACK_WEBHOOK_CHANNEL,
     AlertFacts,
     Capabilities,
@@ -41,7 +41,7 @@ from services.alerts.routing import (
     resolve_segment,
     route_digest,
 )
-from services.alerts.timing import latest_digest_moment, quiet_until
+from services.alerts.routing.timing import latest_digest_moment, quiet_until
 from shared.account_facts import AccountFacts
 from shared.events import Severity, SignalKind
 from shared.settings import Settings

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from services.alerts.config import parse_routing
+from services.alerts.routing.config import parse_routing
 from shared.events import Severity
 from shared.settings import Settings
 from tests.alerts.clock import ManualClock

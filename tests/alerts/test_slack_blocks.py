@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from services.alerts.messages import AlertView, activity_line, render_slack
-from services.alerts.playbook import BUILT_IN
-from services.alerts.slack_requests import (
+from services.alerts.render.messages import AlertView, activity_line, render_slack
+from services.alerts.render.playbook import BUILT_IN
+from services.alerts.slack.payloads import (
     ActionKind,
     ButtonPress,
     SlackRequestError,

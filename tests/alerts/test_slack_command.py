@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from deploy.local.processes import free_port
-from services.alerts.config import parse_routing
+from services.alerts.routing.config import parse_routing
 from shared.events import utcnow
 from shared.publisher import EventPublisher
 from shared.settings import Settings

@@ -32,7 +32,7 @@ from schemathesis.core import NOT_SET
 from schemathesis.core.transport import Response
 
 from services.ingest.helpdesk.signatures import generic_signature, intercom_signature, zendesk_signature
-from services.surveys.signatures import (
+from services.surveys.vendors.signatures import (
     DELIGHTED_HEADER,
     TYPEFORM_HEADER,
     delighted_signature,

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.surveys.app import create_app
-from services.surveys.links import LinkSigner
-from services.surveys.scheduler import Scheduler
+from services.surveys.invitations.links import LinkSigner
+from services.surveys.invitations.scheduler import Scheduler
+from services.surveys.invitations.sender import InvitationSender
 from services.surveys.segments import parse_arr_tiers
-from services.surveys.sender import InvitationSender
 from shared.db import create_engine
 from shared.settings import Settings
 from tests.support.apps import serving

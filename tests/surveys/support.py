@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from deploy.local.processes import free_port
-from services.surveys import contact_store
+from services.surveys.store import contacts as contact_store
 from shared.events import Envelope, EventType
 from shared.publisher import EventPublisher
 from shared.settings import Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 
-from services.surveys import contact_store
 from services.surveys.app import create_app
+from services.surveys.store import contacts as contact_store
 from shared.settings import Settings
 from tests.support.apps import serving
 from tests.support.infra import API_AUTH

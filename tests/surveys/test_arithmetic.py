@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from services.surveys.arithmetic import Ces, Csat, Nps, ces, csat, nps
+from services.surveys.insight.arithmetic import Ces, Csat, Nps, ces, csat, nps
 
 
 def test_nps_with_no_responses_is_none_not_zero() -> None:

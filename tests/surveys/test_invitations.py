@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.surveys.campaign_store import survey_invitations
-from services.surveys.scheduler import Scheduler
+from services.surveys.invitations.scheduler import Scheduler
 from services.surveys.segments import parse_arr_tiers
-from services.surveys.store import survey_responses
+from services.surveys.store.campaigns import survey_invitations
+from services.surveys.store.responses import survey_responses
 from shared.events import Envelope
 from shared.topics import Topics
 from tests.support.infra import API_AUTH

@@ -23,10 +23,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from deploy.local.processes import free_port
-from services.surveys import campaign_store
-from services.surveys.definitions import DefinitionIn
-from services.surveys.links import LinkSigner, new_invitation_id
-from services.surveys.store import survey_responses
+from services.surveys.invitations.definitions import DefinitionIn
+from services.surveys.invitations.links import LinkSigner, new_invitation_id
+from services.surveys.store import campaigns as campaign_store
+from services.surveys.store.responses import survey_responses
 from shared.db import create_engine
 from shared.events import utcnow
 from shared.settings import Settings

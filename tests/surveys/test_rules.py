@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from services.surveys.attribution import Directory, MappedBy, attribute, normalize_email
-from services.surveys.definitions import Audience, validate_definition
-from services.surveys.eligibility import History, Membership, Skip, audience_account, timing_skip
-from services.surveys.insight import figures, month_bounds, month_changes
-from services.surveys.links import LinkError, LinkSigner, new_invitation_id
+from services.surveys.insight.figures import figures, month_bounds, month_changes
+from services.surveys.invitations.definitions import Audience, validate_definition
+from services.surveys.invitations.eligibility import History, Membership, Skip, audience_account, timing_skip
+from services.surveys.invitations.links import LinkError, LinkSigner, new_invitation_id
 from services.surveys.rendering import build_invitation_email, render_invitation, render_page
+from services.surveys.responses.attribution import Directory, MappedBy, attribute, normalize_email
 from services.surveys.segments import Segment, arr_tier, parse_arr_tiers, segment_of
 from shared.events import SurveyType
 from shared.http import ApiError

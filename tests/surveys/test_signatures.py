@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.surveys.signatures import (
+from services.surveys.vendors.signatures import (
     delighted_signature,
     typeform_signature,
     verify_delighted,

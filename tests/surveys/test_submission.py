@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.surveys.attribution import Attribution, MappedBy
-from services.surveys.revisions import (
+from services.surveys.responses.attribution import Attribution, MappedBy
+from services.surveys.responses.revisions import (
     Channel,
     IncomingResponse,
     Outcome,
@@ -21,7 +21,7 @@ from services.surveys.revisions import (
     map_to,
     to_envelope,
 )
-from services.surveys.submission import SurveyResponseIn, to_incoming, validate_response
+from services.surveys.responses.submission import SurveyResponseIn, to_incoming, validate_response
 from shared.events import EventType, SurveyType
 from shared.http import ApiError
 

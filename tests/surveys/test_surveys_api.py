@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from deploy.local.processes import free_port
 from services.surveys.app import create_app
-from services.surveys.store import survey_responses
+from services.surveys.store.responses import survey_responses
 from shared.db import create_engine
 from shared.events import Envelope, EventType
 from shared.settings import Settings

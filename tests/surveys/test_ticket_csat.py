@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.surveys import contact_store
-from services.surveys.campaign_store import survey_invitations
 from services.surveys.contacts import Contact
-from services.surveys.ticket_csat import Requester, Unmatched, choose_requester
+from services.surveys.invitations.ticket_csat import Requester, Unmatched, choose_requester
+from services.surveys.store import contacts as contact_store
+from services.surveys.store.campaigns import survey_invitations
 from shared.consumer import consumer_offsets
 from shared.events import Envelope
 from shared.topics import Topics

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.surveys import delighted, typeform
-from services.surveys.revisions import Channel, IncomingResponse
-from services.surveys.webhook_results import Ignored, Unsubscribed
+from services.surveys.responses.revisions import Channel, IncomingResponse
+from services.surveys.vendors import delighted, typeform
+from services.surveys.vendors.webhook_results import Ignored, Unsubscribed
 from shared.events import SurveyType
 from shared.http import ApiError
 

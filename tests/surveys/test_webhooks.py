@@ -12,10 +12,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from services.surveys import contact_store
 from services.surveys.app import create_app
-from services.surveys.signatures import delighted_signature, typeform_signature
-from services.surveys.store import survey_responses
+from services.surveys.store import contacts as contact_store
+from services.surveys.store.responses import survey_responses
+from services.surveys.vendors.signatures import delighted_signature, typeform_signature
 from shared.events import Envelope
 from shared.settings import Settings
 from shared.topics import Topics

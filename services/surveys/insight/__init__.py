@@ -1,0 +1,3 @@
+"""Figures over score histograms: `arithmetic` (NPS, CSAT, CES) and `figures` (per group, periods,
+trend). Pure.
+"""
