@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# The shared checks live beside the tests: their asserts explain themselves as the tests' do.
-pytest.register_assert_rewrite("tests.chaos.pipeline")
-
 from tests.support.infra import Infra, running_infra
 from tests.support.stack import Stack, running_stack
+
+# The shared checks live beside the tests: their asserts explain themselves as the tests' do.
+pytest.register_assert_rewrite("tests.chaos.pipeline")
 
 
 @pytest.fixture(scope="package")

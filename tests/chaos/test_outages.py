@@ -34,6 +34,13 @@ async def wait_for_flow(stack: Stack, load: SegmentLoad, more_than: int) -> None
     await eventually(flowing, f"scoring past {more_than} events of the load", within=120)
 
 
+async def client_met_the_outage(stack: Stack) -> None:
+    """The client's own requests are answered 503 (with `Retry-After`: it retries them)."""
+    def refused() -> bool:
+        return stack.answered("ingest", "/v1/batch", 503) > 0
+    await eventually(lambda: asyncio.to_thread(refused), "ingest answering the client 503", within=60)
+
+
 async def ingest_ready_is(stack: Stack, status: int) -> bool:
     try:
         async with httpx.AsyncClient(timeout=5) as http:
@@ -48,7 +55,7 @@ async def test_the_broker_stopped_and_restarted_under_client_load(
     with sending(load):
         await wait_for_flow(stack, load, 50)
         await asyncio.to_thread(chaos_infra.kafka.stop)
-        await eventually(lambda: ingest_ready_is(stack, 503), "ingest not ready while Kafka is down")
+        await client_met_the_outage(stack)
         await asyncio.to_thread(chaos_infra.kafka.start)
         flowed = len(await processed(stack.settings, "scoring"))
         await wait_for_flow(stack, load, flowed + 50)  # flowing again, before the load ends
@@ -62,6 +69,7 @@ async def test_postgres_stopped_and_restarted_under_client_load(stack: Stack, ch
         await wait_for_flow(stack, load, 50)
         await asyncio.to_thread(chaos_infra.postgres.stop)
         await eventually(lambda: ingest_ready_is(stack, 503), "ingest not ready while PostgreSQL is down")
+        await client_met_the_outage(stack)
         await asyncio.to_thread(chaos_infra.postgres.start)
         await eventually(lambda: ingest_ready_is(stack, 200), "ingest ready again")
         flowed = len(await processed(stack.settings, "scoring"))

@@ -83,8 +83,13 @@ def sending(load: SegmentLoad) -> Iterator[threading.Thread]:
     thread.start()
     try:
         yield thread
-    finally:
+    except BaseException:
+        # The test failed: it need not wait for a client still retrying against what it broke
+        # (the thread is a daemon; the services and brokers are stopped by their fixtures).
         load.enough.set()
-        thread.join()
+        thread.join(timeout=30)
+        raise
+    load.enough.set()
+    thread.join()
     if failure:
         raise failure[0]

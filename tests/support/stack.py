@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.processes import free_port, port_open, stop_pid
 from shared.settings import Settings
@@ -90,6 +92,14 @@ class Stack:
         self.services[service] = restarted
         return restarted.start()
 
+    def answered(self, service: str, route: str, status: int) -> float:
+        """How many requests to `route` the service has answered with `status` (its /metrics)."""
+        text = httpx.get(f"{self.url(service)}/metrics", timeout=5).text
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   if family.name == "churnwatch_http_requests" for sample in family.samples
+                   if sample.name.endswith("_total") and sample.labels.get("route") == route
+                   and sample.labels.get("status") == str(status))
+
     def not_ready(self) -> dict[str, str]:
         """The services not alive and ready (`/readyz` 200), with what they answered."""
         trouble: dict[str, str] = {}
@@ -124,8 +134,11 @@ def running_stack(infra: Infra, directory: Path, **overrides: object) -> Iterato
         })
         processes = {name: ServiceProcess(name, settings, ports[name], directory) for name in SERVICES}
         try:
-            for process in processes.values():
-                process.start()
+            # Side by side (migrations take an advisory lock): the stack is up in the time of
+            # its slowest service, not of all four.
+            with ThreadPoolExecutor(len(processes)) as starting:
+                for started in [starting.submit(p.start) for p in processes.values()]:
+                    started.result()
             yield Stack(settings, sinks, processes)
         finally:
             for process in processes.values():
