@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,11 +133,8 @@ def running_stack(infra: Infra, directory: Path, **overrides: object) -> Iterato
         })
         processes = {name: ServiceProcess(name, settings, ports[name], directory) for name in SERVICES}
         try:
-            # Side by side (migrations take an advisory lock): the stack is up in the time of
-            # its slowest service, not of all four.
-            with ThreadPoolExecutor(len(processes)) as starting:
-                for started in [starting.submit(p.start) for p in processes.values()]:
-                    started.result()
+            for process in processes.values():
+                process.start()
             yield Stack(settings, sinks, processes)
         finally:
             for process in processes.values():
