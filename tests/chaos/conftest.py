@@ -15,6 +15,15 @@ from tests.support.stack import Stack, running_stack
 pytest.register_assert_rewrite("tests.chaos.pipeline")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The first test also starts the suite's broker and PostgreSQL; a loaded machine may need
+    # more than the default 300 s for that and a whole stack (a bound against hangs, not a target).
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(600))
+
+
 @pytest.fixture(scope="package")
 def chaos_infra() -> Iterator[Infra]:
     with running_infra() as started:

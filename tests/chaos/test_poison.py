@@ -101,7 +101,8 @@ async def test_poison_of_every_kind_on_every_consumed_topic_is_dead_lettered_and
         stack: Stack) -> None:
     await ensure_topics(stack.settings)
     load = SegmentLoad(stack.url("ingest"), "poison", users=30, tracks_per_user=4)
-    keys = sorted({f"poison-acct-{u % 10}".encode() for u in range(10)})[:3]
+    # Keyed as three of the load's accounts: on their partitions, ahead of their events.
+    keys = [load.account_of(n).encode() for n in range(3)]
     expected = await put_poison(stack, keys)
 
     async def all_dead_lettered() -> bool:
