@@ -94,8 +94,32 @@ class DeadLetter:
         }
 
 
-async def read_dead_letters(settings: Settings, timeout: float = 30.0) -> list[DeadLetter]:
-    """Every message on the dead-letter topic now, oldest first per partition (no consumer group)."""
+@dataclass(frozen=True)
+class Bounds:
+    """Which part of the dead-letter topic to read: all of it by default. `since`: written at or
+    after it; `last`: the newest `last`; `ids`: only these `<partition>:<offset>`, each partition
+    read from the first to the last asked. Bounded, a read costs what it returns, not the topic."""
+
+    since: datetime | None = None
+    last: int | None = None
+    ids: Sequence[str] = ()
+
+    def wanted(self) -> dict[int, set[int]] | None:
+        if not self.ids:
+            return None
+        by_partition: dict[int, set[int]] = {}
+        for letter_id in self.ids:
+            partition, _, offset = letter_id.partition(":")
+            if partition.isdigit() and offset.isdigit():
+                by_partition.setdefault(int(partition), set()).add(int(offset))
+        return by_partition
+
+
+async def read_dead_letters(settings: Settings, timeout: float = 30.0,
+                            bounds: Bounds | None = None) -> list[DeadLetter]:
+    """The messages on the dead-letter topic now within `bounds` (all by default), oldest first
+    (no consumer group)."""
+    bounds = bounds or Bounds()
     topic = Topics.from_settings(settings).dead_letter
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_auto_commit=False, isolation_level="read_committed")
@@ -103,18 +127,34 @@ async def read_dead_letters(settings: Settings, timeout: float = 30.0) -> list[D
     try:
         cluster = await consumer._client.fetch_all_metadata()
         tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or [])]
+        wanted = bounds.wanted()
+        if wanted is not None:
+            tps = [tp for tp in tps if tp.partition in wanted]
         if not tps:
             return []
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
+        first, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        start = dict(first)
+        if bounds.since is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(bounds.since.timestamp() * 1000) for tp in tps})
+            start = {tp: found[tp].offset if found[tp] is not None else end[tp] for tp in tps}
+        if bounds.last is not None:
+            start = {tp: max(start[tp], end[tp] - bounds.last) for tp in tps}
+        if wanted is not None:
+            start = {tp: max(start[tp], min(wanted[tp.partition])) for tp in tps}
+            end = {tp: min(end[tp], max(wanted[tp.partition]) + 1) for tp in tps}
+        reading = [tp for tp in tps if start[tp] < end[tp]]
+        for tp in reading:
+            consumer.seek(tp, start[tp])
         letters: list[DeadLetter] = []
         async with asyncio.timeout(timeout):
-            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                batch = await consumer.getmany(timeout_ms=200)
+            while [tp for tp in reading if await consumer.position(tp) < end[tp]]:
+                batch = await consumer.getmany(*reading, timeout_ms=200)
                 for tp, records in batch.items():
                     for r in records:
-                        if r.offset >= end[tp]:
+                        asked = wanted is None or r.offset in wanted[tp.partition]
+                        if r.offset >= end[tp] or not asked:
                             continue
                         letters.append(DeadLetter(
                             partition=tp.partition, offset=r.offset,
@@ -123,7 +163,7 @@ async def read_dead_letters(settings: Settings, timeout: float = 30.0) -> list[D
                             headers={k: v.decode("utf-8", "backslashreplace")
                                      for k, v in (r.headers or ())}))
         letters.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
-        return letters
+        return letters[-bounds.last:] if bounds.last is not None else letters
     finally:
         await consumer.stop()
 
@@ -200,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True)
 
     def filters(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--since", type=_aware_time, metavar="TIME",
+                         help="only those dead-lettered at or after this ISO time (UTC if no zone)")
+        sub.add_argument("--last", type=int, metavar="N",
+                         help="only the newest N dead letters (before the other filters)")
         sub.add_argument("--reason", help="only those whose reason contains this text (any case)")
         sub.add_argument("--topic", help="only those from this source topic")
         sub.add_argument("--failure", choices=["decode", "too_large", "wrong_topic", "rejected",
@@ -222,6 +266,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _aware_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _bounds(args: argparse.Namespace) -> Bounds:
+    """Only the part of the topic the command needs: an id is read where it is."""
+    if args.command == "show":
+        return Bounds(ids=[args.id])
+    if getattr(args, "ids", None):
+        return Bounds(ids=args.ids)
+    return Bounds(since=args.since, last=args.last)
+
+
 def _value_text(value: bytes | None) -> str:
     if value is None:
         return "(no value)"
@@ -235,7 +293,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     await require_migrated(settings)
     engine = create_engine(settings)
     try:
-        letters = await read_dead_letters(settings)
+        letters = await read_dead_letters(settings, bounds=_bounds(args))
         if args.command == "show":
             found = select_letters(letters, ids=[args.id])
             if not found:

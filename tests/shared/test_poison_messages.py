@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import io
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -354,3 +354,30 @@ def test_content_errors_and_infrastructure_errors() -> None:
     assert not caused_by_content(OSError("database away"))
     assert not caused_by_content(KeyError("a bug"))
     assert not caused_by_content(DeadLetterLimitExceeded("stop", "ratio"))
+
+
+async def test_dead_letters_are_read_within_bounds(settings: Settings) -> None:
+    async with stack(settings) as (engine, publisher, topics):
+        await publisher.publish([poisoned(f"bounded-{i}") for i in range(4)])  # one account: one partition
+        consumer = consumer_for(settings, engine, publisher, topics)
+        running = asyncio.create_task(consumer.run())
+        try:
+            await eventually(lambda: _total_is(engine, 4), "all four offsets stored", within=60)
+        finally:
+            consumer.stop()
+            await asyncio.wait_for(running, timeout=30)
+        every = await dead_letters.read_dead_letters(settings)
+        assert len(every) == 4
+
+        async def ids_within(bounds: dead_letters.Bounds) -> list[str]:
+            return [d.id for d in await dead_letters.read_dead_letters(settings, bounds=bounds)]
+
+        assert await ids_within(dead_letters.Bounds(last=2)) == [d.id for d in every[-2:]]
+        assert await ids_within(dead_letters.Bounds(ids=[every[1].id, every[3].id])) == [
+            every[1].id, every[3].id]
+        assert await ids_within(dead_letters.Bounds(since=every[0].timestamp)) == [d.id for d in every]
+        assert await ids_within(dead_letters.Bounds(since=every[-1].timestamp + timedelta(seconds=1))) == []
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = await dead_letters.run(dead_letters.parser().parse_args(["list", "--last", "1"]), settings)
+        assert code == 0 and every[-1].id in out.getvalue() and "1 dead letter(s)" in out.getvalue()

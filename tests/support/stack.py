@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from deploy.local.processes import free_port, port_open, stop_pid
 from shared.settings import Settings
 from tests.support.infra import REPO_ROOT, Infra
@@ -79,6 +82,38 @@ class Stack:
 
     def url(self, service: str) -> str:
         return self.services[service].base_url
+
+    def crash_and_restart(self, service: str) -> ServiceProcess:
+        """kill -9, then a new process of the service on the same port (its links stay valid)."""
+        crashed = self.services[service]
+        crashed.kill()
+        restarted = ServiceProcess(service, self.settings, crashed.port, crashed.log_path.parent)
+        self.services[service] = restarted
+        return restarted.start()
+
+    def answered(self, service: str, route: str, status: int) -> float:
+        """How many requests to `route` the service has answered with `status` (its /metrics)."""
+        text = httpx.get(f"{self.url(service)}/metrics", timeout=5).text
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   if family.name == "churnwatch_http_requests" for sample in family.samples
+                   if sample.name.endswith("_total") and sample.labels.get("route") == route
+                   and sample.labels.get("status") == str(status))
+
+    def not_ready(self) -> dict[str, str]:
+        """The services not alive and ready (`/readyz` 200), with what they answered."""
+        trouble: dict[str, str] = {}
+        for name, service in self.services.items():
+            if service.process is None or service.process.poll() is not None:
+                trouble[name] = "exited"
+                continue
+            try:
+                response = httpx.get(f"{service.base_url}/readyz", timeout=5)
+            except httpx.HTTPError as exc:
+                trouble[name] = repr(exc)
+                continue
+            if response.status_code != 200:
+                trouble[name] = f"{response.status_code} {response.text}"
+        return trouble
 
 
 @contextmanager
