@@ -2,19 +2,23 @@
 
 Incoming webhooks and email cannot call us back, so each message carries plain URLs to the
 alerts service: `GET` shows a confirmation page (link scanners and unfurlers only ever GET,
-so nothing happens by accident), `POST` acts. A link is an HS256 JWT naming the alert, the
-action and the recipient it was sent to, with an expiry checked against the injected clock.
+so nothing happens by accident), `POST` acts. A link is a `shared.signed_links` token whose
+purpose is the action (so an acknowledge link can never vote on usefulness), whose subject is
+the alert, and which names the recipient it was sent to; its expiry is checked against the
+injected clock. Links sent before the shared format are still read (`legacy_links`) until
+they expire.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-import jwt
+from services.alerts import legacy_links
+from shared.signed_links import LinkError, LinkProblem, LinkPurpose, SignedLinks
 
-ALGORITHM = "HS256"
+ISSUER = "churnwatch-alerts"
 
 
 class LinkAction(StrEnum):
@@ -22,6 +26,9 @@ class LinkAction(StrEnum):
     SNOOZE = "snooze"
     FEEDBACK = "feedback"
     RESOLVE = "resolve"
+
+
+PURPOSES = {action: LinkPurpose(action.value) for action in LinkAction}
 
 
 @dataclass(frozen=True)
@@ -32,43 +39,31 @@ class LinkClaims:
     expires_at: datetime
 
 
-class LinkError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def make_token(
     secret: str, alert_id: int, action: LinkAction, recipient: str, now: datetime, ttl: timedelta
 ) -> str:
-    claims = {
-        "alert": alert_id,
-        "act": action.value,
-        "rcp": recipient,
-        "iat": int(now.timestamp()),
-        "exp": int((now + ttl).timestamp()),
-    }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return SignedLinks(secret, ISSUER).issue(
+        PURPOSES[action], str(alert_id), now, expires_at=now + ttl, extra={"rcp": recipient}
+    )
 
 
 def read_token(secret: str, token: str, now: datetime) -> LinkClaims:
     try:
-        # Expiry is checked below against the injected clock, not the library's wall clock.
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            options={"verify_exp": False, "require": ["exp", "alert", "act", "rcp"]},
-        )
-        action = LinkAction(claims["act"])
-        alert_id = int(claims["alert"])
-        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        recipient = str(claims["rcp"])
-    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
-        raise LinkError("invalid_link", "this link is not valid (it may have been cut or altered)") from exc
-    if now >= expires_at:
-        raise LinkError("expired_link", f"this link expired on {expires_at:%Y-%m-%d %H:%M} UTC")
-    return LinkClaims(alert_id, action, recipient, expires_at)
+        claims = SignedLinks(secret, ISSUER).read(token, PURPOSES.values(), now)
+    except LinkError as exc:
+        if exc.problem is LinkProblem.EXPIRED:
+            raise
+        old = legacy_links.read_legacy_token(secret, token, now)
+        if old is None:
+            raise
+        return LinkClaims(old.alert_id, LinkAction(old.action), old.recipient, old.expires_at)
+    try:
+        alert_id = int(claims.subject)
+        recipient = str(claims.extra["rcp"])
+    except (ValueError, KeyError) as exc:
+        raise LinkError(LinkProblem.INVALID, str(exc)) from exc
+    assert claims.expires_at is not None  # every action purpose expires
+    return LinkClaims(alert_id, LinkAction(claims.purpose.name), recipient, claims.expires_at)
 
 
 def link_url(public_url: str, token: str) -> str:

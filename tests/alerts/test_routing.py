@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 
 from services.alerts.consumer import capabilities
@@ -17,7 +18,7 @@ from services.alerts.lifecycle.transitions import (
     on_cleared,
     on_raised,
 )
-from services.alerts.links import LinkAction, LinkError, make_token, read_token
+from services.alerts.links import LinkAction, make_token, read_token
 from services.alerts.routing.config import (
     Channel,
     ConfigError,
@@ -45,6 +46,7 @@ from services.alerts.routing.timing import latest_digest_moment, quiet_until
 from shared.account_facts import AccountFacts
 from shared.events import Severity, SignalKind
 from shared.settings import Settings
+from shared.signed_links import LinkError, LinkProblem
 
 SECRET = "a-test-secret-long-enough-for-hs256-0123456789"
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -324,13 +326,42 @@ def test_links_are_signed_bound_and_expire_on_the_injected_clock() -> None:
     )
     with pytest.raises(LinkError) as expired:
         read_token(SECRET, token, NOON + timedelta(days=14))
-    assert expired.value.code == "expired_link"
+    assert expired.value.problem is LinkProblem.EXPIRED
     for bad in (token[:-2] + ("A" if token[-1] != "A" else "B") + token[-1], "nonsense", token + "x"):
         with pytest.raises(LinkError) as invalid:
             read_token(SECRET, bad, NOON)
-        assert invalid.value.code == "invalid_link"
+        assert invalid.value.problem is LinkProblem.INVALID
     with pytest.raises(LinkError):
         read_token(SECRET + "x", token, NOON)
+
+
+def test_an_action_link_is_refused_for_another_action() -> None:
+    token = make_token(SECRET, 7, LinkAction.ACKNOWLEDGE, "jane@example.com", NOON, timedelta(days=14))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["aud"], claims["sub"], claims["rcp"]) == (
+        "churnwatch-alerts/acknowledge", "7", "jane@example.com")
+    forger = "a-forger-without-the-secret-0123456789"
+    as_feedback = jwt.encode({**claims, "aud": "churnwatch-alerts/feedback"}, forger)
+    header, _, signature = token.split(".")
+    with pytest.raises(LinkError) as invalid:
+        read_token(SECRET, f"{header}.{as_feedback.split('.')[1]}.{signature}", NOON)
+    assert invalid.value.problem is LinkProblem.INVALID
+
+
+def test_action_links_sent_before_the_shared_format_work_until_they_expire() -> None:
+    # The old format, from its spec: an HS256 JWT of alert, act, rcp, iat and exp, nothing else.
+    old = jwt.encode(
+        {"alert": 7, "act": "snooze", "rcp": "jane@example.com", "iat": int(NOON.timestamp()),
+         "exp": int((NOON + timedelta(days=14)).timestamp())}, SECRET, algorithm="HS256")
+    claims = read_token(SECRET, old, NOON + timedelta(days=13))
+    assert (claims.alert_id, claims.action, claims.recipient, claims.expires_at) == (
+        7, LinkAction.SNOOZE, "jane@example.com", NOON + timedelta(days=14))
+    with pytest.raises(LinkError) as expired:
+        read_token(SECRET, old, NOON + timedelta(days=14))
+    assert expired.value.problem is LinkProblem.EXPIRED
+    with pytest.raises(LinkError) as invalid:
+        read_token(SECRET + "x", old, NOON)
+    assert invalid.value.problem is LinkProblem.INVALID
 
 
 def test_a_default_email_that_is_no_address_stops_the_service_at_start() -> None:

@@ -25,7 +25,7 @@ from tests.support.waiting import eventually
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-LINK_SECRET = "test-link-secret"
+LINK_SECRET = "test-link-secret-long-enough-for-hs256"
 
 
 class FakeClock:

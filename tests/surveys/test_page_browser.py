@@ -153,7 +153,7 @@ async def create_invitation(settings: Settings) -> str:
             await campaign_store.create_invitation(
                 conn, invitation_id=invitation_id, definition_id=definition.id, email="jane@acme.example",
                 user_id="u-jane", account_id="acme", ticket_id=None, now=utcnow(), expires_at=expires_at)
-        return LinkSigner(LINK_SECRET).respond_token(invitation_id, expires_at)
+        return LinkSigner(LINK_SECRET).respond_token(invitation_id, expires_at, utcnow())
     finally:
         await engine.dispose()
 

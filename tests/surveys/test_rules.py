@@ -3,24 +3,30 @@ segments, attribution, insight and what the respondent sees."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 
 from services.surveys.insight.figures import figures, month_bounds, month_changes
 from services.surveys.invitations.definitions import Audience, validate_definition
 from services.surveys.invitations.eligibility import History, Membership, Skip, audience_account, timing_skip
-from services.surveys.invitations.links import LinkError, LinkSigner, new_invitation_id
+from services.surveys.invitations.links import LinkSigner, new_invitation_id
 from services.surveys.rendering import build_invitation_email, render_invitation, render_page
 from services.surveys.responses.attribution import Directory, MappedBy, attribute, normalize_email
 from services.surveys.segments import Segment, arr_tier, parse_arr_tiers, segment_of
 from shared.events import SurveyType
 from shared.http import ApiError
+from shared.signed_links import LinkError, LinkProblem
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 QUIET = timedelta(days=30)
+SECRET = "a-survey-link-secret-long-enough-for-hs256"
 
 
 def skip(history: History, cadence: int | None = 90, recurring: bool = True) -> Skip | None:
@@ -146,31 +152,79 @@ def test_attribution_is_explicit_or_unambiguous_never_guessed() -> None:
 
 
 def test_links_are_signed_expiring_and_purpose_bound() -> None:
-    signer = LinkSigner("secret")
+    signer = LinkSigner(SECRET)
     invitation_id = new_invitation_id()
-    token = signer.respond_token(invitation_id, NOW + timedelta(days=14))
+    token = signer.respond_token(invitation_id, NOW + timedelta(days=14), NOW)
     assert signer.read_respond_token(token, now=NOW) == invitation_id
     with pytest.raises(LinkError) as caught:
         signer.read_respond_token(token, now=NOW + timedelta(days=14))
-    assert caught.value.kind == "expired"
+    assert caught.value.problem is LinkProblem.EXPIRED
     assert signer.read_respond_token(token, now=None) == invitation_id  # the thank-you page
-    ident, expiry, signature = token.split(".")
+    header, _, signature = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims == {"iss": "churnwatch-surveys", "aud": "churnwatch-surveys/respond", "sub": invitation_id,
+                      "iat": int(NOW.timestamp()), "exp": int((NOW + timedelta(days=14)).timestamp())}
+    forger = "not-the-secret-but-long-enough-for-hs256"
+    extended = jwt.encode({**claims, "exp": claims["exp"] + 86400}, forger).split(".")[1]
+    someone_else = jwt.encode({**claims, "sub": new_invitation_id()}, forger).split(".")[1]
     forged = [
-        f"{ident}.{int(expiry) + 86400}.{signature}",  # extended expiry
-        f"{new_invitation_id()}.{expiry}.{signature}",  # someone else's invitation
-        LinkSigner("other").respond_token(invitation_id, NOW + timedelta(days=1)),
-        signer.unsubscribe_token(invitation_id),
+        f"{header}.{extended}.{signature}",  # extended expiry
+        f"{header}.{someone_else}.{signature}",  # someone else's invitation
+        LinkSigner(forger).respond_token(invitation_id, NOW + timedelta(days=1), NOW),
+        signer.unsubscribe_token(invitation_id, NOW),
         "garbage",
-        f"{ident}..{signature}",
+        f"{header}..{signature}",
     ]
     for bad in forged:
         with pytest.raises(LinkError) as caught:
             signer.read_respond_token(bad, now=NOW)
-        assert caught.value.kind == "invalid", bad
-    unsubscribe = signer.unsubscribe_token(invitation_id)
+        assert caught.value.problem is LinkProblem.INVALID, bad
+    unsubscribe = signer.unsubscribe_token(invitation_id, NOW)
+    assert "exp" not in jwt.decode(unsubscribe, options={"verify_signature": False})
     assert signer.read_unsubscribe_token(unsubscribe) == invitation_id
     with pytest.raises(LinkError):
         signer.read_unsubscribe_token(token)  # a response link cannot unsubscribe anyone
+
+
+def old_hmac_signature(secret: str, message: str) -> str:
+    """The signature of links sent before the shared format, written from that format's spec."""
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_links_sent_in_the_old_hmac_format_keep_working() -> None:
+    signer = LinkSigner(SECRET)
+    invitation_id = new_invitation_id()
+    expiry = int((NOW + timedelta(days=14)).timestamp())
+    respond_signature = old_hmac_signature(SECRET, f"respond:{invitation_id}:{expiry}")
+    old_respond = f"{invitation_id}.{expiry}.{respond_signature}"
+    old_unsubscribe = f"{invitation_id}.{old_hmac_signature(SECRET, f'unsubscribe:{invitation_id}')}"
+
+    assert signer.read_respond_token(old_respond, now=NOW) == invitation_id
+    assert signer.read_respond_token(old_respond, now=None) == invitation_id
+    with pytest.raises(LinkError) as caught:
+        signer.read_respond_token(old_respond, now=NOW + timedelta(days=14))
+    assert caught.value.problem is LinkProblem.EXPIRED
+    # Unsubscribe links never expire: one from an email years old still works.
+    assert signer.read_unsubscribe_token(old_unsubscribe) == invitation_id
+
+    ident, _, signature = old_respond.split(".")
+    def respond(token: str) -> str:
+        return signer.read_respond_token(token, now=NOW)
+
+    refused = {
+        "response link used to unsubscribe": (signer.read_unsubscribe_token, old_respond),
+        "unsubscribe link used to respond": (respond, old_unsubscribe),
+        "extended expiry": (respond, f"{ident}.{expiry + 86400}.{signature}"),
+        "another secret": (signer.read_unsubscribe_token,
+                           f"{invitation_id}.{old_hmac_signature('other', f'unsubscribe:{invitation_id}')}"),
+    }
+    for why, (read, bad) in refused.items():
+        with pytest.raises(LinkError) as caught:
+            read(bad)
+        assert caught.value.problem is LinkProblem.INVALID, why
+    # Every link issued now is in the shared format, never the old one.
+    assert not signer.unsubscribe_token(invitation_id, NOW).startswith("inv_")
 
 
 def definition(**changes: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerts.lifecycle import actions
 from services.alerts.lifecycle.scheduler import refresh_false_positive_ratio
-from services.alerts.links import LinkAction, LinkError, LinkSigner
+from services.alerts.links import LinkAction, LinkSigner
 from services.alerts.render.pages import PAGE_HEADERS, confirm_page, error_page, result_page
 from services.alerts.routing.config import RoutingConfig, looks_like_email, secret_value
 from services.alerts.routing.plan import StoredPreferences, effective_preferences
@@ -36,6 +36,7 @@ from shared.deps import DbConnection, Now
 from shared.http import ApiError, parse_json, validate_body
 from shared.openapi_bodies import form_body, json_body
 from shared.settings import Settings
+from shared.signed_links import LinkError, LinkProblem
 from shared.token_auth import StaticToken, TokenGuard, bearer_of
 
 # Alert ids are PostgreSQL bigints: a larger number names no alert and must not reach the query.
@@ -374,7 +375,7 @@ def build_link_router(
         try:
             claims = signer.read(token, now)
         except LinkError as exc:
-            status = 410 if exc.code == "expired_link" else 400
+            status = 410 if exc.problem is LinkProblem.EXPIRED else 400
             return page(
                 error_page(
                     "This link no longer works" if status == 410 else "This link is not valid", str(exc)

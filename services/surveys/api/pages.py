@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.surveys.invitations.definitions import Definition
-from services.surveys.invitations.links import LinkError, LinkSigner
+from services.surveys.invitations.links import LinkSigner
 from services.surveys.metrics import PAGE_SUBMISSIONS, UNSUBSCRIBES
 from services.surveys.rendering import COMMENT_MAX, render_message, render_page, scale
 from services.surveys.responses.attribution import MappedBy
@@ -34,6 +34,7 @@ from services.surveys.store.campaigns import Invitation
 from shared.http import ApiError, read_body_limited
 from shared.openapi_bodies import form_body
 from shared.settings import Settings
+from shared.signed_links import LinkError, LinkProblem
 
 Clock = Callable[[], datetime]
 MAX_FORM_BYTES = 32_000
@@ -90,7 +91,7 @@ class Pages:
         try:
             return self.signer.read_respond_token(token, now=self.clock() if check_expiry else None)
         except LinkError as exc:
-            return expired() if exc.kind == "expired" else not_found()
+            return expired() if exc.problem is LinkProblem.EXPIRED else not_found()
 
     async def load(self, invitation_id: str) -> tuple[Invitation, Definition] | None:
         async with self.engine.connect() as conn:
@@ -103,7 +104,8 @@ class Pages:
              selected: int | None = None, comment: str | None = None, error: str | None = None,
              status: int = 200) -> HTMLResponse:
         assert self.signer is not None
-        unsubscribe = f"/s/unsubscribe/{quote(self.signer.unsubscribe_token(invitation.id), safe='')}"
+        unsubscribe_token = self.signer.unsubscribe_token(invitation.id, self.clock())
+        unsubscribe = f"/s/unsubscribe/{quote(unsubscribe_token, safe='')}"
         return page(render_page(
             survey_type=definition.survey_type, question=definition.question,
             comment_question=definition.comment_question, action=f"/s/{quote(token, safe='')}",

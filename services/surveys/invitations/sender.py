@@ -158,9 +158,9 @@ class InvitationSender:
             return Attempt("cancelled", "expired", "the link expired before it could be sent")
         account_name = (AccountFacts.from_traits(traits[invitation.account_id]).name
                         if invitation.account_id in traits else None)
-        token = self._signer.respond_token(invitation.id, invitation.expires_at)
+        token = self._signer.respond_token(invitation.id, invitation.expires_at, now)
         respond = respond_url(self._settings, token)
-        unsubscribe = unsubscribe_url(self._settings, self._signer.unsubscribe_token(invitation.id))
+        unsubscribe = unsubscribe_url(self._settings, self._signer.unsubscribe_token(invitation.id, now))
         content = render_invitation(
             survey_type=definition.survey_type, question=definition.question,
             name=contact.name if contact else None, account_name=account_name,
